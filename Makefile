@@ -1,0 +1,72 @@
+# Thin verbs. `make run` and `make test` each set up .venv on their own (fresh clone included).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.conveyor-installed
+UV_VERSION := 0.13.8
+IMAGE ?= ghcr.io/conveyor-ml/conveyor:0.1.0-python3.11
+CONFIG ?= examples/fraud/pipeline.yaml
+PYTEST_ARGS ?=
+
+.PHONY: run test compile lint format typecheck images clean lock bench venv ui
+
+venv: $(STAMP)
+
+# Rebuilt whenever the lock file or pyproject changes, so a stale .venv is never used.
+$(STAMP): requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/conveyor run --config $(CONFIG)
+
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+compile: $(STAMP)
+	$(BIN)/python -m conveyor.pipelines.compile
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy conveyor
+
+# Exact, hashed lock files from the ranges in pyproject.toml (needs network).
+lock: $(STAMP)
+	$(BIN)/uv pip compile -q --python-version 3.11 --generate-hashes pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile -q --python-version 3.11 --generate-hashes --extra dev pyproject.toml \
+		-c requirements.lock -o requirements-dev.lock
+	$(BIN)/uv pip compile -q --python-version 3.11 --generate-hashes --extra bench pyproject.toml \
+		-c requirements.lock -o bench/requirements.lock
+
+bench: $(STAMP)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
+	$(BIN)/python bench/validate.py
+
+images:
+	@engine=$$(command -v docker || command -v podman || true); \
+	if [ -z "$$engine" ] || ! $$engine info >/dev/null 2>&1; then \
+		echo "make images: no running container engine (docker/podman) on this machine; build $(IMAGE) where one runs." >&2; \
+		exit 1; \
+	fi; \
+	$$engine build -f images/conveyor/Dockerfile -t $(IMAGE) .
+
+clean:
+	rm -rf .conveyor local_outputs build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The MLflow UI on the embedded store that `make run` writes.
+ui: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(CURDIR)/.conveyor/mlflow.db \
+		--default-artifact-root $(CURDIR)/.conveyor/mlartifacts

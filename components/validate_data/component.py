@@ -1,0 +1,49 @@
+"""KFP component: validate a batch against its data contract (logic: conveyor.contracts)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Markdown, Output
+
+from conveyor import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def validate_data(
+    data_uri: str,
+    contract: str,
+    dataset: Output[Dataset],
+    report: Output[Markdown],
+    report_json: Output[Artifact],
+    reference_profile_uri: str = "",
+) -> NamedTuple("ValidationOutputs", [("rows", int), ("data_sha256", str)]):  # type: ignore[valid-type]
+    """Check a batch against a data contract; any violation fails the task.
+
+    All checks run (columns, dtypes, nulls, ranges, categories, key, row count, freshness and
+    PSI drift against a reference profile) and every violation is listed in the report, which
+    is written even when the task fails. Nothing downstream runs on a rejected batch.
+
+    Args:
+        data_uri: Path of the batch, a .csv or .parquet file (or a Dataset folder).
+        contract: The data contract, as YAML text (see examples/fraud/contract.yaml).
+        dataset: The validated batch as ``data.parquet`` inside this folder.
+        report: The validation report rendered as Markdown for the KFP UI.
+        report_json: The machine-readable validation report (JSON).
+        reference_profile_uri: Optional reference profile (JSON) for the PSI drift checks.
+
+    Returns:
+        rows: Number of rows in the validated batch.
+        data_sha256: sha256 of the batch file, the data fingerprint used for lineage.
+    """
+    from collections import namedtuple
+
+    from conveyor.contracts import validate_stage
+
+    result = validate_stage(
+        data_uri, contract, reference_profile_uri, dataset.path, report_json.path, report.path
+    )
+    dataset.metadata.update(
+        {"rows": result["rows"], "sha256": result["data_sha256"], "contract": result["contract"]}
+    )
+    outputs = namedtuple("ValidationOutputs", ["rows", "data_sha256"])
+    return outputs(result["rows"], result["data_sha256"])

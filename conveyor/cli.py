@@ -1,0 +1,273 @@
+"""``conveyor``: the same stages for any CI system, and ``conveyor run`` for the embedded default.
+
+Exit codes: 0 ok, 2 bad input, 4 contract violation, other non-zero for other failures.
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from conveyor import __version__
+from conveyor.errors import BadInputError, ContractViolationError, ConveyorError
+
+DEFAULT_CONFIG = "examples/fraud/pipeline.yaml"
+
+
+def _progress(step: int, total: int, message: str) -> None:
+    print(f"[{step}/{total}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------------- sample
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from conveyor.sample import Mode, generate
+    from conveyor.tables import write_table
+
+    mode: Mode = "drift" if args.drift else "corrupt" if args.corrupt else "clean"
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    df = generate(rows=args.rows, seed=args.seed, as_of=as_of, mode=mode, start_id=args.start_id)
+    path = write_table(df, args.out)
+    print(f"wrote {len(df):,} rows x {len(df.columns)} columns ({mode}) to {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- validate
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from conveyor import contracts
+    from conveyor.tables import write_json, write_text
+
+    contract = contracts.load_contract(args.contract)
+    _, report = contracts.check_batch(args.data, contract, args.reference)
+    if args.report_dir:
+        out = Path(args.report_dir)
+        write_json(report, out / "validation.json")
+        write_text(contracts.render_markdown(report), out / "validation.md")
+    if args.format == "json":
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print(contracts.render_text(report))
+    return 0 if report["passed"] else ContractViolationError.exit_code
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from conveyor import drift
+    from conveyor.tables import read_table, write_json
+
+    df = read_table(args.data)
+    columns = args.columns.split(",") if args.columns else None
+    if columns:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise BadInputError(f"--columns: {missing} not in {args.data}")
+    profile = drift.profile_frame(df, columns, bins=args.bins)
+    profile["source"] = str(args.data)
+    write_json(profile, args.out)
+    print(f"wrote profile of {len(profile['columns'])} columns ({len(df):,} rows) to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- run
+
+
+def _absolute_sqlite(uri: str) -> str:
+    """kfp.local tasks may run elsewhere: pin a relative sqlite path to the current folder."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from conveyor import drift
+    from conveyor.config import load_pipeline_config
+    from conveyor.sample import generate
+    from conveyor.tables import write_json, write_table
+
+    config = load_pipeline_config(args.config)
+    work = Path(config.workdir).resolve()
+    data_dir = work / "data"
+    total = 4
+    started = time.monotonic()
+
+    if args.data:
+        data_uri = str(Path(args.data).resolve())
+        _progress(1, total, f"data: {data_uri}")
+    elif config.data.source == "file":
+        data_uri = str(Path(config.resolve(config.data.path) or "").resolve())
+        _progress(1, total, f"data: {data_uri}")
+    else:
+        s = config.data.sample
+        _progress(1, total, f"data: generating {s.rows:,} sample rows (seed {s.seed})")
+        data_uri = str(
+            write_table(generate(s.rows, seed=s.seed), data_dir / "transactions.parquet")
+        )
+
+    reference = config.resolve(config.data.reference_profile)
+    if args.reference:
+        reference = args.reference
+    if reference:
+        reference_uri = str(Path(reference).resolve())
+        _progress(2, total, f"reference profile: {reference_uri}")
+    elif config.data.source == "sample" and not args.data:
+        s = config.data.sample
+        ref_df = generate(s.rows, seed=s.reference_seed, start_id=10_000_000)
+        columns = [*config.features.numeric, *config.features.categorical]
+        profile = drift.profile_frame(ref_df, columns, bins=config.features.profile_bins)
+        profile["source"] = f"conveyor sample seed {s.reference_seed}"
+        reference_uri = str(write_json(profile, data_dir / "reference_profile.json"))
+        _progress(2, total, f"reference profile: built from a reference sample -> {reference_uri}")
+    else:
+        reference_uri = ""
+        _progress(2, total, "reference profile: none given, drift checks skipped")
+
+    tracking_uri = _absolute_sqlite(config.tracking.uri)
+    artifact_root = str(Path(config.tracking.artifact_root).resolve())
+    _progress(3, total, "training pipeline on kfp.local: validate -> prepare -> train -> evaluate")
+    from conveyor.pipelines.local import PipelineFailedError, find_output, run_training
+
+    try:
+        result = run_training(
+            config, data_uri, reference_uri, work / "pipeline_root", tracking_uri, artifact_root
+        )
+    except PipelineFailedError as exc:
+        return _explain_failure(exc)
+
+    run_dir: Path = result["run_dir"]
+    elapsed = time.monotonic() - started
+    _progress(4, total, f"done in {elapsed:.0f}s")
+    evaluation_path = find_output(run_dir, "evaluate", "evaluation")
+    metrics: dict[str, Any] = {}
+    if evaluation_path:
+        metrics = json.loads(evaluation_path.read_text())["metrics"]
+    headline = ", ".join(
+        f"{k} {metrics[k]:.4f}" for k in ("roc_auc", "recall", "precision") if metrics.get(k)
+    )
+    print(
+        "\n".join(
+            [
+                "",
+                f"holdout: {headline}",
+                f"validation report : {find_output(run_dir, 'validate-data', 'report')}",
+                f"evaluation        : {evaluation_path}",
+                f"evaluation report : {find_output(run_dir, 'evaluate', 'report')}",
+                f"model             : {find_output(run_dir, 'train', 'model')}",
+                f"MLflow run        : {result['run_id']} (experiment {config.tracking.experiment})",
+                f"MLflow store      : {tracking_uri}",
+                "open the MLflow UI: make ui   (then browse http://127.0.0.1:5000)",
+            ]
+        )
+    )
+    return 0
+
+
+def _explain_failure(exc: ConveyorError) -> int:
+    """Point at the validation report when the data contract stopped the run."""
+    from conveyor.pipelines.local import find_output
+
+    run_dir = Path(str(exc).rsplit("outputs under ", 1)[-1].rstrip(")"))
+    report_path = find_output(run_dir, "validate-data", "report_json")
+    if report_path and report_path.is_file():
+        report = json.loads(report_path.read_text())
+        if not report.get("passed", True):
+            from conveyor.contracts import render_text
+
+            print(render_text(report), file=sys.stderr)
+            print(
+                f"error: the batch broke its data contract; nothing was trained. "
+                f"Report: {find_output(run_dir, 'validate-data', 'report')}",
+                file=sys.stderr,
+            )
+            return ContractViolationError.exit_code
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+# --------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conveyor",
+        description="Conveyor: a gated assembly line for ML models (Kubeflow Pipelines, KServe).",
+    )
+    parser.add_argument("--version", action="version", version=f"conveyor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "sample",
+        help="write the deterministic fraud sample table",
+        description="Write the card-transaction fraud sample (CSV or Parquet, by extension). "
+        "--drift shifts distributions; --corrupt injects contract violations.",
+    )
+    p.add_argument("--rows", type=int, default=50_000, help="rows to generate (default 50000)")
+    p.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--as-of", help="newest event time, ISO date (default: today 00:00 UTC)")
+    p.add_argument("--start-id", type=int, default=1, help="first transaction id (default 1)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--drift", action="store_true", help="a batch with shifted distributions")
+    mode.add_argument("--corrupt", action="store_true", help="a batch that breaks the contract")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "validate",
+        help="check a batch against a data contract",
+        description="Check DATA against CONTRACT (and a reference profile for drift). "
+        "Exit 0 when the batch passes, 4 on contract violations, 2 on bad input.",
+    )
+    p.add_argument("data", help="batch to check, .csv or .parquet")
+    p.add_argument("--contract", required=True, help="data contract YAML")
+    p.add_argument("--reference", help="reference profile JSON (conveyor profile) for PSI drift")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="report format")
+    p.add_argument("--report-dir", help="also write validation.json and validation.md here")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "profile",
+        help="build a reference profile for drift checks",
+        description="Profile DATA (statistics and reference bins per column) for validate "
+        "--reference.",
+    )
+    p.add_argument("data", help="reference batch, .csv or .parquet")
+    p.add_argument("--out", required=True, help="profile JSON to write")
+    p.add_argument("--columns", help="comma-separated columns (default: all)")
+    p.add_argument("--bins", type=int, default=10, help="quantile bins per numeric column")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser(
+        "run",
+        help="run the training pipeline on the embedded default (kfp.local + MLflow on sqlite)",
+        description="Run validate -> prepare -> train -> evaluate with kfp.local, tracking in "
+        "MLflow on a sqlite file under .conveyor/. This is what `make run` does.",
+    )
+    p.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"pipeline config (default {DEFAULT_CONFIG})"
+    )
+    p.add_argument("--data", help="use this batch instead of the config's data source")
+    p.add_argument("--reference", help="reference profile for drift checks")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConveyorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

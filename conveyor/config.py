@@ -1,0 +1,186 @@
+"""YAML configuration validated by pydantic; a bad file is rejected with the field path."""
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from conveyor.errors import BadInputError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in a policy must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem: ``source: field.path: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        lines.append(f"{source}: {loc}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text; syntax errors name the source and line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BadInputError(f"{source}:{where}: invalid YAML: {problem}") from exc
+
+
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """Read a config file, naming what it was meant to be when it is missing."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: {what} file not found")
+    return p.read_text(encoding="utf-8")
+
+
+def model_from_data(model: type[M], data: Any, source: str) -> M:
+    """Validate already-parsed data into ``model``; errors carry the field path."""
+    if not isinstance(data, dict):
+        raise BadInputError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(format_validation_error(source, exc)) from exc
+
+
+def load_model(model: type[M], path: str | os.PathLike[str], what: str) -> M:
+    """Load and validate a YAML file into ``model``."""
+    return model_from_data(model, parse_yaml(read_text(path, what), str(path)), str(path))
+
+
+def model_from_yaml(model: type[M], text: str, source: str) -> M:
+    """Validate YAML text (as passed into a KFP component) into ``model``."""
+    return model_from_data(model, parse_yaml(text, source), source)
+
+
+# --------------------------------------------------------------------------- pipeline config
+
+
+class SampleSpec(StrictModel):
+    rows: int = Field(50_000, ge=100, le=50_000_000)
+    seed: int = 7
+    reference_seed: int = 1007
+
+
+class DataSpec(StrictModel):
+    """Where the batch comes from: a file, or the shipped sample generator."""
+
+    source: Literal["sample", "file"] = "sample"
+    path: str | None = None
+    reference_profile: str | None = None
+    sample: SampleSpec = SampleSpec()
+
+    @model_validator(mode="after")
+    def _path_for_file(self) -> "DataSpec":
+        if self.source == "file" and not self.path:
+            raise ValueError("data.path is required when data.source is 'file'")
+        return self
+
+
+class SplitSpec(StrictModel):
+    method: Literal["hash", "random"] = "hash"
+    seed: int = 42
+    train: float = Field(0.7, gt=0, lt=1)
+    validation: float = Field(0.15, gt=0, lt=1)
+    holdout: float = Field(0.15, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "SplitSpec":
+        total = self.train + self.validation + self.holdout
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(
+                f"train + validation + holdout must be 1.0, got {total:g} "
+                f"({self.train:g} + {self.validation:g} + {self.holdout:g})"
+            )
+        return self
+
+
+class FeatureSpec(StrictModel):
+    label: str = "label"
+    key: str = "id"
+    numeric: list[str] = Field(min_length=0)
+    categorical: list[str] = Field(default_factory=list)
+    passthrough: list[str] = Field(
+        default_factory=list, description="columns kept in the splits (slices, fairness)"
+    )
+    impute_numeric: Literal["median", "mean"] = "median"
+    scale: bool = True
+    min_category_frequency: int = Field(1, ge=1)
+    profile_bins: int = Field(10, ge=2, le=100)
+    split: SplitSpec = SplitSpec()
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "FeatureSpec":
+        if not self.numeric and not self.categorical:
+            raise ValueError("at least one numeric or categorical feature is required")
+        seen: dict[str, str] = {}
+        for role in ("numeric", "categorical"):
+            for col in getattr(self, role):
+                if col in seen:
+                    raise ValueError(f"column {col!r} is listed as both {seen[col]} and {role}")
+                seen[col] = role
+        for special in (self.label, self.key):
+            if special in seen:
+                raise ValueError(f"column {special!r} is the label/key and cannot be a feature")
+        return self
+
+
+class TrainingSpec(StrictModel):
+    estimator: Literal["logistic_regression", "hist_gradient_boosting"] = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
+
+
+class TrackingSpec(StrictModel):
+    uri: str = "sqlite:///.conveyor/mlflow.db"
+    artifact_root: str = ".conveyor/mlartifacts"
+    experiment: str = "conveyor"
+
+
+class EvaluationSpec(StrictModel):
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class PipelineConfig(StrictModel):
+    """What a team writes to template the training pipeline (examples/fraud/pipeline.yaml)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    contract: str
+    gate_policy: str | None = None
+    data: DataSpec = DataSpec()
+    features: FeatureSpec
+    training: TrainingSpec = TrainingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    workdir: str = ".conveyor"
+    base_dir: str = Field(".", exclude=True, description="folder the config file lives in")
+
+    def resolve(self, path: str | None) -> str | None:
+        """Paths in the config are relative to the config file's folder."""
+        if path is None or os.path.isabs(path) or "://" in path:
+            return path
+        return str(Path(self.base_dir) / path)
+
+
+def load_pipeline_config(path: str | os.PathLike[str]) -> PipelineConfig:
+    """Load ``examples/<team>/pipeline.yaml``-style config."""
+    cfg = load_model(PipelineConfig, path, "pipeline config")
+    cfg.base_dir = str(Path(path).parent)
+    return cfg

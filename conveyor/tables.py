@@ -1,0 +1,102 @@
+"""Reading and writing tables (CSV or Parquet, by extension) with errors that say what to do."""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from conveyor.errors import BadInputError
+
+SUPPORTED = (".csv", ".parquet", ".pq")
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise BadInputError(
+            f"{path}: unsupported table format {suffix or '(none)'!r}; "
+            f"use one of {', '.join(SUPPORTED)}"
+        )
+    return suffix
+
+
+# A KFP Dataset artifact is a folder holding one of these.
+ARTIFACT_TABLES = ("data.parquet", "data.csv")
+
+
+def resolve_table(path: str | os.PathLike[str]) -> Path:
+    """A table file, or the single data file inside a Dataset artifact folder."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ARTIFACT_TABLES:
+            if (p / name).is_file():
+                return p / name
+        raise BadInputError(f"{p}: is a folder with no {' or '.join(ARTIFACT_TABLES)} inside")
+    return p
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError."""
+    p = resolve_table(path)
+    if not p.exists():
+        raise BadInputError(f"{p}: file not found; check the path (or run `conveyor sample`)")
+    suffix = _suffix(p)
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(p, low_memory=False)
+        return pd.read_parquet(p)
+    except pd.errors.EmptyDataError as exc:
+        raise BadInputError(f"{p}: the file is empty (no header, no rows)") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInputError(f"{p}: unreadable {kind} file: {first}") from exc
+    except Exception as exc:  # pyarrow raises its own exception types for corrupt files
+        raise BadInputError(f"{p}: unreadable table: {type(exc).__name__}: {exc}") from exc
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves half a table behind."""
+    p = Path(path)
+    suffix = _suffix(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, streamed: the fingerprint used for data and model lineage."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json(doc: Any, path: str | os.PathLike[str]) -> Path:
+    """Stable, diff-friendly JSON (sorted keys), parent folders created."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return p
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p

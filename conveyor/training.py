@@ -1,0 +1,190 @@
+"""train: one sklearn Pipeline (prepared preprocessing + estimator), seeded, tracked in MLflow.
+
+The model is saved as ONE ``model.joblib`` (the layout KServe's sklearn runtime loads), beside
+``feature_spec.json`` and ``model.sha256`` (``sha256sum -c`` format), so whoever serves it can
+verify the bytes first.
+"""
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from conveyor import __version__
+from conveyor.config import TrackingSpec, TrainingSpec
+from conveyor.errors import BadInputError, ConveyorError, TrainingError
+from conveyor.evaluation import classification_metrics
+from conveyor.features import feature_frame
+from conveyor.registry import tracker_for
+from conveyor.tables import read_table, resolve_table, sha256_file, write_json
+
+MODEL_FILE = "model.joblib"
+CHECKSUM_FILE = "model.sha256"
+SPEC_FILE = "feature_spec.json"
+
+ESTIMATORS: dict[str, tuple[type, dict[str, Any]]] = {
+    "logistic_regression": (LogisticRegression, {"max_iter": 2000, "C": 1.0}),
+    "hist_gradient_boosting": (
+        HistGradientBoostingClassifier,
+        {"max_iter": 200, "learning_rate": 0.1, "early_stopping": False},
+    ),
+}
+
+
+def build_estimator(spec: TrainingSpec) -> ClassifierMixin:
+    """The configured estimator with defaults, user params and the fixed seed."""
+    cls, defaults = ESTIMATORS[spec.estimator]
+    allowed = set(cls().get_params())
+    unknown = sorted(set(spec.params) - allowed)
+    if unknown:
+        raise BadInputError(
+            f"training.params: unknown parameter(s) {unknown} for {spec.estimator}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    params = {**defaults, **spec.params, "random_state": spec.seed}
+    try:
+        estimator = cls(**params)
+        estimator._validate_params()  # sklearn's own bound checks, before any data is touched
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"training.params for {spec.estimator}: {exc}") from exc
+    return estimator
+
+
+def build_model(preprocessor: Any, spec: TrainingSpec) -> Pipeline:
+    """Pipeline(preprocess, model); the preprocessing fitted in prepare_features stays frozen."""
+    return Pipeline(
+        [("preprocess", FrozenEstimator(preprocessor)), ("model", build_estimator(spec))]
+    )
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_model(model: Pipeline, feature_spec: dict[str, Any], out_dir: str | Path) -> str:
+    """Write model.joblib + feature_spec.json + model.sha256; returns the model's sha256."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MODEL_FILE
+    joblib.dump(model, path)
+    digest = sha256_file(path)
+    (out / CHECKSUM_FILE).write_text(f"{digest}  {MODEL_FILE}\n")
+    write_json(feature_spec, out / SPEC_FILE)
+    return digest
+
+
+def load_model(model_dir: str | Path) -> tuple[Pipeline, dict[str, Any]]:
+    """Load a saved model after verifying its sha256; a mismatch never gets unpickled."""
+    d = Path(model_dir)
+    path, check = d / MODEL_FILE, d / CHECKSUM_FILE
+    if not path.is_file() or not check.is_file():
+        raise BadInputError(
+            f"{d}: not a Conveyor model folder (needs {MODEL_FILE}, {CHECKSUM_FILE})"
+        )
+    expected = check.read_text().split()[0]
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ConveyorError(
+            f"{path}: sha256 {actual} does not match {CHECKSUM_FILE} ({expected}); "
+            "refusing to load a model that changed after training"
+        )
+    spec = json.loads((d / SPEC_FILE).read_text()) if (d / SPEC_FILE).is_file() else {}
+    return joblib.load(path), spec
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_sha256: str
+    model_dir: Path
+    validation_metrics: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def train(
+    train_path: str | Path,
+    validation_path: str | Path,
+    prep_dir: str | Path,
+    spec: TrainingSpec,
+    tracking: TrackingSpec,
+    out_dir: str | Path,
+    data_fingerprint: str = "",
+    run_name: str = "train",
+    threshold: float = 0.5,
+) -> TrainResult:
+    """Fit, save and track one model. The MLflow run is marked FAILED if anything breaks."""
+    prep = Path(prep_dir)
+    feature_spec = json.loads((prep / SPEC_FILE).read_text())
+    preprocessor = joblib.load(prep / "preprocessor.joblib")
+    model = build_model(preprocessor, spec)  # config errors surface before a run is opened
+    train_df, val_df = read_table(train_path), read_table(validation_path)
+    label = feature_spec["label"]
+    if train_df[label].nunique() < 2:
+        raise TrainingError(f"train split: label {label!r} has a single class; cannot train")
+
+    tracker = tracker_for(tracking.uri, tracking.experiment, tracking.artifact_root)
+    fingerprints = {
+        "data.sha256": data_fingerprint,
+        "data.train.sha256": sha256_file(resolve_table(train_path)),
+        "data.validation.sha256": sha256_file(resolve_table(validation_path)),
+        "features.spec.sha256": sha256_file(prep / SPEC_FILE),
+    }
+    run_id = tracker.start_run(
+        run_name,
+        {"conveyor.version": __version__, "conveyor.stage": "train", **fingerprints},
+    )
+    try:
+        x_train = inputs(train_df, feature_spec)
+        model.fit(x_train, train_df[label].to_numpy())
+        proba = model.predict_proba(inputs(val_df, feature_spec))[:, 1]
+        val_metrics = classification_metrics(val_df[label].to_numpy(), proba, threshold)
+        digest = save_model(model, feature_spec, out_dir)
+        params = {
+            "estimator": spec.estimator,
+            "seed": spec.seed,
+            **{f"model.{k}": v for k, v in model.named_steps["model"].get_params().items()},
+            "features.numeric": len(feature_spec["numeric"]),
+            "features.categorical": len(feature_spec["categorical"]),
+            "features.out": len(feature_spec["features_out"]),
+            "rows.train": len(train_df),
+            "rows.validation": len(val_df),
+        }
+        tracker.log(
+            run_id,
+            params=params,
+            metrics={f"validation_{k}": v for k, v in val_metrics.items()},
+            tags={"model.sha256": digest},
+        )
+        tracker.log_artifacts(run_id, out_dir, "serving")
+        example = x_train.head(5)
+        tracker.log_sklearn_model(
+            run_id, model, "model", example, [f"scikit-learn=={sklearn.__version__}"]
+        )
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        shutil.rmtree(out_dir, ignore_errors=True)  # no model file from a failed run
+        raise
+    tracker.end_run(run_id)
+    return TrainResult(run_id, digest, Path(out_dir), val_metrics, params)
+
+
+def inputs(df: pd.DataFrame, feature_spec: dict[str, Any]) -> pd.DataFrame:
+    """The model's input columns of ``df``, typed as in training (from feature_spec.json)."""
+    return feature_frame(df, feature_spec["numeric"], feature_spec["categorical"])
+
+
+def predict_proba(model: Pipeline, df: pd.DataFrame, feature_spec: dict[str, Any]) -> np.ndarray:
+    """Positive-class scores for rows of ``df``."""
+    return np.asarray(model.predict_proba(inputs(df, feature_spec))[:, 1])

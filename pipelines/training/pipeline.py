@@ -1,0 +1,88 @@
+"""The ``training`` pipeline: validate_data -> prepare_features -> train -> evaluate.
+
+``build_pipeline(config)`` is a factory: a platform team templates one pipeline per team from
+a config file; every config value becomes a pipeline parameter default, so a compiled
+``pipeline.yaml`` can still be run with other data, contract or tracking server.
+"""
+
+import json
+
+from kfp import dsl
+
+from conveyor.components.evaluate.component import evaluate
+from conveyor.components.prepare_features.component import prepare_features
+from conveyor.components.train.component import train
+from conveyor.components.validate_data.component import validate_data
+from conveyor.config import PipelineConfig
+from conveyor.config import read_text as read_config_text
+
+
+def build_pipeline(
+    config: PipelineConfig,
+    data_uri: str = "",
+    reference_profile_uri: str = "",
+    tracking_uri: str | None = None,
+    artifact_root: str | None = None,
+):  # -> a kfp GraphComponent (kfp ships no public type for it)
+    """Compose the training pipeline with ``config`` baked in as parameter defaults.
+
+    Args:
+        config: The pipeline config (examples/fraud/pipeline.yaml).
+        data_uri: Default batch location (overridable at submit time).
+        reference_profile_uri: Default reference profile for drift checks ("" = none).
+        tracking_uri: MLflow tracking URI default; None uses the config's.
+        artifact_root: MLflow artifact folder for a local store; None uses the config's.
+    """
+    contract_path = config.resolve(config.contract)
+    assert contract_path is not None
+    contract_text = read_config_text(contract_path, "data contract")
+    features_json = json.dumps(config.features.model_dump(mode="json"), sort_keys=True)
+    training_json = json.dumps(config.training.model_dump(mode="json"), sort_keys=True)
+    default_uri = config.tracking.uri if tracking_uri is None else tracking_uri
+    default_root = config.tracking.artifact_root if artifact_root is None else artifact_root
+
+    @dsl.pipeline(
+        name=f"{config.name}-training",
+        description=f"Conveyor training line for {config.name}: validate, prepare, train, "
+        "evaluate. Nothing runs past a failed data contract.",
+    )
+    def training_pipeline(
+        data_uri: str = data_uri,
+        contract: str = contract_text,
+        reference_profile_uri: str = reference_profile_uri,
+        features: str = features_json,
+        training: str = training_json,
+        threshold: float = config.evaluation.threshold,
+        mlflow_tracking_uri: str = default_uri,
+        mlflow_experiment: str = config.tracking.experiment,
+        mlflow_artifact_root: str = default_root,
+    ) -> str:
+        validated = validate_data(
+            data_uri=data_uri, contract=contract, reference_profile_uri=reference_profile_uri
+        ).set_display_name("validate data")
+        prepared = prepare_features(
+            dataset=validated.outputs["dataset"], features=features
+        ).set_display_name("prepare features")
+        trained = train(
+            train=prepared.outputs["train"],
+            validation=prepared.outputs["validation"],
+            preprocessing=prepared.outputs["preprocessing"],
+            training=training,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_experiment=mlflow_experiment,
+            mlflow_artifact_root=mlflow_artifact_root,
+            data_sha256=validated.outputs["data_sha256"],
+            threshold=threshold,
+        ).set_display_name("train")
+        evaluate(
+            model=trained.outputs["model"],
+            holdout=prepared.outputs["holdout"],
+            threshold=threshold,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_experiment=mlflow_experiment,
+            mlflow_artifact_root=mlflow_artifact_root,
+            mlflow_run_id=trained.outputs["run_id"],
+        ).set_display_name("evaluate")
+        return trained.outputs["run_id"]
+
+    return training_pipeline
