@@ -36,10 +36,11 @@ def check_columns(df: pd.DataFrame, spec: FeatureSpec) -> None:
             f"features: configured column(s) {missing} not in the table "
             f"(has {len(df.columns)} columns: {', '.join(map(str, df.columns[:25]))})"
         )
-    labels = set(pd.unique(df[spec.label].dropna()))
-    if not labels <= {0, 1} or len(labels) < 2:
+    values = df[spec.label].dropna().unique()
+    labels = sorted((v.item() if hasattr(v, "item") else v for v in values), key=str)
+    if not set(labels) <= {0, 1} or len(labels) < 2:
         raise BadInputError(
-            f"features.label {spec.label!r}: expected both classes 0 and 1, found {sorted(labels)}"
+            f"features.label {spec.label!r}: expected both classes 0 and 1, found {labels[:10]}"
         )
 
 

@@ -42,9 +42,9 @@ def resolve_table(path: str | os.PathLike[str]) -> Path:
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError."""
     p = resolve_table(path)
+    suffix = _suffix(p)
     if not p.exists():
         raise BadInputError(f"{p}: file not found; check the path (or run `conveyor sample`)")
-    suffix = _suffix(p)
     try:
         if suffix == ".csv":
             return pd.read_csv(p, low_memory=False)
@@ -59,6 +59,25 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise BadInputError(f"{p}: unreadable table: {type(exc).__name__}: {exc}") from exc
 
 
+def _write(df: pd.DataFrame, path: str, suffix: str) -> None:
+    if suffix == ".csv":
+        df.to_csv(path, index=False)
+        return
+    try:
+        df.to_parquet(path, index=False)
+    except (ValueError, TypeError):
+        # Parquet needs one type per column: a mixed object column (numbers and text, as in
+        # a corrupted feed) is kept as text so the batch can still be written and validated.
+        mixed = {
+            c: "string"
+            for c in df.columns
+            if df[c].dtype == object and pd.api.types.infer_dtype(df[c]).startswith("mixed")
+        }
+        if not mixed:
+            raise
+        df.astype(mixed).to_parquet(path, index=False)
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write atomically (temp file + rename) so a crash never leaves half a table behind."""
     p = Path(path)
@@ -67,10 +86,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        if suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
+        _write(df, tmp, suffix)
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,123 @@
+"""Shared fixtures: small sample data, the example config, and a real MLflow server."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conveyor.config import PipelineConfig, load_pipeline_config
+from conveyor.contracts import Contract, load_contract
+from conveyor.sample import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "fraud"
+AS_OF = datetime(2026, 11, 1)
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def contract() -> Contract:
+    return load_contract(EXAMPLES / "contract.yaml")
+
+
+@pytest.fixture(scope="session")
+def config() -> PipelineConfig:
+    return load_pipeline_config(EXAMPLES / "pipeline.yaml")
+
+
+@pytest.fixture(scope="session")
+def small_frame() -> pd.DataFrame:
+    """4,000 clean rows: enough positives (~160) for every split to hold both classes."""
+    return generate(4000, seed=7, as_of=AS_OF)
+
+
+@pytest.fixture
+def small_df(small_frame: pd.DataFrame) -> pd.DataFrame:
+    return small_frame.copy()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, proxied artifacts)."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    proc = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"mlflow server exited early:\n{(root / 'server.log').read_text()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not become healthy within 90s")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """A scratch folder that is also the cwd, so relative paths stay inside it."""
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(cwd)
+
+
+def copy_examples(dest: Path) -> Path:
+    """The fraud example folder copied to ``dest`` (tests edit configs there)."""
+    target = dest / "fraud"
+    shutil.copytree(EXAMPLES, target)
+    return target
