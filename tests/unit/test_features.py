@@ -83,7 +83,7 @@ def test_feature_config_rules():
 
     with pytest.raises(ValueError, match="listed as both numeric and categorical"):
         FeatureSpec(numeric=["a"], categorical=["a"])
-    with pytest.raises(ValueError, match="must be 1.0, got 1.1"):
+    with pytest.raises(ValueError, match=r"must be 1\.0, got 1\.1"):
         SplitSpec(train=0.8, validation=0.15, holdout=0.15)
     with pytest.raises(ValueError, match="'label' is the label/key and cannot be a feature"):
         FeatureSpec(numeric=["label"])

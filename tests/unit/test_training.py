@@ -86,5 +86,5 @@ def test_tampered_model_is_refused(tmp_path, prepared):
     fit(prepared, tmp_path / "m", TrainingSpec(params={"max_iter": 10}))
     with open(tmp_path / "m" / "model.joblib", "ab") as fh:
         fh.write(b"\0")
-    with pytest.raises(ConveyorError, match="does not match model.sha256"):
+    with pytest.raises(ConveyorError, match=r"does not match model\.sha256"):
         training.load_model(tmp_path / "m")
