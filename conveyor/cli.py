@@ -88,10 +88,12 @@ def _absolute_sqlite(uri: str) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from conveyor import drift
     from conveyor.config import load_pipeline_config
+    from conveyor.contracts import load_contract
     from conveyor.sample import generate
     from conveyor.tables import write_json, write_table
 
     config = load_pipeline_config(args.config)
+    load_contract(config.resolve(config.contract) or "")  # an invalid contract stops here (exit 2)
     work = Path(config.workdir).resolve()
     data_dir = work / "data"
     total = 4
@@ -127,6 +129,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         reference_uri = ""
         _progress(2, total, "reference profile: none given, drift checks skipped")
+
+    # Preflight: bad input (unreadable batch, invalid contract or profile) exits 2 before any
+    # pipeline task starts; a readable batch that breaks its contract is the pipeline's job.
+    from conveyor.contracts import load_profile
+    from conveyor.tables import probe_table
+
+    probe_table(data_uri)
+    if reference_uri:
+        load_profile(reference_uri)
 
     tracking_uri = _absolute_sqlite(config.tracking.uri)
     artifact_root = str(Path(config.tracking.artifact_root).resolve())

@@ -59,6 +59,28 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise BadInputError(f"{p}: unreadable table: {type(exc).__name__}: {exc}") from exc
 
 
+def probe_table(path: str | os.PathLike[str]) -> Path:
+    """Cheap readability check (Parquet footer, first CSV lines) before a pipeline starts."""
+    p = resolve_table(path)
+    suffix = _suffix(p)
+    if not p.is_file():
+        raise BadInputError(f"{p}: file not found; check the path (or run `conveyor sample`)")
+    try:
+        if suffix == ".csv":
+            pd.read_csv(p, nrows=5)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.ParquetFile(p).metadata  # noqa: B018 - reading the footer is the check
+    except pd.errors.EmptyDataError as exc:
+        raise BadInputError(f"{p}: the file is empty (no header, no rows)") from exc
+    except Exception as exc:
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise BadInputError(f"{p}: unreadable {kind} file: {first}") from exc
+    return p
+
+
 def _write(df: pd.DataFrame, path: str, suffix: str) -> None:
     if suffix == ".csv":
         df.to_csv(path, index=False)

@@ -1,0 +1,77 @@
+"""`conveyor run` (what `make run` calls) on the embedded default: kfp.local + MLflow on sqlite.
+
+Run twice on the same data, config and seed: byte-identical model.joblib, identical metrics.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conveyor.cli import main
+from tests.conftest import copy_examples
+
+pytestmark = pytest.mark.integration
+
+
+def _small_config(workdir: Path) -> Path:
+    folder = copy_examples(workdir)
+    path = folder / "pipeline.yaml"
+    text = path.read_text().replace("{rows: 50000,", "{rows: 4000,")
+    path.write_text(text)
+    return path
+
+
+def _outputs(out: str) -> dict[str, Path]:
+    found = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model", "evaluation") and value:
+            found[key.strip()] = Path(value.strip())
+    return found
+
+
+def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
+    config = _small_config(workdir)
+    assert main(["run", "--config", str(config)]) == 0
+    first = _outputs(capsys.readouterr().out)
+    assert main(["run", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    second = _outputs(out)
+    assert "[4/4] done" in out and "make ui" in out
+
+    model_a = (first["model"] / "model.joblib").read_bytes()
+    assert model_a == (second["model"] / "model.joblib").read_bytes()
+    metrics = [json.loads(p["evaluation"].read_text())["metrics"] for p in (first, second)]
+    assert metrics[0] == metrics[1]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / '.conveyor' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("conveyor-fraud")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 2
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all("test_roc_auc" in r.data.metrics for r in runs)
+    assert {r.data.tags["model.sha256"] for r in runs} == {
+        (first["model"] / "model.sha256").read_text().split()[0]
+    }
+    artifacts = workdir / ".conveyor" / "mlartifacts"
+    assert list(artifacts.rglob("model.joblib")), "logged model files live under .conveyor/"
+
+
+def test_run_on_a_corrupt_batch_exits_4_and_trains_nothing(workdir, capsys):
+    config = _small_config(workdir)
+    assert main(["sample", "--rows", "3000", "--out", "bad.csv", "--corrupt"]) == 0
+    assert main(["run", "--config", str(config), "--data", "bad.csv"]) == 4
+    err = capsys.readouterr().err
+    assert "column 'channel': allowed_values failed" in err
+    assert "nothing was trained" in err
+    assert not list((workdir / ".conveyor").rglob("model.joblib"))
+    db = workdir / ".conveyor" / "mlflow.db"
+    if db.exists():
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{db}")
+        exps = client.search_experiments()
+        assert not client.search_runs([e.experiment_id for e in exps])
