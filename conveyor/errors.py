@@ -2,7 +2,8 @@
 
 
 class ConveyorError(Exception):
-    """Base error. ``exit_code`` is what ``conveyor`` exits with when this escapes."""
+    """Base error. ``exit_code`` is what the ``conveyor`` CLI exits with when this escapes
+    (inside a KFP task any uncaught error fails the task; the message says which)."""
 
     exit_code = 1
 

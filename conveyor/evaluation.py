@@ -13,10 +13,17 @@ import numpy as np
 from sklearn import metrics as skm
 
 from conveyor.config import TrackingSpec
+from conveyor.errors import BadInputError
 from conveyor.registry import tracker_for
 from conveyor.tables import read_table, write_json, write_text
 
 ROC_POINTS = 101  # KFP's ROC view gets slow past a few hundred points
+
+
+def check_threshold(threshold: float) -> None:
+    """A decision threshold outside (0, 1) makes every metric meaningless: refuse it."""
+    if not 0.0 < threshold < 1.0:
+        raise BadInputError(f"threshold: {threshold} is outside the open interval (0, 1)")
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
@@ -42,7 +49,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -
 def confusion(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
     pred = (np.asarray(proba) >= threshold).astype(int)
     matrix = skm.confusion_matrix(np.asarray(y).astype(int), pred, labels=[0, 1])
-    return {"labels": ["legit", "fraud"], "matrix": matrix.astype(int).tolist()}
+    return {"labels": ["negative", "positive"], "matrix": matrix.astype(int).tolist()}
 
 
 def roc(y: np.ndarray, proba: np.ndarray) -> dict[str, list[float]]:
@@ -67,8 +74,12 @@ def evaluate(model_dir: str | Path, holdout_path: str | Path, threshold: float) 
     """Score the saved model on the holdout; returns the evaluation.json document."""
     from conveyor.training import MODEL_FILE, load_model, predict_proba
 
+    check_threshold(threshold)
     model, spec = load_model(model_dir)  # verifies the sha256 first
     holdout = read_table(holdout_path)
+    missing = [c for c in [spec["label"], *spec["input_columns"]] if c not in holdout.columns]
+    if missing:
+        raise BadInputError(f"{holdout_path}: holdout lacks column(s) {missing} the model needs")
     y = holdout[spec["label"]].to_numpy()
     proba = predict_proba(model, holdout, spec)
     model_file = Path(model_dir) / MODEL_FILE
@@ -103,10 +114,10 @@ def render_markdown(evaluation: dict[str, Any]) -> str:
     cm = evaluation["confusion_matrix"]["matrix"]
     lines += [
         "",
-        "| actual \\ predicted | legit | fraud |",
+        "| actual \\ predicted | negative | positive |",
         "|---|---:|---:|",
-        f"| legit | {cm[0][0]} | {cm[0][1]} |",
-        f"| fraud | {cm[1][0]} | {cm[1][1]} |",
+        f"| negative | {cm[0][0]} | {cm[0][1]} |",
+        f"| positive | {cm[1][0]} | {cm[1][1]} |",
     ]
     return "\n".join(lines) + "\n"
 

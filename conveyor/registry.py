@@ -40,6 +40,23 @@ class Tracker(Protocol):
     def run_info(self, run_id: str) -> dict[str, Any]: ...
 
 
+def _probe(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, on an unreachable server (MLflow retries with backoff)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered (maybe 401 behind a proxy): reachable
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"MLflow at {uri}: cannot connect ({reason}). Check the tracking URI and that the "
+            "server is running and reachable from here."
+        ) from exc
+
+
 def _flat(params: dict[str, Any]) -> dict[str, str]:
     return {k: str(v)[:6000] for k, v in sorted(params.items())}
 
@@ -52,6 +69,8 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
+        if uri.startswith(("http://", "https://")):
+            _probe(uri)
         self._mlflow = mlflow
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(tracking_uri=uri)

@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from conveyor import __version__
 from conveyor.config import TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, ConveyorError, TrainingError
-from conveyor.evaluation import classification_metrics
+from conveyor.evaluation import check_threshold, classification_metrics
 from conveyor.features import feature_frame
 from conveyor.registry import tracker_for
 from conveyor.tables import read_table, resolve_table, sha256_file, write_json
@@ -125,7 +125,11 @@ def train(
     threshold: float = 0.5,
 ) -> TrainResult:
     """Fit, save and track one model. The MLflow run is marked FAILED if anything breaks."""
+    check_threshold(threshold)
     prep = Path(prep_dir)
+    missing = [n for n in (SPEC_FILE, "preprocessor.joblib") if not (prep / n).is_file()]
+    if missing:
+        raise BadInputError(f"{prep}: not a prepare_features output folder (missing {missing})")
     feature_spec = json.loads((prep / SPEC_FILE).read_text())
     preprocessor = joblib.load(prep / "preprocessor.joblib")
     model = build_model(preprocessor, spec)  # config errors surface before a run is opened
@@ -164,7 +168,7 @@ def train(
         tracker.log(
             run_id,
             params=params,
-            metrics={f"validation_{k}": v for k, v in val_metrics.items()},
+            metrics={f"validation_{k}": v for k, v in val_metrics.items() if np.isfinite(v)},
             tags={"model.sha256": digest},
         )
         tracker.log_artifacts(run_id, out_dir, "serving")

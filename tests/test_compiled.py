@@ -49,3 +49,18 @@ def test_compiled_pipeline_has_no_local_paths_or_secrets():
     assert "/work/" not in text and "sqlite:" not in text and ".conveyor/" not in text
     for word in ("password", "secret_key", "AWS_SECRET", "token:"):
         assert word.lower() not in text.lower()
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        *(f"components/{n}/component.yaml" for n in sorted(COMPONENTS)),
+        "pipelines/training/pipeline.yaml",
+    ],
+)
+def test_compiled_file_is_valid_yaml_and_loads_in_kfp(rel: str):
+    from kfp import components
+
+    yaml.safe_load((ROOT / rel).read_text())  # the header comment must not break the YAML
+    loaded = components.load_component_from_file(str(ROOT / rel))
+    assert loaded.name

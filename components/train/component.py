@@ -65,6 +65,7 @@ def train(
         {"sha256": result.model_sha256, "mlflow_run_id": result.run_id, "framework": "sklearn"}
     )
     for name, value in result.validation_metrics.items():
-        metrics.log_metric(f"validation_{name}", value)
+        if value == value:  # NaN (e.g. AUC of a single-class split) is not a metric
+            metrics.log_metric(f"validation_{name}", value)
     outputs = namedtuple("TrainOutputs", ["run_id", "model_sha256"])
     return outputs(result.run_id, result.model_sha256)

@@ -14,7 +14,7 @@ from conveyor.components.prepare_features.component import prepare_features
 from conveyor.components.train.component import train
 from conveyor.components.validate_data.component import validate_data
 from conveyor.config import PipelineConfig
-from conveyor.config import read_text as read_config_text
+from conveyor.contracts import load_contract
 
 
 def build_pipeline(
@@ -28,18 +28,27 @@ def build_pipeline(
 
     Args:
         config: The pipeline config (examples/fraud/pipeline.yaml).
-        data_uri: Default batch location (overridable at submit time).
-        reference_profile_uri: Default reference profile for drift checks ("" = none).
+        data_uri: Default batch location, imported as a Dataset (a local path for kfp.local;
+            s3://, gs://, minio:// on a cluster, downloaded by the KFP launcher).
+        reference_profile_uri: Reference profile for drift checks. When given, the pipeline
+            imports it (overridable at submit time); when empty, drift checks are left out.
         tracking_uri: MLflow tracking URI default; None uses the config's.
         artifact_root: MLflow artifact folder for a local store; None uses the config's.
     """
     contract_path = config.resolve(config.contract)
     assert contract_path is not None
-    contract_text = read_config_text(contract_path, "data contract")
+    # One-line JSON (valid YAML): kfp copies string defaults into the compiled file's header
+    # comment, where a multi-line default would break the YAML.
+    contract_text = json.dumps(
+        load_contract(contract_path).model_dump(mode="json", exclude_defaults=True),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     features_json = json.dumps(config.features.model_dump(mode="json"), sort_keys=True)
     training_json = json.dumps(config.training.model_dump(mode="json"), sort_keys=True)
     default_uri = config.tracking.uri if tracking_uri is None else tracking_uri
     default_root = config.tracking.artifact_root if artifact_root is None else artifact_root
+    with_reference = bool(reference_profile_uri)
 
     @dsl.pipeline(
         name=f"{config.name}-training",
@@ -57,9 +66,19 @@ def build_pipeline(
         mlflow_experiment: str = config.tracking.experiment,
         mlflow_artifact_root: str = default_root,
     ) -> str:
-        validated = validate_data(
-            data_uri=data_uri, contract=contract, reference_profile_uri=reference_profile_uri
-        ).set_display_name("validate data")
+        batch = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=True)
+        batch.set_display_name("import batch")
+        if with_reference:
+            reference = dsl.importer(
+                artifact_uri=reference_profile_uri, artifact_class=dsl.Artifact, reimport=True
+            )
+            reference.set_display_name("import reference profile")
+            validated = validate_data(
+                batch=batch.output, contract=contract, reference_profile=reference.output
+            )
+        else:
+            validated = validate_data(batch=batch.output, contract=contract)
+        validated.set_display_name("validate data")
         prepared = prepare_features(
             dataset=validated.outputs["dataset"], features=features
         ).set_display_name("prepare features")

@@ -69,7 +69,7 @@ def test_train_and_evaluate_leave_a_complete_run(tmp_path, small_df, config, tra
 
 
 def test_unreachable_tracking_server_is_a_clear_error():
-    with pytest.raises(TrackingError, match=r"MLflow at http://127\.0\.0\.1:9: cannot open"):
+    with pytest.raises(TrackingError, match=r"MLflow at http://127\.0\.0\.1:9: cannot connect"):
         tracker_for("http://127.0.0.1:9", "x")
 
 
