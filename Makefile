@@ -67,6 +67,6 @@ clean:
 
 # The MLflow UI on the embedded store that `make run` writes.
 ui: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 \
 		--backend-store-uri sqlite:///$(CURDIR)/.conveyor/mlflow.db \
 		--default-artifact-root $(CURDIR)/.conveyor/mlartifacts

@@ -39,46 +39,39 @@ def resolve_table(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError."""
-    p = resolve_table(path)
-    suffix = _suffix(p)
-    if not p.exists():
-        raise BadInputError(f"{p}: file not found; check the path (or run `conveyor sample`)")
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(p, low_memory=False)
-        return pd.read_parquet(p)
-    except pd.errors.EmptyDataError as exc:
-        raise BadInputError(f"{p}: the file is empty (no header, no rows)") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
-        kind = "CSV" if suffix == ".csv" else "Parquet"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInputError(f"{p}: unreadable {kind} file: {first}") from exc
-    except Exception as exc:  # pyarrow raises its own exception types for corrupt files
-        raise BadInputError(f"{p}: unreadable table: {type(exc).__name__}: {exc}") from exc
-
-
-def probe_table(path: str | os.PathLike[str]) -> Path:
-    """Cheap readability check (Parquet footer, first CSV lines) before a pipeline starts."""
+def _load(path: str | os.PathLike[str], probe: bool) -> tuple[Path, pd.DataFrame | None]:
+    """Read a table (or with ``probe``, only enough of it to know it is readable)."""
     p = resolve_table(path)
     suffix = _suffix(p)
     if not p.is_file():
         raise BadInputError(f"{p}: file not found; check the path (or run `conveyor sample`)")
     try:
         if suffix == ".csv":
-            pd.read_csv(p, nrows=5)
-        else:
+            return p, pd.read_csv(p, nrows=5 if probe else None, low_memory=False)
+        if probe:
             import pyarrow.parquet as pq
 
             pq.ParquetFile(p).metadata  # noqa: B018 - reading the footer is the check
+            return p, None
+        return p, pd.read_parquet(p)
     except pd.errors.EmptyDataError as exc:
         raise BadInputError(f"{p}: the file is empty (no header, no rows)") from exc
-    except Exception as exc:
+    except Exception as exc:  # pandas, csv and pyarrow each raise their own types
         kind = "CSV" if suffix == ".csv" else "Parquet"
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise BadInputError(f"{p}: unreadable {kind} file: {first}") from exc
-    return p
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError."""
+    df = _load(path, probe=False)[1]
+    assert df is not None
+    return df
+
+
+def probe_table(path: str | os.PathLike[str]) -> Path:
+    """Cheap readability check (Parquet footer, first CSV lines) before a pipeline starts."""
+    return _load(path, probe=True)[0]
 
 
 def _write(df: pd.DataFrame, path: str, suffix: str) -> None:
