@@ -182,14 +182,13 @@ class _Collector:
         )
 
 
-def _coerce(series: pd.Series, dtype: DType) -> tuple[Any, np.ndarray]:
+def _coerce(series: pd.Series, dtype: DType, nulls: np.ndarray) -> tuple[Any, np.ndarray]:
     """Values in the declared type, and a mask of non-null values that are not of it.
 
     Numbers arrive as float when a CSV column has gaps, and as strings when a file mixes types;
     both are read leniently, and only values that cannot be the declared type are errors.
     """
     kind = series.dtype.kind
-    nulls = series.isna().to_numpy()
     if dtype in ("int", "float"):
         if kind in "iu":
             return series.to_numpy(), np.zeros(len(series), dtype=bool)
@@ -211,7 +210,11 @@ def _coerce(series: pd.Series, dtype: DType) -> tuple[Any, np.ndarray]:
         return values, bad
     if dtype == "string":
         if kind in "OSU" or isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype):
-            if kind == "O":
+            if kind == "O" and pd.api.types.infer_dtype(series, skipna=True) not in (
+                "string",
+                "empty",
+            ):
+                # Only a column that is not all text pays for the per-value type check.
                 is_str = np.fromiter(
                     (isinstance(v, str) for v in series.to_numpy()), dtype=bool, count=len(series)
                 )
@@ -238,7 +241,8 @@ def _coerce(series: pd.Series, dtype: DType) -> tuple[Any, np.ndarray]:
 def _check_column(
     out: _Collector, name: str, series: pd.Series, rule: ColumnRule
 ) -> pd.Series | None:
-    values, bad_type = _coerce(series, rule.dtype)
+    nulls = series.isna().to_numpy()  # computed once: the most expensive step on text columns
+    values, bad_type = _coerce(series, rule.dtype, nulls)
     n_bad = int(bad_type.sum())
     if n_bad:
         out.add(
@@ -249,7 +253,6 @@ def _check_column(
             str(series.dtype),
             _examples(series, bad_type),
         )
-    nulls = series.isna().to_numpy()
     if not rule.nullable:
         n_null = int(nulls.sum())
         if n_null:
