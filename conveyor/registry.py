@@ -6,6 +6,7 @@ sqlite file store for the embedded default, an ``http://`` tracking server on a 
 """
 
 import os
+import time
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -105,9 +106,10 @@ class MlflowTracker:
     ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
+        now = int(time.time() * 1000)
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), 0, 0) for k, v in sorted((metrics or {}).items())],
+            metrics=[Metric(k, float(v), now, 0) for k, v in sorted((metrics or {}).items())],
             params=[Param(k, v) for k, v in _flat(params or {}).items()],
             tags=[RunTag(k, str(v)) for k, v in sorted((tags or {}).items())],
         )

@@ -121,3 +121,26 @@ def copy_examples(dest: Path) -> Path:
     target = dest / "fraud"
     shutil.copytree(EXAMPLES, target)
     return target
+
+
+def train_and_evaluate(tmp_path: Path, df: pd.DataFrame, config: PipelineConfig, tracking, **train):
+    """prepare -> train -> evaluate_stage in-process: (prepared, trained, evaluation)."""
+    from conveyor import evaluation, features, training
+    from conveyor.config import TrainingSpec
+
+    prep = features.FeatureOutputs.under(tmp_path / "prep")
+    features.prepare(df, config.features, prep)
+    spec = TrainingSpec(params={"max_iter": 40}, seed=train.pop("seed", 3))
+    trained = training.train(
+        prep.train, prep.validation, prep.preprocessing, spec, tracking, tmp_path / "model", **train
+    )
+    result = evaluation.evaluate_stage(
+        tmp_path / "model",
+        prep.holdout,
+        0.5,
+        tmp_path / "evaluation.json",
+        tmp_path / "report.md",
+        tracking,
+        trained.run_id,
+    )
+    return prep, trained, result

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from conveyor import evaluation, features, training
-from conveyor.config import TrackingSpec, TrainingSpec
+from conveyor import features, training
+from conveyor.config import TrackingSpec
 from conveyor.errors import TrackingError
 from conveyor.registry import tracker_for
+from tests.conftest import train_and_evaluate
 
 pytestmark = pytest.mark.integration
 
@@ -19,25 +20,8 @@ def tracking(mlflow_server, request):
 def test_train_and_evaluate_leave_a_complete_run(tmp_path, small_df, config, tracking):
     from mlflow.tracking import MlflowClient
 
-    prep = features.FeatureOutputs.under(tmp_path / "prep")
-    features.prepare(small_df, config.features, prep)
-    trained = training.train(
-        prep.train,
-        prep.validation,
-        prep.preprocessing,
-        TrainingSpec(params={"max_iter": 40}, seed=3),
-        tracking,
-        tmp_path / "model",
-        data_fingerprint="f" * 64,
-    )
-    evaluation.evaluate_stage(
-        tmp_path / "model",
-        prep.holdout,
-        0.5,
-        tmp_path / "evaluation.json",
-        tmp_path / "report.md",
-        tracking,
-        trained.run_id,
+    prep, trained, _ = train_and_evaluate(
+        tmp_path, small_df, config, tracking, data_fingerprint="f" * 64
     )
 
     client = MlflowClient(tracking.uri)

@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from conveyor import evaluation, features, training
-from conveyor.config import TrackingSpec, TrainingSpec
+from conveyor import evaluation, features
+from conveyor.config import TrackingSpec
 from conveyor.registry import MemoryTracker
+from tests.conftest import train_and_evaluate
 
 pytestmark = pytest.mark.unit
 
@@ -40,26 +41,8 @@ def test_roc_is_thinned_and_finite():
 
 
 def test_evaluate_stage_writes_json_markdown_and_tracks(tmp_path, small_df, config):
-    prep = features.FeatureOutputs.under(tmp_path / "prep")
-    features.prepare(small_df, config.features, prep)
     tracking = TrackingSpec(uri="memory://", experiment="t")
-    trained = training.train(
-        prep.train,
-        prep.validation,
-        prep.preprocessing,
-        TrainingSpec(params={"max_iter": 30}),
-        tracking,
-        tmp_path / "model",
-    )
-    result = evaluation.evaluate_stage(
-        tmp_path / "model",
-        prep.holdout,
-        0.5,
-        tmp_path / "evaluation.json",
-        tmp_path / "report.md",
-        tracking,
-        trained.run_id,
-    )
+    prep, trained, result = train_and_evaluate(tmp_path, small_df, config, tracking)
     doc = json.loads((tmp_path / "evaluation.json").read_text())
     assert doc == json.loads(json.dumps(result))
     assert set(doc) >= {"metrics", "slices", "fairness", "model", "confusion_matrix", "roc"}
