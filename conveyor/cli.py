@@ -74,6 +74,46 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- gate
+
+
+def _read_json(path: str, what: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: {what} file not found")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{p}: {what} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{p}: {what} must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from conveyor import gate
+    from conveyor.tables import write_json, write_text
+
+    policy = gate.load_policy(args.policy)
+    candidate = _read_json(args.candidate, "candidate evaluation")
+    champion = (
+        _read_json(args.champion, "champion evaluation")
+        if args.champion
+        else candidate.get("champion")  # evaluate embeds the champion it scored
+    )
+    result = gate.decide(policy, candidate, champion)
+    if args.report_dir:
+        out = Path(args.report_dir)
+        write_json(result.to_dict(), out / "gate.json")
+        write_text(gate.render_markdown(result), out / "gate.md")
+        write_text(gate.render_html(result), out / "gate.html")
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(gate.render_text(result))
+    return result.exit_code
+
+
 # ---------------------------------------------------------------------------------------- run
 
 
@@ -252,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", help="comma-separated columns (default: all)")
     p.add_argument("--bins", type=int, default=10, help="quantile bins per numeric column")
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser(
+        "gate",
+        help="apply a gate policy to an evaluation (approve / hold / reject)",
+        description="Apply POLICY to the candidate's evaluation.json (and the champion's). "
+        "Exit 0 approve, 3 hold, 4 reject, 2 bad input. Without --champion, a champion block "
+        "embedded in the candidate file (as evaluate writes it) is used.",
+    )
+    p.add_argument("--policy", required=True, help="gate policy YAML")
+    p.add_argument("--candidate", required=True, help="candidate evaluation.json")
+    p.add_argument("--champion", help="champion evaluation.json")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    p.add_argument("--report-dir", help="also write gate.json, gate.md and gate.html here")
+    p.set_defaults(func=cmd_gate)
 
     p = sub.add_parser(
         "run",

@@ -1,0 +1,285 @@
+"""quality_gate: a policy turns evidence into approve | hold | reject, and fails closed.
+
+A rule bounds one metric (a dotted path into evaluation.json) absolutely (``min``/``max``)
+and/or against the champion (``max_drop``/``max_drop_pct`` for higher-is-better metrics,
+``max_increase``/``max_increase_pct`` for lower-is-better ones). No policy, an empty policy or
+a missing metric is never an approval (TFX's lesson): at best it is a hold for a person.
+"""
+
+import html
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from conveyor.config import StrictModel, TrackingSpec, load_model, model_from_yaml
+
+Verdict = Literal["approve", "hold", "reject"]
+EXIT_CODES: dict[str, int] = {"approve": 0, "hold": 3, "reject": 4}
+TOLERANCE = 1e-9  # 0.91 - 0.01 is 0.9000000000000001 in floating point
+RELATIVE = ("max_drop", "max_drop_pct", "max_increase", "max_increase_pct")
+
+
+class Rule(StrictModel):
+    metric: str = Field(pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(None, ge=0)
+    max_drop_pct: float | None = Field(None, ge=0, le=100)
+    max_increase: float | None = Field(None, ge=0)
+    max_increase_pct: float | None = Field(None, ge=0)
+    on_fail: Literal["reject", "hold"] = "reject"
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> "Rule":
+        if all(getattr(self, k) is None for k in ("min", "max", *RELATIVE)):
+            raise ValueError(f"rule for {self.metric!r} has no bound (min, max, max_drop, ...)")
+        drops = self.max_drop is not None or self.max_drop_pct is not None
+        rises = self.max_increase is not None or self.max_increase_pct is not None
+        if drops and rises:
+            raise ValueError(
+                f"rule for {self.metric!r} mixes max_drop* (higher is better) with "
+                "max_increase* (lower is better)"
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"rule for {self.metric!r}: min {self.min:g} > max {self.max:g}")
+        return self
+
+
+class Policy(StrictModel):
+    name: str = "gate"
+    rules: list[Rule] = Field(default_factory=list)
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    return load_model(Policy, path, "gate policy")
+
+
+def policy_from_yaml(text: str, source: str = "policy") -> Policy:
+    return model_from_yaml(Policy, text, source)
+
+
+def lookup(doc: dict[str, Any] | None, path: str) -> float | None:
+    """The number at a dotted path, or None when it is absent, null, NaN or not a number."""
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        return None
+    return None if math.isnan(float(node)) else float(node)
+
+
+@dataclass
+class Check:
+    metric: str
+    check: str  # min | max | max_drop | max_drop_pct | max_increase | max_increase_pct
+    on_fail: str
+    candidate: float | None
+    champion: float | None
+    bound: float | None
+    status: str  # pass | fail | missing | skipped
+    detail: str
+
+
+@dataclass
+class GateResult:
+    verdict: Verdict
+    reasons: list[str]
+    checks: list[Check] = field(default_factory=list)
+    policy: str = "gate"
+    champion_present: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "policy": self.policy,
+            "champion_present": self.champion_present,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _relative_bound(kind: str, limit: float, champion: float) -> tuple[float, str, bool]:
+    """(threshold, description, higher_is_better) of a champion-relative bound."""
+    if kind == "max_drop":
+        return champion - limit, f">= champion {champion:.4g} - {limit:g}", True
+    if kind == "max_drop_pct":
+        bound = champion * (1 - limit / 100)
+        return bound, f">= champion {champion:.4g} - {limit:g}%", True
+    if kind == "max_increase":
+        return champion + limit, f"<= champion {champion:.4g} + {limit:g}", False
+    bound = champion * (1 + limit / 100)
+    return bound, f"<= champion {champion:.4g} + {limit:g}%", False
+
+
+def _checks(rule: Rule, candidate: dict[str, Any], champion: dict[str, Any] | None) -> list[Check]:
+    cand = lookup(candidate, rule.metric)
+    champ = lookup(champion, rule.metric) if champion is not None else None
+    out: list[Check] = []
+
+    def add(kind: str, bound: float | None, status: str, detail: str) -> None:
+        out.append(Check(rule.metric, kind, rule.on_fail, cand, champ, bound, status, detail))
+
+    for kind in ("min", "max"):
+        limit = getattr(rule, kind)
+        if limit is None:
+            continue
+        if cand is None:
+            add(kind, limit, "missing", f"{rule.metric} is missing from the candidate's evidence")
+            continue
+        ok = cand >= limit - TOLERANCE if kind == "min" else cand <= limit + TOLERANCE
+        sign = ">=" if kind == "min" else "<="
+        add(kind, limit, "pass" if ok else "fail", f"{rule.metric} {_fmt(cand)} {sign} {limit:g}")
+
+    for kind in RELATIVE:
+        limit = getattr(rule, kind)
+        if limit is None:
+            continue
+        if champion is None:
+            add(kind, None, "skipped", "no champion: comparison skipped")
+            continue
+        if cand is None or champ is None:
+            who = "candidate" if cand is None else "champion"
+            add(kind, None, "missing", f"{rule.metric} is missing from the {who}'s evidence")
+            continue
+        bound, text, higher = _relative_bound(kind, limit, champ)
+        ok = cand >= bound - TOLERANCE if higher else cand <= bound + TOLERANCE
+        verb = "pass" if ok else "fail"
+        add(kind, bound, verb, f"{rule.metric} {_fmt(cand)} {text} = {bound:.4g}")
+    return out
+
+
+def decide(
+    policy: Policy | None, candidate: dict[str, Any], champion: dict[str, Any] | None = None
+) -> GateResult:
+    """Apply ``policy`` to the candidate's evaluation (and the champion's, when there is one)."""
+    if policy is None or not policy.rules:
+        return GateResult(
+            "hold",
+            ["the policy has no rules: nothing proves the candidate is fit (fails closed)"],
+            policy=policy.name if policy else "none",
+            champion_present=champion is not None,
+        )
+    checks = [c for rule in policy.rules for c in _checks(rule, candidate, champion)]
+    failed = [c for c in checks if c.status == "fail"]
+    missing = [c for c in checks if c.status == "missing"]
+    reasons = [f"{c.on_fail}: {c.detail}" for c in failed]
+    reasons += [f"hold: {c.detail}" for c in missing]
+    if any(c.on_fail == "reject" for c in failed):
+        verdict: Verdict = "reject"
+    elif failed or missing:
+        verdict = "hold"
+    else:
+        verdict = "approve"
+    if champion is None and any(c.status == "skipped" for c in checks):
+        reasons.append("note: no champion, so champion comparisons were skipped")
+    return GateResult(verdict, reasons, checks, policy.name, champion is not None)
+
+
+def render_markdown(result: GateResult) -> str:
+    """Every rule with candidate value, champion value, bound and outcome, for the KFP UI."""
+    lines = [
+        f"# Quality gate: {result.verdict.upper()}",
+        "",
+        f"Policy `{result.policy}`; champion "
+        f"{'present' if result.champion_present else 'absent (champion comparisons skipped)'}.",
+        "",
+        "| metric | check | candidate | champion | bound | result | on fail |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for c in result.checks:
+        lines.append(
+            f"| {c.metric} | {c.check} | {_fmt(c.candidate)} | {_fmt(c.champion)} | "
+            f"{_fmt(c.bound)} | {c.status.upper()} | {c.on_fail} |"
+        )
+    if result.reasons:
+        lines += ["", "## Why", "", *[f"- {r}" for r in result.reasons]]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(result: GateResult) -> str:
+    """The same table as a standalone HTML page (KFP's HTML visualization)."""
+    colour = {"approve": "#1a7f37", "hold": "#9a6700", "reject": "#cf222e"}[result.verdict]
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (
+                c.metric,
+                c.check,
+                _fmt(c.candidate),
+                _fmt(c.champion),
+                _fmt(c.bound),
+                c.status.upper(),
+                c.on_fail,
+            )
+        )
+        + "</tr>"
+        for c in result.checks
+    )
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in result.reasons)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Quality gate</title>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "table{border-collapse:collapse}</style></head><body>"
+        f"<h1 style='color:{colour}'>Quality gate: {result.verdict.upper()}</h1>"
+        f"<p>Policy <code>{html.escape(result.policy)}</code></p><table><tr>"
+        "<th>metric</th><th>check</th><th>candidate</th><th>champion</th><th>bound</th>"
+        f"<th>result</th><th>on fail</th></tr>{rows}</table><ul>{reasons}</ul></body></html>\n"
+    )
+
+
+def render_text(result: GateResult) -> str:
+    lines = [f"verdict: {result.verdict}"]
+    for c in result.checks:
+        lines.append(f"  [{c.status.upper():7}] {c.check:16} {c.detail}")
+    lines += [f"  {r}" for r in result.reasons if r.startswith("note:")]
+    return "\n".join(lines)
+
+
+def gate_stage(
+    evaluation_path: str | os.PathLike[str],
+    policy_yaml: str,
+    gate_json: str | os.PathLike[str],
+    report_md: str | os.PathLike[str],
+    report_html: str | os.PathLike[str] | None = None,
+    tracking: TrackingSpec | None = None,
+    run_id: str = "",
+) -> GateResult:
+    """The quality_gate stage: decide, write gate.json + reports, log them to the run."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from conveyor.registry import tracker_for
+    from conveyor.tables import write_json, write_text
+
+    policy = policy_from_yaml(policy_yaml, "policy") if policy_yaml.strip() else None
+    evaluation = json.loads(Path(evaluation_path).read_text(encoding="utf-8"))
+    result = decide(policy, evaluation, evaluation.get("champion"))
+    write_json(result.to_dict(), gate_json)
+    write_text(render_markdown(result), report_md)
+    if report_html is not None:
+        write_text(render_html(result), report_html)
+    if run_id and tracking is not None:
+        tracker = tracker_for(tracking.uri, tracking.experiment, tracking.artifact_root)
+        tracker.log(run_id, tags={"gate.verdict": result.verdict, "gate.policy": result.policy})
+        with tempfile.TemporaryDirectory() as tmp:
+            write_json(result.to_dict(), Path(tmp) / "gate.json")
+            write_text(render_markdown(result), Path(tmp) / "gate.md")
+            write_text(render_html(result), Path(tmp) / "gate.html")
+            tracker.log_artifacts(run_id, tmp, "gate")
+    return result
