@@ -114,6 +114,45 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+# ------------------------------------------------------------------------------------- models
+
+EMBEDDED_TRACKING = "sqlite:///.conveyor/mlflow.db"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import os
+
+    from conveyor.registry import ModelRegistry
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or EMBEDDED_TRACKING
+    registry = ModelRegistry(_absolute_sqlite(uri))
+    if args.models_command == "list":
+        versions = registry.versions(args.name)
+        if args.format == "json":
+            print(json.dumps(versions, indent=2, sort_keys=True))
+            return 0
+        if not versions:
+            print(f"{args.name}: no registered versions")
+            return 0
+        print(f"{'version':>7}  {'aliases':<30} {'status':<12} {'roc_auc':>8}  run")
+        for v in versions:
+            print(
+                f"{v['version']:>7}  {','.join(v['aliases']) or '-':<30} {v['status'] or '-':<12} "
+                f"{v['tags'].get('metric.roc_auc', '-'):>8}  {v['run_id']}"
+            )
+        return 0
+    if args.models_command == "promote":
+        v = registry.promote(args.name, args.version, args.reason or "")
+        print(f"{args.name} v{v['version']} is now champion (aliases: {', '.join(v['aliases'])})")
+    elif args.models_command == "rollback":
+        v = registry.rollback(args.name, args.reason or "")
+        print(f"{args.name}: champion rolled back to v{v['version']}")
+    else:
+        v = registry.approve(args.name, args.version, args.reason)
+        print(f"{args.name} v{v['version']} approved by {v['tags']['conveyor.approved_by']}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- run
 
 
@@ -306,6 +345,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     p.add_argument("--report-dir", help="also write gate.json, gate.md and gate.html here")
     p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser(
+        "models",
+        help="registered models: list, promote, rollback, approve",
+        description="Operate the MLflow model registry (aliases candidate / champion / "
+        "previous-champion). Every move leaves a tag trail on the versions.",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        help=f"MLflow URI (default: $MLFLOW_TRACKING_URI, else {EMBEDDED_TRACKING})",
+    )
+    models = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    m = models.add_parser("list", help="versions with aliases and status")
+    m.add_argument("name")
+    m.add_argument("--format", choices=["text", "json"], default="text")
+    m = models.add_parser("promote", help="move champion to VERSION (keeps previous-champion)")
+    m.add_argument("name")
+    m.add_argument("version")
+    m.add_argument("--reason", help="why, recorded on the version")
+    m = models.add_parser("rollback", help="move champion back to previous-champion")
+    m.add_argument("name")
+    m.add_argument("--reason", help="why, recorded on the versions")
+    m = models.add_parser("approve", help="release a held version (records who and why)")
+    m.add_argument("name")
+    m.add_argument("version")
+    m.add_argument("--reason", required=True, help="why this held version may ship")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser(
         "run",

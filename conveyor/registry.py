@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from conveyor.errors import TrackingError
+from conveyor.errors import BadInputError, TrackingError
 
 MEMORY_URI = "memory://"
 
@@ -39,6 +39,15 @@ class Tracker(Protocol):
     def end_run(self, run_id: str, status: str = "FINISHED") -> None: ...
 
     def run_info(self, run_id: str) -> dict[str, Any]: ...
+
+
+def _tame_client_retries() -> None:
+    """MLflow's HTTP client retries 7 times with growing backoff (minutes on a dead server);
+    Conveyor retries whole operations itself, so keep the client's own retries short unless the
+    user has set them."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 
 
 def _probe(uri: str, timeout: float = 5.0) -> None:
@@ -70,6 +79,7 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
+        _tame_client_retries()
         if uri.startswith(("http://", "https://")):
             _probe(uri)
         self._mlflow = mlflow
@@ -218,3 +228,283 @@ def tracker_for(uri: str, experiment: str, artifact_root: str | None = None) -> 
     if uri.startswith(MEMORY_URI):
         return MemoryTracker(uri, experiment)
     return MlflowTracker(uri, experiment, artifact_root)
+
+
+# ----------------------------------------------------------------------------- model registry
+
+CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
+STATUS = "conveyor.status"  # approved | held | rolled_back ; a held version is not deployable
+SERVING_PATH = "serving"  # run artifact folder holding model.joblib + model.sha256
+RETRIES = 3
+
+
+def _with_retry(what: str, fn: Any, attempts: int = RETRIES, base_delay: float = 0.5) -> Any:
+    """Retry transient registry failures with exponential backoff, then fail clearly."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except MlflowException as exc:
+            code = str(getattr(exc, "error_code", ""))
+            transient = code in (
+                "TEMPORARILY_UNAVAILABLE",
+                "INTERNAL_ERROR",
+                "REQUEST_LIMIT_EXCEEDED",
+            )
+            if not transient or attempt == attempts:
+                raise TrackingError(f"MLflow registry: {what} failed: {exc.message}") from exc
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            if attempt == attempts:
+                raise TrackingError(
+                    f"MLflow registry: {what} failed after {attempts} attempts: {exc}. "
+                    "Check that the tracking server is up; nothing was changed."
+                ) from exc
+        time.sleep(base_delay * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _actor() -> str:
+    return os.environ.get("CONVEYOR_ACTOR") or os.environ.get("USER") or "unknown"
+
+
+class ModelRegistry:
+    """Registered models, versions and aliases in MLflow (aliases, not deprecated stages)."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+        if not uri:
+            raise TrackingError("no MLflow tracking URI: pass one or set MLFLOW_TRACKING_URI")
+        _tame_client_retries()
+        if uri.startswith(("http://", "https://")):
+            _probe(uri)
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    # ---- reads
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name`` (newest first) with its aliases and tags."""
+        found = _with_retry(
+            f"list versions of {name!r}",
+            lambda: self.client.search_model_versions(f"name='{name}'"),
+        )
+        aliases: dict[str, list[str]] = {}
+        try:
+            model = self.client.get_registered_model(name)
+            for alias, version in model.aliases.items():
+                aliases.setdefault(str(version), []).append(alias)
+        except Exception:  # no such model: no aliases
+            pass
+        out = [
+            {
+                "name": name,
+                "version": str(v.version),
+                "run_id": v.run_id,
+                "aliases": sorted(aliases.get(str(v.version), [])),
+                "tags": dict(v.tags),
+                "status": v.tags.get(STATUS, ""),
+            }
+            for v in found
+        ]
+        return sorted(out, key=lambda v: -int(v["version"]))
+
+    def by_alias(self, name: str, alias: str) -> dict[str, Any] | None:
+        return next((v for v in self.versions(name) if alias in v["aliases"]), None)
+
+    def get(self, name: str, version: str) -> dict[str, Any]:
+        hit = next((v for v in self.versions(name) if v["version"] == str(version)), None)
+        if hit is None:
+            raise BadInputError(f"model {name!r} has no version {version!r}")
+        return hit
+
+    # ---- writes
+
+    def register(
+        self, name: str, run_id: str, verdict: str, tags: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Register the run's model per the gate verdict; idempotent per (name, run).
+
+        approve: new version + alias ``candidate``; hold: new version, no alias, tagged held;
+        reject: nothing. A failure part-way deletes the half-made version.
+        """
+        if verdict not in ("approve", "hold"):
+            return None
+        existing = next((v for v in self.versions(name) if v["run_id"] == run_id), None)
+        if existing is not None:
+            return existing  # a retried step must not create a second version
+        status = "approved" if verdict == "approve" else "held"
+        all_tags = {**tags, STATUS: status, "conveyor.deployable": str(verdict == "approve")}
+        _with_retry(f"create registered model {name!r}", lambda: self._ensure_model(name))
+        version = _with_retry(
+            f"register run {run_id} as {name!r}",
+            lambda: self.client.create_model_version(
+                name, f"runs:/{run_id}/model", run_id=run_id, tags=all_tags
+            ),
+        )
+        try:
+            if verdict == "approve":
+                self._set_alias(name, CANDIDATE, str(version.version))
+        except BaseException:
+            self.client.delete_model_version(name, str(version.version))
+            raise
+        return self.get(name, str(version.version))
+
+    def _ensure_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name, tags={"conveyor.managed": "true"})
+
+    def _set_alias(self, name: str, alias: str, version: str) -> None:
+        _with_retry(
+            f"set alias {alias!r} of {name!r} to v{version}",
+            lambda: self.client.set_registered_model_alias(name, alias, version),
+        )
+
+    def _event(self, name: str, version: str, event: str, reason: str) -> None:
+        from datetime import UTC, datetime
+
+        # Tag keys allow no '+': a compact UTC stamp with microseconds keeps events distinct.
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.client.set_model_version_tag(
+            name, version, f"conveyor.event.{stamp}", f"{event} by {_actor()}: {reason}"
+        )
+
+    def approve(self, name: str, version: str, reason: str) -> dict[str, Any]:
+        """A person releases a held version: it becomes deployable and takes ``candidate``."""
+        if not reason.strip():
+            raise BadInputError("--reason is required: say why this held version may ship")
+        v = self.get(name, version)
+        if v["status"] not in ("held", "approved"):
+            raise BadInputError(
+                f"{name} v{version} has status {v['status'] or 'none'!r}; only a held "
+                "version can be approved"
+            )
+        for key, value in {
+            STATUS: "approved",
+            "conveyor.deployable": "True",
+            "conveyor.approved_by": _actor(),
+            "conveyor.approved_reason": reason,
+            "conveyor.approved_at": _now(),
+        }.items():
+            self.client.set_model_version_tag(name, version, key, value)
+        self._set_alias(name, CANDIDATE, version)
+        self._event(name, version, "approve", reason)
+        return self.get(name, version)
+
+    def promote(self, name: str, version: str, reason: str = "") -> dict[str, Any]:
+        """Move ``champion`` to ``version``, keeping the old one as ``previous-champion``."""
+        v = self.get(name, version)
+        if v["status"] != "approved":
+            raise BadInputError(
+                f"{name} v{version} is {v['status'] or 'not approved'}: only an approved "
+                f"version can become champion (run `conveyor models approve {name} {version}`)"
+            )
+        current = self.by_alias(name, CHAMPION)
+        if current is not None and current["version"] == str(version):
+            return v
+        if current is not None:
+            self._set_alias(name, PREVIOUS, current["version"])
+        self._set_alias(name, CHAMPION, str(version))
+        self._event(name, str(version), "promote to champion", reason or "no reason given")
+        return self.get(name, version)
+
+    def rollback(self, name: str, reason: str = "") -> dict[str, Any]:
+        """Move ``champion`` back to ``previous-champion``."""
+        previous = self.by_alias(name, PREVIOUS)
+        current = self.by_alias(name, CHAMPION)
+        if previous is None:
+            raise BadInputError(f"{name} has no {PREVIOUS!r} alias: nothing to roll back to")
+        self._set_alias(name, CHAMPION, previous["version"])
+        _with_retry(
+            f"delete alias {PREVIOUS!r}",
+            lambda: self.client.delete_registered_model_alias(name, PREVIOUS),
+        )
+        if current is not None:
+            self.client.set_model_version_tag(name, current["version"], STATUS, "rolled_back")
+            self.client.set_model_version_tag(
+                name, current["version"], "conveyor.deployable", "False"
+            )
+            self._event(name, current["version"], "rolled back", reason or "no reason given")
+        self._event(name, previous["version"], "restored as champion", reason or "rollback")
+        return self.get(name, previous["version"])
+
+    def fetch(self, name: str, alias: str, dest: str | Path) -> Path | None:
+        """Download the serving files of ``name@alias`` and verify their sha256 against the tag.
+
+        Returns None when the alias does not exist (e.g. no champion yet).
+        """
+        import mlflow.artifacts
+
+        from conveyor.tables import sha256_file
+
+        v = self.by_alias(name, alias)
+        if v is None:
+            return None
+        local = Path(
+            _with_retry(
+                f"download {name}@{alias}",
+                lambda: mlflow.artifacts.download_artifacts(
+                    run_id=v["run_id"], artifact_path=SERVING_PATH, dst_path=str(dest),
+                    tracking_uri=self.uri,
+                ),
+            )
+        )  # fmt: skip
+        expected = v["tags"].get("model.sha256", "")
+        actual = sha256_file(local / "model.joblib")
+        if not expected or actual != expected:
+            raise TrackingError(
+                f"{name}@{alias} (v{v['version']}): model.joblib sha256 {actual} does not match "
+                f"the registry tag model.sha256 {expected or '(missing)'}; refusing to use it"
+            )
+        return local
+
+
+HEADLINE = ("roc_auc", "pr_auc", "recall", "precision", "f1", "log_loss")
+
+
+def register_stage(
+    model_name: str,
+    run_id: str,
+    gate_json: str | Path,
+    evaluation_json: str | Path,
+    tracking_uri: str,
+    git_commit: str = "",
+) -> dict[str, Any] | None:
+    """The register_model stage: a version with the full lineage tag set, per the verdict."""
+    import json
+
+    gate = json.loads(Path(gate_json).read_text(encoding="utf-8"))
+    evaluation = json.loads(Path(evaluation_json).read_text(encoding="utf-8"))
+    registry = ModelRegistry(tracking_uri)
+    run = registry.client.get_run(run_id)
+    params = json.dumps(dict(sorted(run.data.params.items())), separators=(",", ":"))
+    tags = {
+        "conveyor.run_id": run_id,
+        "git.commit": git_commit or "unknown",
+        "data.sha256": run.data.tags.get("data.sha256", ""),
+        "features.spec.sha256": run.data.tags.get("features.spec.sha256", ""),
+        "model.sha256": run.data.tags.get("model.sha256", ""),
+        "params": params[:5000],
+        "gate.verdict": gate["verdict"],
+        "gate.report": f"runs:/{run_id}/gate/gate.md",
+        "serving.uri": f"{run.info.artifact_uri}/{SERVING_PATH}",
+    }
+    for key in HEADLINE:
+        value = evaluation.get("metrics", {}).get(key)
+        if value is not None:
+            tags[f"metric.{key}"] = f"{float(value):.6g}"
+    if not tags["model.sha256"]:
+        raise TrackingError(f"run {run_id} has no model.sha256 tag: was it made by train?")
+    return registry.register(model_name, run_id, gate["verdict"], tags)
