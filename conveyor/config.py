@@ -5,7 +5,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from conveyor.errors import BadInputError
 
@@ -154,8 +161,70 @@ class TrackingSpec(StrictModel):
     experiment: str = "conveyor"
 
 
+class SliceSpec(StrictModel):
+    """A holdout subset scored on its own: ``where`` (one slice) or ``by`` (one per value)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
+    where: str | None = Field(
+        None, description="pandas DataFrame.query boolean expression, e.g. amount >= 1000"
+    )
+    by: str | None = Field(
+        None, description="categorical column: one slice per value, named <name>_<value>"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SliceSpec":
+        given = [k for k in ("where", "by") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"slice {self.name!r} needs exactly one of 'where' or 'by', got "
+                f"{' and '.join(given) if given else 'neither'}"
+            )
+        if not str(getattr(self, given[0])).strip():
+            raise ValueError(f"slice {self.name!r}: {given[0]} is empty")
+        return self
+
+
+class LatencySpec(StrictModel):
+    """How many predict calls are timed (after ``warmup`` untimed ones)."""
+
+    single_calls: int = Field(200, ge=1, le=100_000)
+    batch_rows: int = Field(1000, ge=1, le=1_000_000)
+    batch_calls: int = Field(20, ge=1, le=10_000)
+    warmup: int = Field(20, ge=0, le=10_000)
+
+
 class EvaluationSpec(StrictModel):
     threshold: float = Field(0.5, gt=0, lt=1)
+    slices: list[SliceSpec] = Field(default_factory=list)
+    fairness: list[str] = Field(
+        default_factory=list, description="group columns of the holdout to compare groups on"
+    )
+    latency: LatencySpec = LatencySpec()
+    golden_set: str | None = Field(
+        None, description="CSV of canonical examples, relative to the config file"
+    )
+    min_slice_rows: int = Field(30, ge=1, le=1_000_000)
+
+    @field_validator("slices")
+    @classmethod
+    def _unique_slice_names(cls, slices: list[SliceSpec]) -> list[SliceSpec]:
+        seen: set[str] = set()
+        for s in slices:
+            if s.name in seen:
+                raise ValueError(f"slice name {s.name!r} is used more than once")
+            seen.add(s.name)
+        return slices
+
+    @field_validator("fairness")
+    @classmethod
+    def _unique_columns(cls, columns: list[str]) -> list[str]:
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"column(s) {dupes} listed more than once")
+        if any(not c.strip() for c in columns):
+            raise ValueError("a fairness column name is empty")
+        return columns
 
 
 class PipelineConfig(StrictModel):

@@ -1,23 +1,39 @@
-"""evaluate: holdout metrics written as evaluation.json plus the curves the KFP UI draws.
+"""evaluate: the evidence a gate decides on, written as ``evaluation.json``.
 
-This is the first version (overall metrics, confusion matrix, ROC); slices, fairness, latency
-and champion comparison extend the same ``evaluation.json`` shape.
+One model block per model (``evaluate_model``): holdout metrics, configured slices, fairness
+across group columns (fairlearn's MetricFrame), predict latency and batch peak memory, sanity
+checks (a collapsed model, agreement with a versioned golden set), the confusion matrix and ROC
+curve. ``evaluate`` scores the candidate and, when given, the champion on the SAME holdout
+DataFrame so the two blocks are comparable. Metrics that cannot be computed are ``None``
+(JSON ``null``), never NaN.
 """
 
+import json
 import math
+import re
 import tempfile
+import time
+import tracemalloc
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
-from conveyor.config import TrackingSpec
+from conveyor.config import EvaluationSpec, LatencySpec, SliceSpec, TrackingSpec
 from conveyor.errors import BadInputError
 from conveyor.registry import tracker_for
-from conveyor.tables import read_table, write_json, write_text
+from conveyor.tables import read_table, resolve_table, sha256_file, write_json, write_text
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 ROC_POINTS = 101  # KFP's ROC view gets slow past a few hundred points
+GOLDEN_TARGET = "expected_prediction"  # the golden-set column holding the expected 0/1 output
+FAIRNESS_METRICS = ("recall", "precision", "selection_rate")
+MLFLOW_BATCH = 900  # MLflow's log_batch takes at most 1000 metrics per call
 
 
 def check_threshold(threshold: float) -> None:
@@ -27,7 +43,11 @@ def check_threshold(threshold: float) -> None:
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    """Headline binary-classification metrics at ``threshold``."""
+    """Headline binary-classification metrics at ``threshold``.
+
+    Undefined values are NaN (the JSON writers turn them into ``null``): ``recall`` without
+    positive rows, ``precision`` without predicted positives, the AUCs on a single class.
+    """
     y = np.asarray(y).astype(int)
     proba = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
     pred = (proba >= threshold).astype(int)
@@ -37,9 +57,9 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -
         "positive_rate": float(y.mean()) if len(y) else math.nan,
         "predicted_positive_rate": float(pred.mean()) if len(y) else math.nan,
         "accuracy": float(skm.accuracy_score(y, pred)),
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)),
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "precision": float(skm.precision_score(y, pred, zero_division=np.nan)),
+        "recall": float(skm.recall_score(y, pred, zero_division=np.nan)),
+        "f1": float(skm.f1_score(y, pred, zero_division=np.nan)),
         "roc_auc": float(skm.roc_auc_score(y, proba)) if both else math.nan,
         "pr_auc": float(skm.average_precision_score(y, proba)) if both else math.nan,
         "log_loss": float(skm.log_loss(y, proba, labels=[0, 1])),
@@ -66,51 +86,513 @@ def roc(y: np.ndarray, proba: np.ndarray) -> dict[str, list[float]]:
     }
 
 
+def _num(v: Any, digits: int = 6) -> float | None:
+    """A finite number rounded, or None (JSON null) for NaN, inf and missing values."""
+    if v is None:
+        return None
+    f = float(v)
+    return round(f, digits) if math.isfinite(f) else None
+
+
 def _finite(d: dict[str, float]) -> dict[str, float | None]:
-    return {k: (round(v, 6) if math.isfinite(v) else None) for k, v in d.items()}
+    return {k: _num(v) for k, v in d.items()}
 
 
-def evaluate(model_dir: str | Path, holdout_path: str | Path, threshold: float) -> dict[str, Any]:
-    """Score the saved model on the holdout; returns the evaluation.json document."""
-    from conveyor.training import MODEL_FILE, load_model, predict_proba
+def slug(value: Any) -> str:
+    """Lowercase, every character outside [a-z0-9] replaced by ``_`` (slice and metric names)."""
+    return re.sub(r"[^a-z0-9]", "_", str(value).lower())
 
-    check_threshold(threshold)
-    model, spec = load_model(model_dir)  # verifies the sha256 first
-    holdout = read_table(holdout_path)
-    missing = [c for c in [spec["label"], *spec["input_columns"]] if c not in holdout.columns]
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# --------------------------------------------------------------------------------- slices
+
+
+def _column_ref(col: str) -> str:
+    return col if col.isidentifier() else f"`{col}`"
+
+
+def _where_mask(holdout: pd.DataFrame, s: SliceSpec) -> np.ndarray:
+    """The boolean row mask of ``s.where``, evaluated as DataFrame.query evaluates it."""
+    expr = str(s.where)
+    what = f"evaluation.slices {s.name!r}: where {expr!r}"
+    if "@" in expr:
+        raise BadInputError(f"{what}: local variables (@name) are not available in a slice")
+    try:
+        res = holdout.eval(expr)
+    except Exception as exc:  # pandas raises many types (SyntaxError, UndefinedVariableError...)
+        raise BadInputError(
+            f"{what} cannot be evaluated on the holdout: {type(exc).__name__}: "
+            f"{_first_line(exc)} (columns: {', '.join(map(str, holdout.columns))})"
+        ) from exc
+    if not (
+        isinstance(res, pd.Series)
+        and len(res) == len(holdout)
+        and pd.api.types.is_bool_dtype(res.dtype)
+    ):
+        got = f"dtype {res.dtype}" if isinstance(res, pd.Series) else type(res).__name__
+        raise BadInputError(f"{what} is not a boolean expression over rows (got {got})")
+    return res.fillna(False).to_numpy(dtype=bool)
+
+
+def resolve_slices(holdout: pd.DataFrame, slices: list[SliceSpec]) -> list[tuple[str, str, Any]]:
+    """``(name, where, mask)`` per slice; a ``by`` slice expands to one per value (sorted)."""
+    out: list[tuple[str, str, Any]] = []
+    for s in slices:
+        if s.where is not None:
+            out.append((s.name, s.where, _where_mask(holdout, s)))
+            continue
+        col = str(s.by)
+        if col not in holdout.columns:
+            raise BadInputError(
+                f"evaluation.slices {s.name!r}: by column {col!r} is not in the holdout "
+                f"(columns: {', '.join(map(str, holdout.columns))})"
+            )
+        values = holdout[col]
+        for v in sorted(values.dropna().unique(), key=str):
+            value = v.item() if isinstance(v, np.generic) else v
+            out.append((f"{s.name}_{slug(value)}", f"{_column_ref(col)} == {value!r}", values == v))
+        if values.isna().any():
+            out.append((f"{s.name}_null", f"{_column_ref(col)}.isna()", values.isna()))
+    seen: dict[str, str] = {}
+    for name, where, _ in out:
+        if name in seen:
+            raise BadInputError(
+                f"evaluation.slices: slice name {name!r} is produced twice "
+                f"({seen[name]!r} and {where!r}); rename a slice"
+            )
+        seen[name] = where
+    return [(n, w, np.asarray(m, dtype=bool)) for n, w, m in out]
+
+
+def slice_metrics(
+    holdout: pd.DataFrame, y: np.ndarray, proba: np.ndarray, spec: EvaluationSpec
+) -> dict[str, Any]:
+    """Per-slice row counts and metrics; a slice under ``min_slice_rows`` gets metrics null."""
+    out: dict[str, Any] = {}
+    for name, where, mask in resolve_slices(holdout, spec.slices):
+        rows = int(mask.sum())
+        if rows < spec.min_slice_rows:
+            out[name] = {
+                "where": where,
+                "rows": rows,
+                "metrics": None,
+                "note": f"{rows} rows < min_slice_rows {spec.min_slice_rows}: not scored",
+            }
+            continue
+        out[name] = {
+            "where": where,
+            "rows": rows,
+            "metrics": _finite(classification_metrics(y[mask], proba[mask], spec.threshold)),
+            "note": None,
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------- fairness
+
+
+def group_fairness(
+    groups: pd.Series, y: np.ndarray, pred: np.ndarray, min_rows: int
+) -> dict[str, Any]:
+    """Per-group recall, precision and selection rate (fairlearn MetricFrame), their max gap
+    and the disparate impact ratio (min / max selection rate) over groups of >= min_rows."""
+    from fairlearn.metrics import MetricFrame, selection_rate
+
+    labels = groups.map(lambda v: "null" if pd.isna(v) else str(v)).to_numpy(dtype=object)
+    counts = pd.Series(labels).value_counts()
+    eligible = sorted(str(g) for g in counts.index if counts[g] >= min_rows)
+    small = sorted(str(g) for g in counts.index if counts[g] < min_rows)
+    by_group: dict[str, dict[str, Any]] = {
+        g: {"rows": int(counts[g]), **dict.fromkeys(FAIRNESS_METRICS)} for g in sorted(counts.index)
+    }
+    max_gap: dict[str, float | None] = dict.fromkeys(FAIRNESS_METRICS)
+    disparate_impact: float | None = None
+    if eligible:
+        keep = np.isin(labels, eligible)
+        frame = MetricFrame(
+            metrics={
+                "recall": partial(skm.recall_score, zero_division=np.nan),
+                "precision": partial(skm.precision_score, zero_division=np.nan),
+                "selection_rate": selection_rate,
+            },
+            y_true=np.asarray(y)[keep].astype(int),
+            y_pred=np.asarray(pred)[keep].astype(int),
+            sensitive_features=labels[keep],
+        )
+        table = frame.by_group
+        for g in table.index:
+            by_group[str(g)].update({m: _num(table.loc[g, m]) for m in FAIRNESS_METRICS})
+        gaps = frame.difference(method="between_groups")
+        for m in FAIRNESS_METRICS:
+            # a gap needs two groups with a defined value (recall is undefined without positives)
+            if int(table[m].notna().sum()) >= 2:
+                max_gap[m] = _num(gaps[m])
+        rates = table["selection_rate"]
+        if len(rates) >= 2:
+            low, high = float(frame.group_min()["selection_rate"]), float(rates.max())
+            disparate_impact = _num(low / high) if high > 0 else None
+    note = None
+    if small:
+        note = (
+            f"group(s) {small} have fewer than {min_rows} rows (min_slice_rows): metrics null, "
+            "left out of max_gap and disparate_impact"
+        )
+    return {
+        "by_group": by_group,
+        "max_gap": max_gap,
+        "disparate_impact": disparate_impact,
+        "note": note,
+    }
+
+
+def fairness_metrics(
+    holdout: pd.DataFrame, y: np.ndarray, pred: np.ndarray, spec: EvaluationSpec
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in spec.fairness:
+        if col not in holdout.columns:
+            raise BadInputError(
+                f"evaluation.fairness: column {col!r} is not in the holdout "
+                f"(columns: {', '.join(map(str, holdout.columns))}); keep it in the splits with "
+                "features.passthrough"
+            )
+        out[col] = group_fairness(holdout[col], y, pred, spec.min_slice_rows)
+    return out
+
+
+# -------------------------------------------------------------------------------- latency
+
+
+def _percentiles(ns: np.ndarray) -> tuple[float, float, float]:
+    p50, p95, p99 = np.percentile(ns, [50, 95, 99]) / 1e6
+    return round(float(p50), 4), round(float(p95), 4), round(float(p99), 4)
+
+
+def measure_latency(model: "Pipeline", x: pd.DataFrame, spec: LatencySpec) -> dict[str, Any]:
+    """Wall time of ``model.predict_proba`` (model call only, input already typed), in ms.
+
+    Single-row calls take holdout rows in turn (cycling); batch calls take ``batch_rows`` rows
+    (the holdout repeated when it is shorter). Each series follows ``warmup`` untimed calls.
+    """
+    if len(x) == 0:
+        raise BadInputError("latency: the holdout has no rows to time predictions on")
+    rows = [x.iloc[[i]] for i in range(min(len(x), spec.single_calls))]
+    for i in range(spec.warmup):
+        model.predict_proba(rows[i % len(rows)])
+    single = np.empty(spec.single_calls, dtype=np.int64)
+    for i in range(spec.single_calls):
+        row = rows[i % len(rows)]
+        t0 = time.perf_counter_ns()
+        model.predict_proba(row)
+        single[i] = time.perf_counter_ns() - t0
+    batch = x.iloc[np.resize(np.arange(len(x)), spec.batch_rows)]
+    for _ in range(spec.warmup):
+        model.predict_proba(batch)
+    batched = np.empty(spec.batch_calls, dtype=np.int64)
+    for i in range(spec.batch_calls):
+        t0 = time.perf_counter_ns()
+        model.predict_proba(batch)
+        batched[i] = time.perf_counter_ns() - t0
+    p50, p95, p99 = _percentiles(single)
+    b50, b95, b99 = _percentiles(batched)
+    return {
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+        "single_calls": spec.single_calls,
+        "batch_p50": b50,
+        "batch_p95": b95,
+        "batch_p99": b99,
+        "batch_rows": spec.batch_rows,
+        "batch_calls": spec.batch_calls,
+    }
+
+
+def batch_peak_memory_mb(model: "Pipeline", batch: pd.DataFrame) -> float:
+    """Peak memory (MiB) allocated during one batch predict_proba, traced by tracemalloc
+    (Python and numpy allocations; not native buffers that bypass Python's allocators)."""
+    was_tracing = tracemalloc.is_tracing()
+    if was_tracing:
+        tracemalloc.reset_peak()
+    else:
+        tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        model.predict_proba(batch)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return round((peak - base) / 2**20, 4)
+
+
+# --------------------------------------------------------------------------------- golden
+
+
+def check_golden(golden: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A golden set needs ``label`` and ``expected_prediction`` (0/1, no gaps) and rows."""
+    if len(golden) == 0:
+        raise BadInputError(f"{source}: golden set has no rows")
+    missing = [c for c in ("label", GOLDEN_TARGET) if c not in golden.columns]
     if missing:
-        raise BadInputError(f"{holdout_path}: holdout lacks column(s) {missing} the model needs")
-    y = holdout[spec["label"]].to_numpy()
-    proba = predict_proba(model, holdout, spec)
+        raise BadInputError(f"{source}: golden set lacks column(s) {missing}")
+    expected = golden[GOLDEN_TARGET]
+    bad = sorted({str(v) for v in expected if pd.isna(v) or v not in (0, 1)})
+    if bad:
+        raise BadInputError(
+            f"{source}: golden set column {GOLDEN_TARGET!r} must be 0 or 1, got {bad}"
+        )
+    golden.attrs["source"] = source
+    return golden
+
+
+def load_golden(path: str | Path, version: str | None = None) -> pd.DataFrame:
+    """Read and check a golden-set CSV; its version is the file name stem (``golden_v1``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: golden set file not found")
+    golden = check_golden(read_table(p), str(p))
+    golden.attrs["version"] = version or p.stem
+    return golden
+
+
+def golden_records_json(path: str | Path) -> str:
+    """The golden set as one-line JSON records (a KFP string parameter; NaN becomes null)."""
+    return str(load_golden(path).to_json(orient="records"))
+
+
+def component_inputs(spec: EvaluationSpec, golden_path: str | None) -> dict[str, str]:
+    """The evaluate component's string inputs for a pipeline: ``evaluation_spec`` (the spec
+    as one-line JSON, without ``golden_set``), ``golden_set`` (records) and its version."""
+    return {
+        "evaluation_spec": json.dumps(
+            spec.model_dump(mode="json", exclude={"golden_set"}),
+            sort_keys=True,
+            separators=(",", ":"),
+        ),
+        "golden_set": golden_records_json(golden_path) if golden_path else "[]",
+        "golden_set_version": Path(golden_path).stem if golden_path else "",
+    }
+
+
+def golden_from_records(text: str, version: str, folder: str | Path) -> str | None:
+    """Write JSON records (the component's ``golden_set``) as ``<folder>/<version>.csv`` and
+    return its path; None when there are no records."""
+    source = f"golden_set ({version or 'unversioned'})"
+    try:
+        records = json.loads(text) if text.strip() else []
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{source}: not valid JSON: {exc}") from exc
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise BadInputError(f"{source}: expected a JSON list of records (objects)")
+    if not records:
+        return None
+    name = slug(version) if version else "golden_set"
+    path = Path(folder) / f"{name}.csv"
+    pd.DataFrame.from_records(records).to_csv(path, index=False)
+    return str(path)
+
+
+def golden_agreement(
+    model: "Pipeline", golden: pd.DataFrame, feature_spec: dict[str, Any], threshold: float
+) -> tuple[float, list[int]]:
+    """Share of golden rows whose prediction equals ``expected_prediction``; mismatched rows."""
+    from conveyor.training import predict_proba
+
+    source = golden.attrs.get("source", "golden set")
+    missing = [c for c in feature_spec["input_columns"] if c not in golden.columns]
+    if missing:
+        raise BadInputError(f"{source}: golden set lacks model input column(s) {missing}")
+    pred = (predict_proba(model, golden, feature_spec) >= threshold).astype(int)
+    expected = golden[GOLDEN_TARGET].to_numpy().astype(int)
+    return float(np.mean(pred == expected)), [int(i) for i in np.flatnonzero(pred != expected)]
+
+
+# ---------------------------------------------------------------------------------- models
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    holdout: pd.DataFrame,
+    spec: EvaluationSpec,
+    golden: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """The evidence block of one model scored on ``holdout`` (sha256 verified before loading)."""
+    from conveyor.training import MODEL_FILE, inputs, load_model
+
+    check_threshold(spec.threshold)
+    model, feature_spec = load_model(model_dir)
+    needed = [feature_spec["label"], *feature_spec["input_columns"]]
+    missing = [c for c in needed if c not in holdout.columns]
+    if missing:
+        raise BadInputError(f"{model_dir}: holdout lacks column(s) {missing} the model needs")
+    y = holdout[feature_spec["label"]].to_numpy().astype(int)
+    x = inputs(holdout, feature_spec)
+    proba = np.asarray(model.predict_proba(x)[:, 1])
+    pred = (proba >= spec.threshold).astype(int)
+
+    # configuration errors (slices, fairness columns, golden columns) before the slow timing
+    slices = slice_metrics(holdout, y, proba, spec)
+    fairness = fairness_metrics(holdout, y, pred, spec)
+    share = float(max(pred.mean(), 1.0 - pred.mean()))
+    agreement: float | None = None
+    mismatched: list[int] = []
+    if golden is not None:
+        agreement, mismatched = golden_agreement(model, golden, feature_spec, spec.threshold)
+    metrics = _finite(classification_metrics(y, proba, spec.threshold))
+    metrics["majority_class_share"] = _num(share)
+    metrics["golden_agreement"] = _num(agreement)
+
+    latency = measure_latency(model, x, spec.latency)
+    batch = x.iloc[np.resize(np.arange(len(x)), spec.latency.batch_rows)]
     model_file = Path(model_dir) / MODEL_FILE
     return {
-        "metrics": _finite(classification_metrics(y, proba, threshold)),
-        "slices": {},
-        "fairness": {},
-        "threshold": threshold,
-        "confusion_matrix": confusion(y, proba, threshold),
-        "roc": roc(y, proba),
+        "metrics": metrics,
+        "slices": slices,
+        "fairness": fairness,
+        "latency_ms": latency,
+        "sanity": {
+            "majority_class_share": _num(share),
+            "collapsed": bool(share >= 1.0),
+            "golden_agreement": _num(agreement),
+            "golden_rows": 0 if golden is None else len(golden),
+            "golden_version": None if golden is None else golden.attrs.get("version"),
+            "golden_mismatched_rows": mismatched,
+        },
         "model": {
             "sha256": (Path(model_dir) / "model.sha256").read_text().split()[0],
             "size_bytes": model_file.stat().st_size,
             "estimator": type(model.named_steps["model"]).__name__,
+            "batch_peak_memory_mb": batch_peak_memory_mb(model, batch),
         },
+        "confusion_matrix": confusion(y, proba, spec.threshold),
+        "roc": roc(y, proba),
     }
 
 
+def evaluate(
+    model_dir: str | Path,
+    holdout_path: str | Path,
+    spec: EvaluationSpec,
+    golden_path: str | None = None,
+    champion_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score the candidate (and the champion, when given) on the same holdout.
+
+    ``golden_path`` is the golden-set CSV, already resolved (``PipelineConfig.resolve``);
+    ``spec.golden_set`` itself is not read here, and setting it without ``golden_path`` is an
+    error so that a configured check is never skipped silently.
+    """
+    check_threshold(spec.threshold)
+    if spec.golden_set and not golden_path:
+        raise BadInputError(
+            f"evaluation.golden_set is {spec.golden_set!r} but no golden set path was passed; "
+            "resolve it against the config file (PipelineConfig.resolve)"
+        )
+    holdout = read_table(holdout_path)
+    golden = load_golden(golden_path) if golden_path else None
+    candidate = evaluate_model(model_dir, holdout, spec, golden)
+    champion = None
+    if champion_dir is not None:
+        champion = evaluate_model(champion_dir, holdout, spec, golden)
+    return {
+        **candidate,
+        "threshold": spec.threshold,
+        "holdout": {"rows": len(holdout), "sha256": sha256_file(resolve_table(holdout_path))},
+        "champion": champion,
+    }
+
+
+# ------------------------------------------------------------------------- flat metrics
+
+
+def flat_metrics(block: dict[str, Any]) -> dict[str, float]:
+    """One model block as flat, finite metrics: the headline metrics under their own names,
+    ``slice_<name>_<metric>``, ``latency_<p>_ms`` / ``latency_batch_<p>_ms``,
+    ``fairness_<column>_disparate_impact``, ``fairness_<column>_max_gap_<metric>`` and
+    ``batch_peak_memory_mb``. Used for the KFP Metrics artifact and (prefixed) for MLflow."""
+    out: dict[str, Any] = dict(block["metrics"])
+    for name, s in block["slices"].items():
+        for k, v in (s["metrics"] or {}).items():
+            out[f"slice_{name}_{k}"] = v
+    lat = block["latency_ms"]
+    for p in ("p50", "p95", "p99"):
+        out[f"latency_{p}_ms"] = lat[p]
+        out[f"latency_batch_{p}_ms"] = lat[f"batch_{p}"]
+    for col, f in block["fairness"].items():
+        out[f"fairness_{slug(col)}_disparate_impact"] = f["disparate_impact"]
+        for m, v in f["max_gap"].items():
+            out[f"fairness_{slug(col)}_max_gap_{m}"] = v
+    out["batch_peak_memory_mb"] = block["model"]["batch_peak_memory_mb"]
+    return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
+
+
+# ------------------------------------------------------------------------------- report
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _delta(a: Any, b: Any) -> str:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return ""
+    if isinstance(a, int) and isinstance(b, int):
+        return f"{a - b:+d}"
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return f"{a - b:+.4f}"
+    return ""
+
+
+def _side_by_side(
+    title: str, cand: dict[str, Any], champ: dict[str, Any] | None, keys: list[str]
+) -> list[str]:
+    if champ is None:
+        lines = [f"| {title} | value |", "|---|---:|"]
+        return lines + [f"| {k} | {_fmt(cand.get(k))} |" for k in keys]
+    lines = [f"| {title} | candidate | champion | delta |", "|---|---:|---:|---:|"]
+    return lines + [
+        f"| {k} | {_fmt(a)} | {_fmt(b)} | {_delta(a, b)} |"
+        for k, a, b in ((k, cand.get(k), champ.get(k)) for k in keys)
+    ]
+
+
 def render_markdown(evaluation: dict[str, Any]) -> str:
-    """Holdout metrics as a Markdown table for the KFP UI."""
-    m = evaluation["metrics"]
+    """The evaluation for the KFP UI: candidate (and champion) metrics, slices, fairness,
+    latency and sanity tables."""
+    champ = evaluation.get("champion")
+    model = evaluation["model"]
+    holdout = evaluation.get("holdout") or {}
     lines = [
         "# Holdout evaluation",
         "",
-        f"Model `{evaluation['model']['estimator']}` sha256 `{evaluation['model']['sha256'][:12]}`,"
-        f" threshold {evaluation['threshold']}.",
-        "",
-        "| metric | value |",
-        "|---|---:|",
+        f"Candidate `{model['estimator']}` sha256 `{model['sha256'][:12]}`, threshold "
+        f"{evaluation['threshold']}, holdout {holdout.get('rows', '?')} rows "
+        f"(sha256 `{str(holdout.get('sha256', ''))[:12]}`).",
     ]
-    lines += [f"| {k} | {'n/a' if v is None else f'{v:.4f}'} |" for k, v in sorted(m.items())]
+    if champ:
+        lines.append(
+            f"Champion `{champ['model']['estimator']}` sha256 `{champ['model']['sha256'][:12]}`, "
+            "scored on the same holdout rows."
+        )
+    else:
+        lines.append("No champion to compare with.")
+    lines += ["", "## Metrics", ""]
+    lines += _side_by_side(
+        "metric", evaluation["metrics"], champ and champ["metrics"], sorted(evaluation["metrics"])
+    )
+
     cm = evaluation["confusion_matrix"]["matrix"]
     lines += [
         "",
@@ -119,28 +601,112 @@ def render_markdown(evaluation: dict[str, Any]) -> str:
         f"| negative | {cm[0][0]} | {cm[0][1]} |",
         f"| positive | {cm[1][0]} | {cm[1][1]} |",
     ]
+
+    if evaluation["slices"]:
+        lines += ["", "## Slices", ""]
+        cols = ["recall", "precision", "roc_auc", "pr_auc", "positive_rate"]
+        head = "| slice | where | rows | " + " | ".join(cols)
+        if champ:
+            head += " | champion recall | champion roc_auc"
+        lines += [
+            head + " | note |",
+            "|---|---|---:|" + "---:|" * (len(cols) + 2 * bool(champ)) + "---|",
+        ]
+        for name, s in evaluation["slices"].items():
+            m = s["metrics"] or {}
+            row = f"| {name} | `{s['where']}` | {s['rows']} | " + " | ".join(
+                _fmt(m.get(c)) for c in cols
+            )
+            if champ:
+                cm_ = (champ["slices"].get(name) or {}).get("metrics") or {}
+                row += f" | {_fmt(cm_.get('recall'))} | {_fmt(cm_.get('roc_auc'))}"
+            lines.append(row + f" | {s['note'] or ''} |")
+
+    for col, f in evaluation["fairness"].items():
+        lines += ["", f"## Fairness across `{col}`", ""]
+        lines += [
+            "| group | rows | " + " | ".join(FAIRNESS_METRICS) + " |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for g, v in f["by_group"].items():
+            lines.append(
+                f"| {g} | {v['rows']} | " + " | ".join(_fmt(v[m]) for m in FAIRNESS_METRICS) + " |"
+            )
+        gaps = ", ".join(f"{m} {_fmt(v)}" for m, v in f["max_gap"].items())
+        lines += ["", f"Max gap between groups: {gaps}. Disparate impact (min / max selection "
+                  f"rate): {_fmt(f['disparate_impact'])}."]  # fmt: skip
+        if champ and col in champ["fairness"]:
+            lines.append(
+                f"Champion disparate impact: {_fmt(champ['fairness'][col]['disparate_impact'])}."
+            )
+        if f["note"]:
+            lines.append(f"Note: {f['note']}.")
+
+    lat = evaluation["latency_ms"]
+    lines += ["", "## Latency (ms, predict_proba)", ""]
+    keys = ["p50", "p95", "p99", "batch_p50", "batch_p95", "batch_p99"]
+    lines += _side_by_side("latency", lat, champ and champ["latency_ms"], keys)
+    lines += [
+        "",
+        f"{lat['single_calls']} single-row calls; {lat['batch_calls']} batch calls of "
+        f"{lat['batch_rows']} rows.",
+        "",
+        "## Sanity and model",
+        "",
+    ]
+    sanity = {**evaluation["sanity"], **{k: v for k, v in model.items() if k != "sha256"}}
+    sanity.pop("golden_mismatched_rows", None)
+    champ_sanity = champ and {**champ["sanity"], **champ["model"]}
+    lines += _side_by_side("check", sanity, champ_sanity, list(sanity))
+    mismatched = evaluation["sanity"]["golden_mismatched_rows"]
+    if mismatched:
+        lines += ["", f"Golden rows predicted differently than expected: {mismatched}."]
     return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------------------- stage
 
 
 def evaluate_stage(
     model_dir: str | Path,
     holdout_path: str | Path,
-    threshold: float,
+    spec: EvaluationSpec,
     evaluation_path: str | Path,
     report_path: str | Path,
     tracking: TrackingSpec | None = None,
     run_id: str = "",
+    golden_path: str | None = None,
+    champion_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The evaluate stage: evaluation.json + Markdown, attached to the training run if given."""
-    result = evaluate(model_dir, holdout_path, threshold)
+    """The evaluate stage: evaluation.json + Markdown, attached to the training run if given.
+
+    The run receives ``test_<flat metric>`` for the candidate (see ``flat_metrics``) and
+    ``champion_test_<metric>`` for the champion's headline metrics.
+    """
+    result = evaluate(model_dir, holdout_path, spec, golden_path, champion_dir)
     write_json(result, evaluation_path)
-    write_text(render_markdown(result), report_path)
+    markdown = render_markdown(result)
+    write_text(markdown, report_path)
     if run_id and tracking is not None:
         tracker = tracker_for(tracking.uri, tracking.experiment, tracking.artifact_root)
-        metrics = {f"test_{k}": v for k, v in result["metrics"].items() if v is not None}
-        tracker.log(run_id, metrics=metrics, tags={"conveyor.evaluated": "true"})
+        metrics = {f"test_{k}": v for k, v in flat_metrics(result).items()}
+        tags = {"conveyor.evaluated": "true"}
+        if result["champion"] is not None:
+            champ = result["champion"]
+            metrics.update(
+                {
+                    f"champion_test_{k}": float(v)
+                    for k, v in champ["metrics"].items()
+                    if v is not None
+                }
+            )
+            tags["conveyor.champion.sha256"] = champ["model"]["sha256"]
+        items = sorted(metrics.items())
+        for start in range(0, max(len(items), 1), MLFLOW_BATCH):
+            chunk = dict(items[start : start + MLFLOW_BATCH])
+            tracker.log(run_id, metrics=chunk, tags=tags if start == 0 else None)
         with tempfile.TemporaryDirectory() as tmp:
             write_json(result, Path(tmp) / "evaluation.json")
-            write_text(render_markdown(result), Path(tmp) / "evaluation.md")
+            write_text(markdown, Path(tmp) / "evaluation.md")
             tracker.log_artifacts(run_id, tmp, "evaluation")
     return result

@@ -123,8 +123,32 @@ def copy_examples(dest: Path) -> Path:
     return target
 
 
-def train_and_evaluate(tmp_path: Path, df: pd.DataFrame, config: PipelineConfig, tracking, **train):
-    """prepare -> train -> evaluate_stage in-process: (prepared, trained, evaluation)."""
+FAST_LATENCY = {"single_calls": 20, "batch_rows": 200, "batch_calls": 5, "warmup": 2}
+
+
+def fast_evaluation(config: PipelineConfig, **update):
+    """The example config's evaluation spec with few timed calls (keeps tests fast)."""
+    from conveyor.config import EvaluationSpec, LatencySpec
+
+    data = {**config.evaluation.model_dump(), "latency": LatencySpec(**FAST_LATENCY), **update}
+    return EvaluationSpec.model_validate(data)
+
+
+def train_and_evaluate(
+    tmp_path: Path,
+    df: pd.DataFrame,
+    config: PipelineConfig,
+    tracking,
+    evaluation_spec=None,
+    golden_path: str | None = None,
+    champion_dir=None,
+    **train,
+):
+    """prepare -> train -> evaluate_stage in-process: (prepared, trained, evaluation).
+
+    Evaluates with ``evaluation_spec`` (default: the example config's, fast latency) and the
+    example golden set unless ``golden_path`` is given.
+    """
     from conveyor import evaluation, features, training
     from conveyor.config import TrainingSpec
 
@@ -134,13 +158,18 @@ def train_and_evaluate(tmp_path: Path, df: pd.DataFrame, config: PipelineConfig,
     trained = training.train(
         prep.train, prep.validation, prep.preprocessing, spec, tracking, tmp_path / "model", **train
     )
+    eval_spec = evaluation_spec if evaluation_spec is not None else fast_evaluation(config)
+    if golden_path is None and eval_spec.golden_set:
+        golden_path = config.resolve(eval_spec.golden_set)
     result = evaluation.evaluate_stage(
         tmp_path / "model",
         prep.holdout,
-        0.5,
+        eval_spec,
         tmp_path / "evaluation.json",
         tmp_path / "report.md",
         tracking,
         trained.run_id,
+        golden_path=golden_path,
+        champion_dir=champion_dir,
     )
     return prep, trained, result

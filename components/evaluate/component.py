@@ -23,46 +23,67 @@ def evaluate(
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[Markdown],
-    threshold: float = 0.5,
+    evaluation_spec: str = "{}",
+    golden_set: str = "[]",
+    golden_set_version: str = "",
+    champion_model: Input[Model] = None,
     mlflow_tracking_uri: str = "",
     mlflow_experiment: str = "conveyor",
     mlflow_artifact_root: str = "",
     mlflow_run_id: str = "",
 ):
-    """Compute holdout metrics, the confusion matrix and ROC curve, and log them to MLflow.
+    """Score the model (and the champion, if given) on the holdout: metrics, slices, fairness,
+    latency, sanity checks, confusion matrix and ROC curve; log them to MLflow.
 
     Args:
         model: The trained model folder (output of train); its sha256 is verified first.
         holdout: The frozen holdout rows (output of prepare_features).
-        evaluation: ``evaluation.json``: metrics, confusion matrix, ROC, model facts.
-        metrics: Holdout metrics for the KFP UI.
+        evaluation: ``evaluation.json``: metrics, slices, fairness, latency, sanity, model
+            facts, confusion matrix, ROC, and the same block for the champion.
+        metrics: Candidate metrics, slice metrics, latency and fairness gaps for the KFP UI.
         classification_metrics: Confusion matrix and ROC curve for the KFP UI.
-        report: The evaluation rendered as Markdown.
-        threshold: Decision threshold.
+        report: The evaluation rendered as Markdown (candidate vs champion).
+        evaluation_spec: The evaluation config as YAML or JSON text (threshold, slices,
+            fairness, latency, min_slice_rows); ``golden_set`` inside it must be unset.
+        golden_set: The golden set as one-line JSON records; ``[]`` for none.
+        golden_set_version: The golden set's version (its file name stem, e.g. golden_v1).
+        champion_model: Optional champion model folder, scored on the same holdout.
         mlflow_tracking_uri: MLflow tracking URI; empty uses MLFLOW_TRACKING_URI.
         mlflow_experiment: MLflow experiment name.
         mlflow_artifact_root: Artifact folder for a local (sqlite) store; empty on a server.
         mlflow_run_id: The training run to attach the evaluation to; empty skips MLflow.
     """
-    from conveyor.config import TrackingSpec
-    from conveyor.evaluation import evaluate_stage
+    import tempfile
 
-    result = evaluate_stage(
-        model.path,
-        holdout.path,
-        threshold,
-        evaluation.path,
-        report.path,
-        TrackingSpec(
-            uri=mlflow_tracking_uri,
-            experiment=mlflow_experiment,
-            artifact_root=mlflow_artifact_root,
-        ),
-        mlflow_run_id,
+    from conveyor.config import EvaluationSpec, TrackingSpec, model_from_yaml
+    from conveyor.evaluation import evaluate_stage, flat_metrics, golden_from_records
+
+    spec = model_from_yaml(EvaluationSpec, evaluation_spec, "evaluation")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = evaluate_stage(
+            model.path,
+            holdout.path,
+            spec,
+            evaluation.path,
+            report.path,
+            TrackingSpec(
+                uri=mlflow_tracking_uri,
+                experiment=mlflow_experiment,
+                artifact_root=mlflow_artifact_root,
+            ),
+            mlflow_run_id,
+            golden_path=golden_from_records(golden_set, golden_set_version, tmp),
+            champion_dir=champion_model.path if champion_model is not None else None,
+        )
+    evaluation.metadata.update(
+        {
+            "model_sha256": result["model"]["sha256"],
+            "holdout_rows": result["holdout"]["rows"],
+            "champion_sha256": (result["champion"] or {}).get("model", {}).get("sha256", ""),
+        }
     )
-    for name, value in result["metrics"].items():
-        if value is not None:
-            metrics.log_metric(name, value)
+    for name, value in flat_metrics(result).items():
+        metrics.log_metric(name, value)
     cm = result["confusion_matrix"]
     classification_metrics.log_confusion_matrix(cm["labels"], cm["matrix"])
     roc = result["roc"]

@@ -15,6 +15,7 @@ from conveyor.components.train.component import train
 from conveyor.components.validate_data.component import validate_data
 from conveyor.config import PipelineConfig
 from conveyor.contracts import load_contract
+from conveyor.evaluation import component_inputs
 
 
 def build_pipeline(
@@ -46,6 +47,9 @@ def build_pipeline(
     )
     features_json = json.dumps(config.features.model_dump(mode="json"), sort_keys=True)
     training_json = json.dumps(config.training.model_dump(mode="json"), sort_keys=True)
+    evaluation_inputs = component_inputs(
+        config.evaluation, config.resolve(config.evaluation.golden_set)
+    )
     default_uri = config.tracking.uri if tracking_uri is None else tracking_uri
     default_root = config.tracking.artifact_root if artifact_root is None else artifact_root
     with_reference = bool(reference_profile_uri)
@@ -96,7 +100,7 @@ def build_pipeline(
         evaluate(
             model=trained.outputs["model"],
             holdout=prepared.outputs["holdout"],
-            threshold=threshold,
+            **evaluation_inputs,  # evaluation_spec, golden_set, golden_set_version
             mlflow_tracking_uri=mlflow_tracking_uri,
             mlflow_experiment=mlflow_experiment,
             mlflow_artifact_root=mlflow_artifact_root,
