@@ -1,6 +1,7 @@
 """``conveyor``: the same stages for any CI system, and ``conveyor run`` for the embedded default.
 
-Exit codes: 0 ok, 2 bad input, 4 contract violation, other non-zero for other failures.
+Exit codes: 0 ok, 2 bad input, 3 gate hold, 4 contract violation or gate reject,
+6 tracking/registry failure, other non-zero for other failures.
 """
 
 import argparse
@@ -220,12 +221,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     tracking_uri = _absolute_sqlite(config.tracking.uri)
     artifact_root = str(Path(config.tracking.artifact_root).resolve())
-    _progress(3, total, "training pipeline on kfp.local: validate -> prepare -> train -> evaluate")
+    _progress(
+        3,
+        total,
+        "training pipeline on kfp.local: validate, prepare, train, evaluate, gate, register",
+    )
     from conveyor.pipelines.local import PipelineFailedError, find_output, run_training
 
     try:
         result = run_training(
-            config, data_uri, reference_uri, work / "pipeline_root", tracking_uri, artifact_root
+            config,
+            data_uri,
+            reference_uri,
+            work / "pipeline_root",
+            tracking_uri,
+            artifact_root,
+            git_commit=_git_commit(),
         )
     except PipelineFailedError as exc:
         return _explain_failure(exc)
@@ -240,11 +251,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     headline = ", ".join(
         f"{k} {metrics[k]:.4f}" for k in ("roc_auc", "recall", "precision") if metrics.get(k)
     )
+    gate_path = find_output(run_dir, "quality-gate", "gate")
+    release = _release_summary(config, tracking_uri, result["run_id"], evaluation_path, gate_path)
     print(
         "\n".join(
             [
                 "",
+                *release,
+                "",
                 f"holdout: {headline}",
+                f"gate report       : {find_output(run_dir, 'quality-gate', 'report')}",
                 f"validation report : {find_output(run_dir, 'validate-data', 'report')}",
                 f"evaluation        : {evaluation_path}",
                 f"evaluation report : {find_output(run_dir, 'evaluate', 'report')}",
@@ -256,6 +272,81 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _git_commit() -> str:
+    """The commit of the code being run, for the registry's lineage tags ("" outside git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def _release_summary(
+    config: Any,
+    tracking_uri: str,
+    run_id: str,
+    evaluation_path: Path | None,
+    gate_path: Path | None,
+) -> list[str]:
+    """Gate verdict, champion comparison and what was registered, for the terminal."""
+    from conveyor import gate
+    from conveyor.registry import CANDIDATE, CHAMPION, ModelRegistry
+
+    lines: list[str] = []
+    evaluation = json.loads(evaluation_path.read_text()) if evaluation_path else {}
+    champion = evaluation.get("champion")
+    if champion:
+        lines.append(f"compared against the champion {champion['model']['sha256'][:12]}:")
+        lines.append(f"  {'metric':<22} {'candidate':>10} {'champion':>10}")
+        for key in ("roc_auc", "pr_auc", "recall", "precision", "log_loss"):
+            cand, champ = evaluation["metrics"].get(key), champion["metrics"].get(key)
+            if cand is not None and champ is not None:
+                lines.append(f"  {key:<22} {cand:>10.4f} {champ:>10.4f}")
+    else:
+        lines.append("no champion yet: champion comparisons were skipped")
+    verdict = "unknown"
+    if gate_path and gate_path.is_file():
+        doc = json.loads(gate_path.read_text())
+        verdict = doc["verdict"]
+        result = gate.GateResult(
+            doc["verdict"],
+            doc["reasons"],
+            [gate.Check(**c) for c in doc["checks"]],
+            doc["policy"],
+            doc["champion_present"],
+        )
+        lines += ["", f"quality gate ({result.policy}):", gate.render_text(result)]
+    registry = ModelRegistry(tracking_uri)
+    name = config.model_name
+    mine = next((v for v in registry.versions(name) if v["run_id"] == run_id), None)
+    if mine is None:
+        why = "rejected by the gate" if verdict == "reject" else f"verdict {verdict}"
+        lines.append(f"registry: nothing registered for {name} ({why})")
+        return lines
+    lines.append(
+        f"registry: {name} v{mine['version']} {mine['status']}"
+        + (f", aliases {', '.join(mine['aliases'])}" if mine["aliases"] else ", no alias")
+    )
+    if (
+        config.registry.promote_first_locally
+        and CANDIDATE in mine["aliases"]
+        and registry.by_alias(name, CHAMPION) is None
+    ):
+        registry.promote(
+            name, mine["version"], "local run: first approved model becomes the baseline"
+        )
+        lines.append(
+            f"registry: no champion existed, so this local run promoted v{mine['version']} to "
+            "champion; the next `make run` is compared against it (on a cluster, promotion is "
+            "`conveyor models promote` after a rollout)"
+        )
+    return lines
 
 
 def _explain_failure(exc: ConveyorError) -> int:

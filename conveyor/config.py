@@ -227,6 +227,19 @@ class EvaluationSpec(StrictModel):
         return columns
 
 
+class RegistrySpec(StrictModel):
+    """Where approved models go: a registered model in the MLflow registry."""
+
+    model_name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="default: <name>"
+    )
+    promote_first_locally: bool = Field(
+        True,
+        description="conveyor run only: promote the first approved version to champion so the "
+        "next local run has a champion to compare against",
+    )
+
+
 class PipelineConfig(StrictModel):
     """What a team writes to template the training pipeline (examples/fraud/pipeline.yaml)."""
 
@@ -238,8 +251,13 @@ class PipelineConfig(StrictModel):
     training: TrainingSpec = TrainingSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     tracking: TrackingSpec = TrackingSpec()
+    registry: RegistrySpec = RegistrySpec()
     workdir: str = ".conveyor"
     base_dir: str = Field(".", exclude=True, description="folder the config file lives in")
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or self.name
 
     def resolve(self, path: str | None) -> str | None:
         """Paths in the config are relative to the config file's folder."""

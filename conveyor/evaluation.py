@@ -677,13 +677,22 @@ def evaluate_stage(
     run_id: str = "",
     golden_path: str | None = None,
     champion_dir: str | Path | None = None,
+    champion_name: str = "",
 ) -> dict[str, Any]:
     """The evaluate stage: evaluation.json + Markdown, attached to the training run if given.
+
+    With ``champion_name`` (and no ``champion_dir``), ``champion_name@champion`` is fetched
+    from the registry (sha256 verified) and scored on the same holdout; none yet means none.
 
     The run receives ``test_<flat metric>`` for the candidate (see ``flat_metrics``) and
     ``champion_test_<metric>`` for the champion's headline metrics.
     """
-    result = evaluate(model_dir, holdout_path, spec, golden_path, champion_dir)
+    with tempfile.TemporaryDirectory() as fetched:
+        if champion_dir is None and champion_name and tracking is not None:
+            from conveyor.registry import CHAMPION, ModelRegistry
+
+            champion_dir = ModelRegistry(tracking.uri).fetch(champion_name, CHAMPION, fetched)
+        result = evaluate(model_dir, holdout_path, spec, golden_path, champion_dir)
     write_json(result, evaluation_path)
     markdown = render_markdown(result)
     write_text(markdown, report_path)

@@ -156,6 +156,7 @@ def _checks(rule: Rule, candidate: dict[str, Any], champion: dict[str, Any] | No
             add(kind, None, "missing", f"{rule.metric} is missing from the {who}'s evidence")
             continue
         bound, text, higher = _relative_bound(kind, limit, champ)
+        bound = round(bound, 10)  # 52.800000000000004 -> 52.8 in gate.json
         ok = cand >= bound - TOLERANCE if higher else cand <= bound + TOLERANCE
         verb = "pass" if ok else "fail"
         add(kind, bound, verb, f"{rule.metric} {_fmt(cand)} {text} = {bound:.4g}")
@@ -246,6 +247,8 @@ def render_text(result: GateResult) -> str:
     lines = [f"verdict: {result.verdict}"]
     for c in result.checks:
         lines.append(f"  [{c.status.upper():7}] {c.check:16} {c.detail}")
+    if not result.checks:  # e.g. an empty policy: the reason is the whole story
+        lines += [f"  {r}" for r in result.reasons]
     lines += [f"  {r}" for r in result.reasons if r.startswith("note:")]
     return "\n".join(lines)
 

@@ -11,6 +11,8 @@ from kfp import compiler
 
 from conveyor.components.evaluate.component import evaluate
 from conveyor.components.prepare_features.component import prepare_features
+from conveyor.components.quality_gate.component import quality_gate
+from conveyor.components.register_model.component import register_model
 from conveyor.components.train.component import train
 from conveyor.components.validate_data.component import validate_data
 from conveyor.config import load_pipeline_config
@@ -21,6 +23,8 @@ COMPONENTS = {
     "prepare_features": prepare_features,
     "train": train,
     "evaluate": evaluate,
+    "quality_gate": quality_gate,
+    "register_model": register_model,
 }
 EXAMPLE_CONFIG = ROOT / "examples" / "fraud" / "pipeline.yaml"
 

@@ -25,6 +25,7 @@ def run_training(
     pipeline_root: Path,
     tracking_uri: str,
     artifact_root: str,
+    **arguments: Any,
 ) -> dict[str, Any]:
     """Run the training pipeline locally; returns the run id and where its outputs are."""
     from conveyor.pipelines.training.pipeline import build_pipeline
@@ -46,7 +47,7 @@ def run_training(
     )
     before = set(os.listdir(pipeline_root))
     try:
-        task = pipeline()
+        task = pipeline(**arguments)
     except RuntimeError as exc:
         run_dir = _new_run_dir(pipeline_root, before)
         raise PipelineFailedError(f"pipeline failed: {exc} (outputs under {run_dir})") from exc

@@ -27,6 +27,7 @@ def evaluate(
     golden_set: str = "[]",
     golden_set_version: str = "",
     champion_model: Input[Model] = None,
+    registered_model_name: str = "",
     mlflow_tracking_uri: str = "",
     mlflow_experiment: str = "conveyor",
     mlflow_artifact_root: str = "",
@@ -48,6 +49,9 @@ def evaluate(
         golden_set: The golden set as one-line JSON records; ``[]`` for none.
         golden_set_version: The golden set's version (its file name stem, e.g. golden_v1).
         champion_model: Optional champion model folder, scored on the same holdout.
+        registered_model_name: When set (and no ``champion_model`` is given), the model with
+            alias ``champion`` of this registered model is fetched from the MLflow registry,
+            its sha256 verified, and scored on the same holdout in this step.
         mlflow_tracking_uri: MLflow tracking URI; empty uses MLFLOW_TRACKING_URI.
         mlflow_experiment: MLflow experiment name.
         mlflow_artifact_root: Artifact folder for a local (sqlite) store; empty on a server.
@@ -74,6 +78,7 @@ def evaluate(
             mlflow_run_id,
             golden_path=golden_from_records(golden_set, golden_set_version, tmp),
             champion_dir=champion_model.path if champion_model is not None else None,
+            champion_name=registered_model_name,
         )
     evaluation.metadata.update(
         {

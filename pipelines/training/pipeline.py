@@ -1,4 +1,8 @@
-"""The ``training`` pipeline: validate_data -> prepare_features -> train -> evaluate.
+"""The ``training`` pipeline: validate -> prepare -> train -> evaluate -> gate -> register.
+
+Registration runs only under ``dsl.If`` on the gate's verdict (approve: alias ``candidate``;
+hold: registered as held, not deployable); a rejected model never reaches the registry, and
+no step here moves ``champion``: training and deployment stay separate on purpose.
 
 ``build_pipeline(config)`` is a factory: a platform team templates one pipeline per team from
 a config file; every config value becomes a pipeline parameter default, so a compiled
@@ -11,11 +15,20 @@ from kfp import dsl
 
 from conveyor.components.evaluate.component import evaluate
 from conveyor.components.prepare_features.component import prepare_features
+from conveyor.components.quality_gate.component import quality_gate
+from conveyor.components.register_model.component import register_model
 from conveyor.components.train.component import train
 from conveyor.components.validate_data.component import validate_data
 from conveyor.config import PipelineConfig
 from conveyor.contracts import load_contract
 from conveyor.evaluation import component_inputs
+from conveyor.gate import load_policy
+
+
+def _one_line(doc: object) -> str:
+    """One-line JSON (valid YAML): kfp copies string defaults into the compiled file's header
+    comment, where a multi-line default would break the YAML."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def build_pipeline(
@@ -38,13 +51,12 @@ def build_pipeline(
     """
     contract_path = config.resolve(config.contract)
     assert contract_path is not None
-    # One-line JSON (valid YAML): kfp copies string defaults into the compiled file's header
-    # comment, where a multi-line default would break the YAML.
-    contract_text = json.dumps(
-        load_contract(contract_path).model_dump(mode="json", exclude_defaults=True),
-        sort_keys=True,
-        separators=(",", ":"),
+    contract_text = _one_line(
+        load_contract(contract_path).model_dump(mode="json", exclude_defaults=True)
     )
+    policy_path = config.resolve(config.gate_policy)
+    # No policy file means an empty policy, which the gate holds (fails closed).
+    policy_text = _one_line(load_policy(policy_path).model_dump(mode="json")) if policy_path else ""
     features_json = json.dumps(config.features.model_dump(mode="json"), sort_keys=True)
     training_json = json.dumps(config.training.model_dump(mode="json"), sort_keys=True)
     evaluation_inputs = component_inputs(
@@ -57,7 +69,8 @@ def build_pipeline(
     @dsl.pipeline(
         name=f"{config.name}-training",
         description=f"Conveyor training line for {config.name}: validate, prepare, train, "
-        "evaluate. Nothing runs past a failed data contract.",
+        "evaluate, gate, register. Nothing runs past a failed data contract; only an approved "
+        "(or held) model is registered.",
     )
     def training_pipeline(
         data_uri: str = data_uri,
@@ -65,7 +78,12 @@ def build_pipeline(
         reference_profile_uri: str = reference_profile_uri,
         features: str = features_json,
         training: str = training_json,
-        threshold: float = config.evaluation.threshold,
+        evaluation: str = evaluation_inputs["evaluation_spec"],
+        golden_set: str = evaluation_inputs["golden_set"],
+        golden_set_version: str = evaluation_inputs["golden_set_version"],
+        policy: str = policy_text,
+        model_name: str = config.model_name,
+        git_commit: str = "",
         mlflow_tracking_uri: str = default_uri,
         mlflow_experiment: str = config.tracking.experiment,
         mlflow_artifact_root: str = default_root,
@@ -95,17 +113,39 @@ def build_pipeline(
             mlflow_experiment=mlflow_experiment,
             mlflow_artifact_root=mlflow_artifact_root,
             data_sha256=validated.outputs["data_sha256"],
-            threshold=threshold,
+            threshold=config.evaluation.threshold,
         ).set_display_name("train")
-        evaluate(
+        evaluated = evaluate(
             model=trained.outputs["model"],
             holdout=prepared.outputs["holdout"],
-            **evaluation_inputs,  # evaluation_spec, golden_set, golden_set_version
+            evaluation_spec=evaluation,
+            golden_set=golden_set,
+            golden_set_version=golden_set_version,
+            registered_model_name=model_name,
             mlflow_tracking_uri=mlflow_tracking_uri,
             mlflow_experiment=mlflow_experiment,
             mlflow_artifact_root=mlflow_artifact_root,
             mlflow_run_id=trained.outputs["run_id"],
         ).set_display_name("evaluate")
+        gated = quality_gate(
+            evaluation=evaluated.outputs["evaluation"],
+            policy=policy,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_experiment=mlflow_experiment,
+            mlflow_artifact_root=mlflow_artifact_root,
+            mlflow_run_id=trained.outputs["run_id"],
+        ).set_display_name("quality gate")
+        verdict = gated.outputs["Output"]
+        for outcome in ("approve", "hold"):
+            with dsl.If(verdict == outcome, name=f"verdict {outcome}"):
+                register_model(
+                    model_name=model_name,
+                    mlflow_run_id=trained.outputs["run_id"],
+                    gate=gated.outputs["gate"],
+                    evaluation=evaluated.outputs["evaluation"],
+                    mlflow_tracking_uri=mlflow_tracking_uri,
+                    git_commit=git_commit,
+                ).set_display_name(f"register ({outcome})")
         return trained.outputs["run_id"]
 
     return training_pipeline

@@ -23,6 +23,7 @@ def test_pipeline_runs_end_to_end(tmp_path, config, mlflow_server):
     data = write_table(generate(4000, seed=7), tmp_path / "batch.parquet")
     cfg = config.model_copy(deep=True)
     cfg.tracking.experiment = "pipeline-e2e"
+    cfg.registry.model_name = "pipeline-e2e"
     result = run_training(cfg, str(data), "", tmp_path / "root", mlflow_server, "")
 
     run_dir = result["run_dir"]
@@ -44,6 +45,19 @@ def test_pipeline_runs_end_to_end(tmp_path, config, mlflow_server):
     validation = json.loads(find_output(run_dir, "validate-data", "report_json").read_text())
     assert run.data.tags["data.sha256"] == validation["data_sha256"]
     assert run.data.metrics["test_roc_auc"] == pytest.approx(doc["metrics"]["roc_auc"])
+
+    gate_doc = json.loads(find_output(run_dir, "quality-gate", "gate").read_text())
+    assert run.data.tags["gate.verdict"] == gate_doc["verdict"]
+    from conveyor.registry import ModelRegistry
+
+    versions = ModelRegistry(mlflow_server).versions(cfg.model_name)
+    if gate_doc["verdict"] == "reject":
+        assert versions == []
+    else:
+        (version,) = versions
+        assert version["run_id"] == result["run_id"]
+        assert version["tags"]["gate.verdict"] == gate_doc["verdict"]
+        assert "champion" not in version["aliases"]  # training never moves champion
 
 
 def test_contract_violation_stops_the_line(tmp_path, config, mlflow_server):
