@@ -344,12 +344,17 @@ class ModelRegistry:
         status = "approved" if verdict == "approve" else "held"
         all_tags = {**tags, STATUS: status, "conveyor.deployable": str(verdict == "approve")}
         _with_retry(f"create registered model {name!r}", lambda: self._ensure_model(name))
-        version = _with_retry(
-            f"register run {run_id} as {name!r}",
-            lambda: self.client.create_model_version(
+
+        def create() -> Any:
+            # A retry after a timeout must not create a second version for the same run.
+            done = self.client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+            if done:
+                return done[0]
+            return self.client.create_model_version(
                 name, f"runs:/{run_id}/model", run_id=run_id, tags=all_tags
-            ),
-        )
+            )
+
+        version = _with_retry(f"register run {run_id} as {name!r}", create)
         try:
             if verdict == "approve":
                 self._set_alias(name, CANDIDATE, str(version.version))
@@ -386,10 +391,10 @@ class ModelRegistry:
         if not reason.strip():
             raise BadInputError("--reason is required: say why this held version may ship")
         v = self.get(name, version)
-        if v["status"] not in ("held", "approved"):
+        if v["status"] not in ("held", "approved", "rolled_back"):
             raise BadInputError(
-                f"{name} v{version} has status {v['status'] or 'none'!r}; only a held "
-                "version can be approved"
+                f"{name} v{version} has status {v['status'] or 'none'!r}; only a held, "
+                "approved or rolled-back version can be (re-)approved"
             )
         for key, value in {
             STATUS: "approved",
@@ -489,14 +494,18 @@ def register_stage(
     evaluation = json.loads(Path(evaluation_json).read_text(encoding="utf-8"))
     registry = ModelRegistry(tracking_uri)
     run = registry.client.get_run(run_id)
-    params = json.dumps(dict(sorted(run.data.params.items())), separators=(",", ":"))
+    items = dict(sorted(run.data.params.items()))
+    params = json.dumps(items, separators=(",", ":"))
+    while len(params) > 5000 and items:  # a tag holds 5000 chars: drop params, keep valid JSON
+        items.pop(next(reversed(items)))
+        params = json.dumps({**items, "_truncated": True}, separators=(",", ":"))
     tags = {
         "conveyor.run_id": run_id,
         "git.commit": git_commit or "unknown",
         "data.sha256": run.data.tags.get("data.sha256", ""),
         "features.spec.sha256": run.data.tags.get("features.spec.sha256", ""),
         "model.sha256": run.data.tags.get("model.sha256", ""),
-        "params": params[:5000],
+        "params": params,
         "gate.verdict": gate["verdict"],
         "gate.report": f"runs:/{run_id}/gate/gate.md",
         "serving.uri": f"{run.info.artifact_uri}/{SERVING_PATH}",

@@ -179,3 +179,15 @@ def test_models_cli(uri, name, tmp_path, capsys, monkeypatch):
     assert "nothing to roll back to" in capsys.readouterr().err
     assert main([*base, "list", "nope"]) == 0
     assert "nope: no registered versions" in capsys.readouterr().out
+
+
+def test_long_params_are_cut_to_valid_json(uri, name, tmp_path):
+    run_id, gate, evaluation = make_run(uri, tmp_path, 10)
+    tracker_for(uri, "registry-tests").log(
+        run_id, params={f"p{i:03d}": "x" * 40 for i in range(200)}
+    )
+    tags = register_stage(name, run_id, gate, evaluation, uri)["tags"]
+    params = json.loads(tags["params"])
+    assert params["_truncated"] is True
+    assert len(tags["params"]) <= 5000
+    assert params["p000"] == "x" * 40
