@@ -78,27 +78,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------- gate
 
 
-def _read_json(path: str, what: str) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"{p}: {what} file not found")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{p}: {what} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise BadInputError(f"{p}: {what} must be a JSON object, got {type(doc).__name__}")
-    return doc
-
-
 def cmd_gate(args: argparse.Namespace) -> int:
     from conveyor import gate
-    from conveyor.tables import write_json, write_text
+    from conveyor.tables import read_json_object, write_json, write_text
 
     policy = gate.load_policy(args.policy)
-    candidate = _read_json(args.candidate, "candidate evaluation")
+    candidate = read_json_object(args.candidate, "candidate evaluation")
     champion = (
-        _read_json(args.champion, "champion evaluation")
+        read_json_object(args.champion, "champion evaluation")
         if args.champion
         else candidate.get("champion")  # evaluate embeds the champion it scored
     )

@@ -7,7 +7,6 @@ copy of the table, so a multi-million-row batch validates in about one pass over
 checking the same rules).
 """
 
-import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from conveyor import drift
 from conveyor.config import StrictModel, load_model, model_from_yaml
 from conveyor.errors import BadInputError, ContractViolationError
 from conveyor.tables import (
+    read_json_object,
     read_table,
     resolve_table,
     sha256_file,
@@ -109,15 +109,9 @@ def contract_from_yaml(text: str, source: str = "contract") -> Contract:
 
 def load_profile(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A reference profile written by ``conveyor profile`` or prepare_features."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"{p}: reference profile not found")
-    try:
-        profile = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{p}: reference profile is not valid JSON: {exc}") from exc
-    if not isinstance(profile, dict) or not isinstance(profile.get("columns"), dict):
-        raise BadInputError(f"{p}: reference profile has no 'columns' mapping")
+    profile = read_json_object(path, "reference profile")
+    if not isinstance(profile.get("columns"), dict):
+        raise BadInputError(f"{path}: reference profile has no 'columns' mapping")
     return profile
 
 

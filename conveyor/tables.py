@@ -131,3 +131,17 @@ def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")
     return p
+
+
+def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """A JSON object from a file; missing, malformed or non-object files are bad input."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: {what} file not found")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{p}: {what} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{p}: {what} must be a JSON object, got {type(doc).__name__}")
+    return doc
