@@ -101,6 +101,12 @@ def build_pipeline(
         else:
             validated = validate_data(batch=batch.output, contract=contract)
         validated.set_display_name("validate data")
+        # The same tracking settings for every stage that talks to MLflow.
+        mlflow = {
+            "mlflow_tracking_uri": mlflow_tracking_uri,
+            "mlflow_experiment": mlflow_experiment,
+            "mlflow_artifact_root": mlflow_artifact_root,
+        }
         prepared = prepare_features(
             dataset=validated.outputs["dataset"], features=features
         ).set_display_name("prepare features")
@@ -109,9 +115,7 @@ def build_pipeline(
             validation=prepared.outputs["validation"],
             preprocessing=prepared.outputs["preprocessing"],
             training=training,
-            mlflow_tracking_uri=mlflow_tracking_uri,
-            mlflow_experiment=mlflow_experiment,
-            mlflow_artifact_root=mlflow_artifact_root,
+            **mlflow,
             data_sha256=validated.outputs["data_sha256"],
             threshold=config.evaluation.threshold,
         ).set_display_name("train")
@@ -122,17 +126,13 @@ def build_pipeline(
             golden_set=golden_set,
             golden_set_version=golden_set_version,
             registered_model_name=model_name,
-            mlflow_tracking_uri=mlflow_tracking_uri,
-            mlflow_experiment=mlflow_experiment,
-            mlflow_artifact_root=mlflow_artifact_root,
+            **mlflow,
             mlflow_run_id=trained.outputs["run_id"],
         ).set_display_name("evaluate")
         gated = quality_gate(
             evaluation=evaluated.outputs["evaluation"],
             policy=policy,
-            mlflow_tracking_uri=mlflow_tracking_uri,
-            mlflow_experiment=mlflow_experiment,
-            mlflow_artifact_root=mlflow_artifact_root,
+            **mlflow,
             mlflow_run_id=trained.outputs["run_id"],
         ).set_display_name("quality gate")
         verdict = gated.outputs["Output"]
