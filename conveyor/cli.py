@@ -301,13 +301,7 @@ def _release_summary(
     if gate_path and gate_path.is_file():
         doc = json.loads(gate_path.read_text())
         verdict = doc["verdict"]
-        result = gate.GateResult(
-            doc["verdict"],
-            doc["reasons"],
-            [gate.Check(**c) for c in doc["checks"]],
-            doc["policy"],
-            doc["champion_present"],
-        )
+        result = gate.GateResult.from_dict(doc)
         lines += ["", f"quality gate ({result.policy}):", gate.render_text(result)]
     registry = ModelRegistry(tracking_uri)
     name = config.model_name

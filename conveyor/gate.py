@@ -107,6 +107,17 @@ class GateResult:
             "checks": [asdict(c) for c in self.checks],
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "GateResult":
+        """Read back what ``to_dict`` wrote (gate.json)."""
+        return cls(
+            doc["verdict"],
+            doc["reasons"],
+            [Check(**c) for c in doc["checks"]],
+            doc["policy"],
+            doc["champion_present"],
+        )
+
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"

@@ -67,6 +67,27 @@ def _probe(uri: str, timeout: float = 5.0) -> None:
         ) from exc
 
 
+def resolve_uri(uri: str) -> str:
+    """The tracking URI to use: the given one, else ``MLFLOW_TRACKING_URI`` (how a cluster
+    injects it); neither is an error that says what to set."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        raise TrackingError(
+            "no MLflow tracking URI: pass one, or set MLFLOW_TRACKING_URI in the environment"
+        )
+    return uri
+
+
+def _connect(uri: str) -> str:
+    """Everything a real MLflow client needs first: the URI, short client retries, and a
+    reachability probe for a server."""
+    uri = resolve_uri(uri)
+    _tame_client_retries()
+    if uri.startswith(("http://", "https://")):
+        _probe(uri)
+    return uri
+
+
 def _flat(params: dict[str, Any]) -> dict[str, str]:
     return {k: str(v)[:6000] for k, v in sorted(params.items())}
 
@@ -78,10 +99,7 @@ class MlflowTracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri
-        _tame_client_retries()
-        if uri.startswith(("http://", "https://")):
-            _probe(uri)
+        self.uri = uri = _connect(uri)
         self._mlflow = mlflow
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(tracking_uri=uri)
@@ -220,11 +238,7 @@ def tracker_for(uri: str, experiment: str, artifact_root: str | None = None) -> 
 
     An empty URI falls back to ``MLFLOW_TRACKING_URI`` (how a cluster injects it).
     """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    if not uri:
-        raise TrackingError(
-            "no MLflow tracking URI: pass one, or set MLFLOW_TRACKING_URI in the environment"
-        )
+    uri = resolve_uri(uri)
     if uri.startswith(MEMORY_URI):
         return MemoryTracker(uri, experiment)
     return MlflowTracker(uri, experiment, artifact_root)
@@ -280,13 +294,7 @@ class ModelRegistry:
     def __init__(self, uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
-        uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-        if not uri:
-            raise TrackingError("no MLflow tracking URI: pass one or set MLFLOW_TRACKING_URI")
-        _tame_client_retries()
-        if uri.startswith(("http://", "https://")):
-            _probe(uri)
-        self.uri = uri
+        self.uri = uri = _connect(uri)
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     # ---- reads

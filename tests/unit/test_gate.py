@@ -169,6 +169,7 @@ def test_gate_stage_writes_gate_json_and_reports(tmp_path):
     doc = json.loads((tmp_path / "gate.json").read_text())
     assert doc["verdict"] == "reject" and doc["champion_present"] is True
     assert len(doc["checks"]) == 3
+    assert gate.GateResult.from_dict(doc) == result  # gate.json reads back whole
     assert "<h1" in (tmp_path / "gate.html").read_text()
     run = MemoryTracker.runs[run_id]
     assert run["tags"]["gate.verdict"] == "reject"
