@@ -445,29 +445,50 @@ class ModelRegistry:
             lambda: self.client.delete_registered_model_alias(name, PREVIOUS),
         )
         if current is not None:
-            self.client.set_model_version_tag(name, current["version"], STATUS, "rolled_back")
-            self.client.set_model_version_tag(
-                name, current["version"], "conveyor.deployable", "False"
-            )
-            self._event(name, current["version"], "rolled back", reason or "no reason given")
+            self._mark_rolled_back(name, current["version"], "rolled back", reason)
         self._event(name, previous["version"], "restored as champion", reason or "rollback")
         return self.get(name, previous["version"])
+
+    def _mark_rolled_back(self, name: str, version: str, event: str, reason: str) -> None:
+        self.client.set_model_version_tag(name, version, STATUS, "rolled_back")
+        self.client.set_model_version_tag(name, version, "conveyor.deployable", "False")
+        self._event(name, version, event, reason or "no reason given")
+
+    def reject_candidate(self, name: str, version: str, reason: str) -> dict[str, Any]:
+        """A canary or shadow of ``version`` failed online: it is no longer deployable and
+        loses ``candidate``; ``champion`` is untouched (it never moved)."""
+        v = self.get(name, version)
+        if CHAMPION in v["aliases"]:
+            raise BadInputError(
+                f"{name} v{version} is the champion; use `conveyor models rollback {name}` to "
+                "restore the previous champion"
+            )
+        if CANDIDATE in v["aliases"]:
+            _with_retry(
+                f"delete alias {CANDIDATE!r}",
+                lambda: self.client.delete_registered_model_alias(name, CANDIDATE),
+            )
+        self._mark_rolled_back(name, str(version), "canary rolled back", reason)
+        return self.get(name, version)
 
     def fetch(self, name: str, alias: str, dest: str | Path) -> Path | None:
         """Download the serving files of ``name@alias`` and verify their sha256 against the tag.
 
         Returns None when the alias does not exist (e.g. no champion yet).
         """
+        v = self.by_alias(name, alias)
+        return None if v is None else self.download(v, dest)
+
+    def download(self, v: dict[str, Any], dest: str | Path) -> Path:
+        """Download the serving files of version row ``v``; refuse a sha256 mismatch."""
         import mlflow.artifacts
 
         from conveyor.tables import sha256_file
 
-        v = self.by_alias(name, alias)
-        if v is None:
-            return None
+        label = f"{v['name']} v{v['version']}"
         local = Path(
             _with_retry(
-                f"download {name}@{alias}",
+                f"download {label}",
                 lambda: mlflow.artifacts.download_artifacts(
                     run_id=v["run_id"], artifact_path=SERVING_PATH, dst_path=str(dest),
                     tracking_uri=self.uri,
@@ -478,8 +499,8 @@ class ModelRegistry:
         actual = sha256_file(local / "model.joblib")
         if not expected or actual != expected:
             raise TrackingError(
-                f"{name}@{alias} (v{v['version']}): model.joblib sha256 {actual} does not match "
-                f"the registry tag model.sha256 {expected or '(missing)'}; refusing to use it"
+                f"{label}: model.joblib sha256 {actual} does not match the registry tag "
+                f"model.sha256 {expected or '(missing)'}; refusing to use it"
             )
         return local
 

@@ -173,3 +173,63 @@ def train_and_evaluate(
         champion_dir=champion_dir,
     )
     return prep, trained, result
+
+
+@pytest.fixture(scope="session")
+def fraud_models(tmp_path_factory: pytest.TempPathFactory, small_frame, config):
+    """Two approved, registered fraud models (real training on the small sample, sqlite registry).
+
+    Returns a namespace: ``db`` (the sqlite file to copy), ``name``, ``dirs`` (version -> the
+    local serving folder with model.joblib), ``spec`` (feature_spec.json), ``rows`` (holdout).
+    """
+    import json
+    from types import SimpleNamespace
+
+    from conveyor import features, training
+    from conveyor.config import TrackingSpec, TrainingSpec
+    from conveyor.registry import register_stage
+    from conveyor.tables import read_table, write_json
+
+    root = tmp_path_factory.mktemp("fraud-registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tracking = TrackingSpec(uri=uri, artifact_root=str(root / "artifacts"), experiment="rollout")
+    prep = features.FeatureOutputs.under(root / "prep")
+    features.prepare(small_frame, config.features, prep)
+    dirs = {}
+    for seed in (1, 2):
+        spec = TrainingSpec(estimator="logistic_regression", seed=seed, params={"C": seed / 2})
+        out = root / f"model{seed}"
+        trained = training.train(
+            prep.train, prep.validation, prep.preprocessing, spec, tracking, out
+        )
+        gate = write_json({"verdict": "approve"}, root / f"gate{seed}.json")
+        evaluation = write_json({"metrics": {"roc_auc": 0.9}}, root / f"eval{seed}.json")
+        v = register_stage("fraud", trained.run_id, gate, evaluation, uri)
+        assert v is not None
+        dirs[v["version"]] = out
+    spec = json.loads((dirs["1"] / training.SPEC_FILE).read_text())
+    return SimpleNamespace(
+        db=root / "mlflow.db", name="fraud", dirs=dirs, spec=spec, rows=read_table(prep.holdout)
+    )
+
+
+@pytest.fixture
+def registry_uri(fraud_models, tmp_path: Path) -> str:
+    """A private copy of the fraud registry (artifacts shared read-only), so tests may change
+    aliases and statuses without touching each other."""
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(fraud_models.db, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fake Kubernetes API (KServe semantics) and a kubeconfig pointing at it (KUBECONFIG)."""
+    from tests.fakes.kube_api import FakeKubeAPI
+
+    with FakeKubeAPI(namespaces=("default", "models")) as api:
+        path = api.write_kubeconfig(tmp_path / "kubeconfig", context="fake", namespace="models")
+        monkeypatch.setenv("KUBECONFIG", str(path))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        api.kubeconfig_path = path  # type: ignore[attr-defined]
+        yield api

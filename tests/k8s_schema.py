@@ -20,7 +20,7 @@ def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> openAPIV3Schema for every served version in the vendored CRDs."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for name in CRD_FILES:
-        for doc in yaml.safe_load_all((SCHEMAS / name).read_text()):
+        for doc in yaml.load_all((SCHEMAS / name).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]

@@ -1,0 +1,354 @@
+"""``kubectl conveyor``: operate model rollouts on KServe InferenceServices.
+
+Installed as the ``kubectl-conveyor`` entry point, so kubectl finds it on PATH as a plugin.
+Reads like ``kubectl argo rollouts``: ``status`` shows revisions, traffic, model versions,
+readiness and the last events; ``canary``, ``promote``, ``rollback`` and ``shadow`` change a
+rollout with one guarded write each, recorded as an annotation and an Event. ``--dry-run``
+prints the change and writes nothing.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from conveyor.errors import BadInputError, ConveyorError
+from conveyor.rollout import actions
+from conveyor.rollout.cluster import ISVC, Cluster, Kind, KubeCluster, get
+from conveyor.serving import inference as inf
+from conveyor.serving.inference import Change
+
+EPILOG = """examples:
+  kubectl conveyor status fraud -n models
+  kubectl conveyor canary fraud --version 7 --percent 10 --reason "weekly retrain"
+  kubectl conveyor canary fraud --version 7 --percent 50          # step the running canary
+  kubectl conveyor promote fraud
+  kubectl conveyor rollback fraud --reason "p99 doubled"
+  kubectl conveyor shadow fraud --version 8 --percent 20
+  kubectl conveyor shadow fraud --off
+  kubectl conveyor canary fraud --version 7 --percent 10 --dry-run -o yaml
+
+exit codes: 0 done, 2 bad input (nothing changed), 6 registry unreachable,
+7 Kubernetes API refused or unreachable (nothing changed).
+"""
+
+
+class DryRun:
+    """A ``Cluster`` that reads through and records writes instead of sending them."""
+
+    def __init__(self, inner: Cluster) -> None:
+        self.inner, self.namespace = inner, inner.namespace
+        self.writes: list[dict[str, Any]] = []
+
+    def find(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        return self.inner.find(kind, name)
+
+    def find_all(self, kind: Kind, label_selector: str = "") -> list[dict[str, Any]]:
+        return self.inner.find_all(kind, label_selector)
+
+    def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+        self.writes.append({"verb": "create", "kind": kind.kind, "object": obj})
+        return obj
+
+    def patch(self, kind: Kind, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.writes.append({"verb": "patch", "kind": kind.kind, "name": name, "patch": patch})
+        current = self.inner.find(kind, name) or {}
+        return _merge(current, patch)
+
+    def delete(self, kind: Kind, name: str) -> None:
+        self.writes.append({"verb": "delete", "kind": kind.kind, "name": name})
+
+    def event(
+        self, obj: dict[str, Any], reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        self.writes.append({"verb": "event", "reason": reason, "message": message})
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return self.inner.events(name)
+
+
+def _merge(current: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict) or not isinstance(current, dict):
+        return patch
+    out = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
+def _actor() -> str:
+    return os.environ.get("CONVEYOR_ACTOR") or os.environ.get("USER") or "kubectl-conveyor"
+
+
+def _dump(doc: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(doc, indent=2, sort_keys=True, default=str)
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        raise BadInputError(
+            "--tracking-uri (or MLFLOW_TRACKING_URI) is required to look up the model version "
+            "in the MLflow registry"
+        )
+    return str(uri)
+
+
+def _model_name(cluster: Cluster, args: argparse.Namespace) -> str:
+    if args.model:
+        return str(args.model)
+    found = cluster.find(ISVC, args.name)
+    label = ((found or {}).get("metadata", {}).get("labels") or {}).get(inf.MODEL)
+    if not label:
+        raise BadInputError(
+            f"--model is required: InferenceService {args.name!r} "
+            + ("does not exist yet" if found is None else f"has no {inf.MODEL} label")
+        )
+    return str(label)
+
+
+# ------------------------------------------------------------------ status rendering
+
+MARK = {True: "✔", False: "✖"}
+
+
+def render_status(s: dict[str, Any]) -> str:
+    """Human-readable status in the shape of `kubectl argo rollouts get rollout`."""
+    if s["candidate"] is not None:
+        state = "◌ Progressing" if s["ready"] else "✖ Degraded"
+    else:
+        state = "✔ Healthy" if s["ready"] else "✖ Degraded"
+    pct = s["canaryTrafficPercent"]
+    lines = [
+        f"Name:            {s['name']}",
+        f"Namespace:       {s['namespace']}",
+        f"Status:          {state}",
+        f"Phase:           {s['phase']}",
+        f"Model:           {s['model'] or '?'}",
+        f"  Champion:      v{s['champion']}",
+        f"  Candidate:     {'v' + s['candidate'] if s['candidate'] else '-'}"
+        + (f" at {pct} %" if s["candidate"] is not None and pct is not None else ""),
+        f"URL:             {s['url'] or '-'}",
+    ]
+    if s["lastChange"]:
+        c = s["lastChange"]
+        lines.append(f"Last change:     {c['action']} by {c['by']} at {c['at']}: {c['why']}")
+    lines += ["", f"{'REVISION':<34} {'MODEL':<8} {'TRAFFIC':>7}  {'TAG':<7} ROLE"]
+    rev = s["revisions"]
+    for t in s["traffic"]:
+        name = t.get("revisionName", "?")
+        role = "stable" if name == rev.get("latestRolledoutRevision") else "canary"
+        if name == rev.get("latestRolledoutRevision") and t.get("latestRevision"):
+            role = "stable, latest"
+        lines.append(
+            f"{name:<34} {'v' + str(t['modelVersion']):<8} {t.get('percent', 0):>6}%  "
+            f"{t.get('tag') or '-':<7} {role}"
+        )
+    if not s["traffic"]:
+        lines.append("(no traffic reported yet)")
+    for c in s["conditions"]:
+        ok = c.get("status") == "True"
+        why = "" if ok else f" {c.get('reason', '')}: {c.get('message', '')}"
+        lines.append(f"  {MARK[ok]} {c.get('type')}{why}")
+    if s["shadow"]:
+        sh = s["shadow"]
+        mirror = sh["mirrorPercent"]
+        lines += ["", f"Shadow:          {sh['name']} v{sh['version']} mirroring "
+                  + (f"{mirror:g} %" if mirror is not None else "(no VirtualService)")]  # fmt: skip
+    lines += ["", "Events:"]
+    for e in s["events"] or [{"type": "", "reason": "(none)", "message": "", "time": ""}]:
+        lines.append(
+            f"  {e['time'] or '':<26} {e['type'] or '':<8} {e['reason']:<14} {e['message']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ verbs
+
+
+def _change(args: argparse.Namespace, action: str, **details: Any) -> Change:
+    return Change(action, args.reason or f"kubectl conveyor {action}", _actor(), details=details)
+
+
+def _show(cluster: Cluster, args: argparse.Namespace, after: Callable[[], Any]) -> int:
+    """Print the dry-run writes, or the status after a real change."""
+    if isinstance(cluster, DryRun):
+        sys.stdout.write(_dump({"dryRun": True, "writes": cluster.writes}, args.output or "yaml"))
+        return 0
+    after()
+    s = actions.status(cluster, args.name)
+    sys.stdout.write(_dump(s, args.output) if args.output else render_status(s))
+    return 0
+
+
+def cmd_status(cluster: Cluster, args: argparse.Namespace) -> int:
+    s = actions.status(cluster, args.name)
+    sys.stdout.write(_dump(s, args.output) if args.output else render_status(s))
+    return 0
+
+
+def cmd_canary(cluster: Cluster, args: argparse.Namespace) -> int:
+    if args.version is None:
+        current = get(cluster, ISVC, args.name)
+        if inf.champion_of(current) is None:
+            raise BadInputError("--version is required to start a canary")
+        actions.set_traffic(cluster, args.name, args.percent, _change(args, "canary-step"))
+        return _show(cluster, args, lambda: None)
+    model = actions.resolve_version(
+        _tracking_uri(args), _model_name(cluster, args), args.version,
+        require_approval=args.require_approval,
+    )  # fmt: skip
+    change = _change(args, "canary", version=model.version, percent=args.percent)
+    actions.deploy(cluster, args.name, model, args.percent, change)
+    return _show(cluster, args, lambda: None)
+
+
+def _registry_step(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Callable[[], None]:
+    """Also move MLflow aliases after the traffic change, when a registry is configured."""
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+
+    def run() -> None:
+        if uri:
+            from conveyor.registry import ModelRegistry
+
+            fn(ModelRegistry(uri))
+        else:
+            sys.stderr.write("note: no --tracking-uri; MLflow aliases left as they are\n")
+
+    return run
+
+
+def cmd_promote(cluster: Cluster, args: argparse.Namespace) -> int:
+    isvc = get(cluster, ISVC, args.name)
+    model, version = _model_name(cluster, args), inf.current_model(isvc)["version"]
+    actions.promote(cluster, args.name, _change(args, "promote", version=version))
+    reason = args.reason or "promoted with kubectl conveyor"
+    return _show(cluster, args, _registry_step(args, lambda r: r.promote(model, version, reason)))
+
+
+def cmd_rollback(cluster: Cluster, args: argparse.Namespace) -> int:
+    isvc = get(cluster, ISVC, args.name)
+    model, version = _model_name(cluster, args), inf.current_model(isvc)["version"]
+    actions.rollback(cluster, args.name, _change(args, "rollback", version=version))
+    reason = args.reason or "rolled back with kubectl conveyor"
+    return _show(
+        cluster, args, _registry_step(args, lambda r: r.reject_candidate(model, version, reason))
+    )
+
+
+def cmd_shadow(cluster: Cluster, args: argparse.Namespace) -> int:
+    if args.off:
+        actions.shadow_off(cluster, args.name, _change(args, "shadow-off"))
+        return _show(cluster, args, lambda: None)
+    if args.version is None:
+        raise BadInputError("shadow needs --version V (or --off)")
+    if not 0 < args.percent <= 100:
+        raise BadInputError(f"--percent: {args.percent:g} is outside 0 < percent <= 100")
+    model = actions.resolve_version(
+        _tracking_uri(args), _model_name(cluster, args), args.version,
+        require_approval=args.require_approval,
+    )  # fmt: skip
+    change = _change(args, "shadow", version=model.version, percent=args.percent)
+    actions.deploy_shadow(cluster, args.name, model, args.percent, change)
+    return _show(cluster, args, lambda: None)
+
+
+def _percent(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer percent") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..100")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    common.add_argument("--context", help="kubeconfig context (default: the current one)")
+    common.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube)")
+    common.add_argument(
+        "-o", "--output", choices=["yaml", "json"], help="machine-readable output instead of text"
+    )
+    parser = argparse.ArgumentParser(
+        prog="kubectl conveyor",
+        description="Operate model rollouts on KServe InferenceServices (canary, shadow, "
+        "promote, roll back).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p.add_argument("name", help="InferenceService name")
+        return p
+
+    verb("status", "revisions, traffic split, model versions, readiness and the last events")
+    writes = argparse.ArgumentParser(add_help=False)
+    writes.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
+    writes.add_argument("--reason", default="", help="why: kept in the annotation and Event")
+    writes.add_argument(
+        "--tracking-uri", default="", help="MLflow registry (default: MLFLOW_TRACKING_URI)"
+    )
+    writes.add_argument("--model", help="registered model name (default: the isvc's label)")
+    writes.add_argument(
+        "--require-approval", action="store_true",
+        help="refuse a version without a person's recorded approval",
+    )  # fmt: skip
+
+    def write_verb(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common, writes], help=help_, description=help_)
+        p.add_argument("name", help="InferenceService name")
+        return p
+
+    c = write_verb(
+        "canary",
+        "start a canary of --version at --percent (0-100), or step the running one",
+    )
+    c.add_argument("--version", help="registered version (omit to step the running canary)")
+    c.add_argument("--percent", type=_percent, required=True, help="traffic share, 0-100")
+    write_verb("promote", "the canary takes 100 %% and becomes champion (MLflow alias too)")
+    write_verb("rollback", "all traffic back to the champion; the champion's spec restored")
+    s = write_verb("shadow", "mirror --percent of requests to <name>-shadow serving --version")
+    s.add_argument("--version", help="registered version to shadow")
+    s.add_argument("--percent", type=float, default=10.0, help="mirrored share (default 10)")
+    s.add_argument("--off", action="store_true", help="stop mirroring and remove the shadow")
+    return parser
+
+
+VERBS: dict[str, Callable[[Cluster, argparse.Namespace], int]] = {
+    "status": cmd_status,
+    "canary": cmd_canary,
+    "promote": cmd_promote,
+    "rollback": cmd_rollback,
+    "shadow": cmd_shadow,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cluster: Cluster = KubeCluster(
+            args.namespace, context=args.context, kubeconfig=args.kubeconfig, actor=_actor()
+        )
+        if getattr(args, "dry_run", False):
+            cluster = DryRun(cluster)
+        return VERBS[args.verb](cluster, args)
+    except ConveyorError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rollout: cluster access, deploy/promote/rollback actions, plans (analysis: issue 5)."""

@@ -1,0 +1,273 @@
+"""Rollout actions on an InferenceService: deploy / canary step, promote, roll back, shadow.
+
+Used by the KFP components, the ``kubectl conveyor`` plugin and (issue 5) the analysis loop.
+Each action is one guarded write (``cluster.update``) so traffic never sits half-changed, and
+each records who/when/why in the ``conveyor.io/last-change`` annotation and a Kubernetes Event.
+A refused or failed action changes nothing: traffic stays where it was.
+"""
+
+import json
+from typing import Any
+
+from conveyor.errors import BadInputError
+from conveyor.rollout.cluster import ISVC, VSVC, Cluster, get, update
+from conveyor.serving import inference as inf
+from conveyor.serving.inference import Change, Resources, ServedModel
+
+
+def _record(cluster: Cluster, obj: dict[str, Any], reason: str, change: Change, msg: str) -> None:
+    cluster.event(obj, reason, f"{msg} (by {change.actor}: {change.reason})")
+
+
+def deploy(
+    cluster: Cluster,
+    name: str,
+    model: ServedModel,
+    percent: int,
+    change: Change,
+    *,
+    resources: Resources | None = None,
+    service_account: str = "conveyor-model",
+    tag_routing: bool = True,
+) -> dict[str, Any]:
+    """Serve ``model`` on ``name``: create it at 100 % when absent (a first release has no
+    champion to protect), else start a canary at ``percent`` %, or move the running canary of
+    the same version to ``percent`` %. Refuses a canary of another version while one runs."""
+    inf._percent(percent)
+    if cluster.find(ISVC, name) is None:
+        obj = inf.inference_service(
+            name, cluster.namespace, model, change, resources=resources,
+            service_account=service_account, tag_routing=tag_routing,
+        )  # fmt: skip
+        created = cluster.create(ISVC, obj)
+        _record(cluster, created, "Deployed", change, f"v{model.version} serving 100 %")
+        return created
+    started = {"canary": False}
+
+    def step(cur: dict[str, Any]) -> dict[str, Any] | None:
+        champion = inf.champion_of(cur)
+        serving = inf.current_model(cur)
+        if champion is not None:  # a canary is running
+            if serving["version"] != model.version:
+                raise BadInputError(
+                    f"{name}: a canary of v{serving['version']} is already in progress at "
+                    f"{inf.canary_percent(cur)} % (champion v{champion['version']}); promote or "
+                    f"roll it back before deploying v{model.version}. Nothing changed."
+                )
+            if serving["sha256"] != model.sha256:
+                raise BadInputError(
+                    f"{name}: v{model.version} in the cluster has sha256 {serving['sha256']} but "
+                    f"the registry says {model.sha256}; roll back and deploy again"
+                )
+            started["canary"] = False
+            if inf.canary_percent(cur) == percent:
+                return None
+            return inf.traffic_patch(percent, change)
+        if serving["version"] == model.version and serving["sha256"] == model.sha256:
+            raise BadInputError(
+                f"{name} already serves v{model.version} at 100 %; nothing to deploy"
+            )
+        started["canary"] = True
+        return inf.canary_patch(cur, model, percent, change)
+
+    out = update(cluster, ISVC, name, step)
+    what = "canary started" if started["canary"] else "canary traffic set"
+    _record(cluster, out, "CanaryStarted" if started["canary"] else "CanaryStep", change,
+            f"{what}: v{model.version} at {percent} %")  # fmt: skip
+    return out
+
+
+def set_traffic(cluster: Cluster, name: str, percent: int, change: Change) -> dict[str, Any]:
+    """Move the running canary of ``name`` to ``percent`` %."""
+    inf._percent(percent)
+
+    def step(cur: dict[str, Any]) -> dict[str, Any]:
+        if inf.champion_of(cur) is None:
+            raise BadInputError(f"{name}: no canary in progress; start one with `canary --version`")
+        return inf.traffic_patch(percent, change)
+
+    out = update(cluster, ISVC, name, step)
+    version = inf.current_model(out)["version"]
+    _record(cluster, out, "CanaryStep", change, f"canary v{version} at {percent} %")
+    return out
+
+
+def promote(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
+    """The canary takes 100 % (``canaryTrafficPercent`` removed); it is the new champion."""
+
+    def step(cur: dict[str, Any]) -> dict[str, Any]:
+        if inf.champion_of(cur) is None:
+            raise BadInputError(
+                f"{name}: no canary in progress; v{inf.current_model(cur)['version']} already "
+                "serves 100 %"
+            )
+        return inf.promote_patch(change)
+
+    out = update(cluster, ISVC, name, step)
+    version = inf.current_model(out)["version"]
+    _record(cluster, out, "Promoted", change, f"v{version} promoted to 100 %")
+    return out
+
+
+def rollback(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
+    """All traffic back on the champion's revision and its spec restored, in one write."""
+    failed: dict[str, str] = {}
+
+    def step(cur: dict[str, Any]) -> dict[str, Any]:
+        failed["version"] = inf.current_model(cur)["version"]
+        return inf.rollback_patch(cur, change)
+
+    out = update(cluster, ISVC, name, step)
+    champion = inf.current_model(out)["version"]
+    cluster.event(
+        out, "RolledBack",
+        f"canary v{failed['version']} rolled back; v{champion} serves 100 % "
+        f"(by {change.actor}: {change.reason})",
+        warning=True,
+    )  # fmt: skip
+    return out
+
+
+def deploy_shadow(
+    cluster: Cluster,
+    name: str,
+    model: ServedModel,
+    percent: float,
+    change: Change,
+    *,
+    resources: Resources | None = None,
+    service_account: str = "conveyor-model",
+) -> dict[str, Any]:
+    """``<name>-shadow`` serves ``model``; a VirtualService mirrors ``percent`` % of ``name``'s
+    requests to it. The champion and its traffic are untouched."""
+    champion = get(cluster, ISVC, name)  # a shadow needs a champion to mirror
+    vs = inf.virtual_service(name, cluster.namespace, percent, change)
+    shadow = inf.shadow_name(name)
+    desired = inf.inference_service(
+        shadow, cluster.namespace, model, change, resources=resources,
+        service_account=service_account, tag_routing=False, role="shadow",
+    )  # fmt: skip
+    if cluster.find(ISVC, shadow) is None:
+        cluster.create(ISVC, desired)
+    else:
+        update(
+            cluster, ISVC, shadow,
+            lambda cur: {"metadata": {"annotations": desired["metadata"]["annotations"]},
+                         "spec": inf.merge_diff(cur["spec"], desired["spec"])},
+        )  # fmt: skip
+    if cluster.find(VSVC, vs["metadata"]["name"]) is None:
+        cluster.create(VSVC, vs)
+    else:
+        update(
+            cluster, VSVC, vs["metadata"]["name"],
+            lambda cur: {"metadata": {"annotations": vs["metadata"]["annotations"]},
+                         "spec": inf.merge_diff(cur["spec"], vs["spec"])},
+        )  # fmt: skip
+    _record(cluster, champion, "ShadowStarted", change,
+            f"v{model.version} shadows {name} on {percent:g} % of requests")  # fmt: skip
+    return get(cluster, ISVC, shadow)
+
+
+def shadow_off(cluster: Cluster, name: str, change: Change) -> None:
+    """Stop mirroring first (the VirtualService), then remove the shadow InferenceService."""
+    champion = get(cluster, ISVC, name)
+    removed = []
+    for kind, obj in ((VSVC, inf.mirror_name(name)), (ISVC, inf.shadow_name(name))):
+        if cluster.find(kind, obj) is not None:
+            cluster.delete(kind, obj)
+            removed.append(f"{kind.kind} {obj}")
+    if not removed:
+        raise BadInputError(f"{name}: no shadow is running; nothing changed")
+    _record(cluster, champion, "ShadowStopped", change, f"removed {', '.join(removed)}")
+
+
+def status(cluster: Cluster, name: str, events: int = 5) -> dict[str, Any]:
+    """What an on-call engineer needs: revisions, traffic, versions, readiness, last events."""
+    isvc = get(cluster, ISVC, name)
+    ann = isvc["metadata"].get("annotations") or {}
+    pred = (isvc.get("status") or {}).get("components", {}).get("predictor", {})
+    conditions = {c["type"]: c for c in (isvc.get("status") or {}).get("conditions", [])}
+    champion = inf.champion_of(isvc)
+    serving = inf.current_model(isvc)
+    rolled_out = pred.get("latestRolledoutRevision")
+    traffic = []
+    for t in pred.get("traffic", []):
+        is_latest = bool(t.get("latestRevision"))
+        if champion is not None:
+            version = serving["version"] if is_latest else champion["version"]
+        else:
+            version = (
+                serving["version"] if t.get("revisionName") == rolled_out or is_latest else "?"
+            )
+        traffic.append({**t, "modelVersion": version})
+    shadow = cluster.find(ISVC, inf.shadow_name(name))
+    mirror = cluster.find(VSVC, inf.mirror_name(name))
+    recent: list[dict[str, Any]] = sorted(
+        cluster.events(name),
+        key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
+    )[-events:]
+    return {
+        "name": name,
+        "namespace": cluster.namespace,
+        "model": (isvc["metadata"].get("labels") or {}).get(inf.MODEL, ""),
+        "phase": ann.get(inf.PHASE, "Stable"),
+        "ready": conditions.get("Ready", {}).get("status") == "True",
+        "conditions": list(conditions.values()),
+        "url": (isvc.get("status") or {}).get("url", ""),
+        "champion": champion["version"] if champion else serving["version"],
+        "candidate": serving["version"] if champion else None,
+        "canaryTrafficPercent": inf.canary_percent(isvc),
+        "revisions": {
+            k: pred.get(k)
+            for k in (
+                "latestCreatedRevision",
+                "latestReadyRevision",
+                "latestRolledoutRevision",
+                "previousRolledoutRevision",
+            )
+        },
+        "traffic": traffic,
+        "shadow": None
+        if shadow is None
+        else {
+            "name": shadow["metadata"]["name"],
+            "version": inf.current_model(shadow)["version"],
+            "mirrorPercent": _mirror_percent(mirror),
+        },
+        "lastChange": json.loads(ann[inf.LAST_CHANGE]) if ann.get(inf.LAST_CHANGE) else None,
+        "events": [
+            {
+                "type": e.get("type"),
+                "reason": e.get("reason"),
+                "message": e.get("message"),
+                "time": e.get("lastTimestamp") or e.get("eventTime"),
+            }
+            for e in recent
+        ],
+    }
+
+
+def _mirror_percent(vs: dict[str, Any] | None) -> float | None:
+    if vs is None:
+        return None
+    for route in vs.get("spec", {}).get("http", []):
+        if "mirror" in route:
+            return float((route.get("mirrorPercentage") or {}).get("value", 100.0))
+    return None
+
+
+def resolve_version(
+    tracking_uri: str, model_name: str, version: str, *, require_approval: bool = False
+) -> ServedModel:
+    """The registered version to serve, after its artifact's sha256 was checked against the
+    registry tag (a mismatch is refused before any object changes)."""
+    import tempfile
+
+    from conveyor.registry import ModelRegistry
+
+    registry = ModelRegistry(tracking_uri)
+    row = registry.get(model_name, str(version))
+    model = ServedModel.from_version(row, require_approval=require_approval)
+    with tempfile.TemporaryDirectory(prefix="conveyor-verify-") as tmp:
+        registry.download(row, tmp)
+    return model

@@ -1,0 +1,183 @@
+"""The rollout pipeline's stages, one function per component (components stay thin).
+
+Each stage talks to Kubernetes through ``KubeCluster`` (the pod's service account on a
+cluster, KUBECONFIG elsewhere) and to MLflow through ``ModelRegistry``; each writes a JSON
+report the component returns as an artifact.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from conveyor.errors import BadInputError
+from conveyor.rollout import actions
+from conveyor.rollout.cluster import ISVC, KubeCluster, get
+from conveyor.serving import inference as inf
+from conveyor.serving.inference import Change, Resources
+from conveyor.serving.smoke import SmokePolicy, render_markdown, smoke_test
+from conveyor.tables import write_json, write_text
+
+
+def _cluster(namespace: str) -> KubeCluster:
+    return KubeCluster(namespace or None, actor=_actor())
+
+
+def _actor() -> str:
+    return os.environ.get("CONVEYOR_ACTOR") or "kfp-rollout-pipeline"
+
+
+def _resources(resources_json: str) -> Resources:
+    from conveyor.config import model_from_yaml
+
+    return model_from_yaml(Resources, resources_json or "{}", "resources")
+
+
+def deploy_canary_stage(
+    inference_service: str,
+    namespace: str,
+    model_name: str,
+    version: str,
+    percent: int,
+    tracking_uri: str,
+    require_approval: bool,
+    reason: str,
+    resources_json: str = "",
+) -> dict[str, Any]:
+    """Deploy or step: the version's checksum and approval are checked before any write."""
+    cluster = _cluster(namespace)
+    model = actions.resolve_version(
+        tracking_uri, model_name, version, require_approval=require_approval
+    )
+    change = Change("canary", reason or "rollout pipeline", _actor(),
+                    details={"version": model.version, "percent": percent})  # fmt: skip
+    actions.deploy(
+        cluster, inference_service, model, percent, change, resources=_resources(resources_json)
+    )
+    return actions.status(cluster, inference_service)
+
+
+def deploy_shadow_stage(
+    inference_service: str,
+    namespace: str,
+    model_name: str,
+    version: str,
+    percent: float,
+    tracking_uri: str,
+    require_approval: bool,
+    reason: str,
+) -> dict[str, Any]:
+    cluster = _cluster(namespace)
+    model = actions.resolve_version(
+        tracking_uri, model_name, version, require_approval=require_approval
+    )
+    change = Change("shadow", reason or "rollout pipeline", _actor(),
+                    details={"version": model.version, "percent": percent})  # fmt: skip
+    actions.deploy_shadow(cluster, inference_service, model, percent, change)
+    return actions.status(cluster, inference_service)
+
+
+def candidate_endpoint(isvc: dict[str, Any]) -> str:
+    """Where the newest revision answers before it has traffic: its ``latest`` tag URL
+    (tag routing), else the service's address."""
+    pred = (isvc.get("status") or {}).get("components", {}).get("predictor", {})
+    for entry in pred.get("traffic", []):
+        if entry.get("latestRevision") and entry.get("url"):
+            return str(entry["url"])
+    status = isvc.get("status") or {}
+    return str((status.get("address") or {}).get("url") or status.get("url") or "")
+
+
+def smoke_stage(
+    inference_service: str,
+    namespace: str,
+    endpoint: str,
+    version: str,
+    examples_json: str,
+    model_name: str,
+    tracking_uri: str,
+    policy_json: str,
+    report_dir: str | Path,
+    target: str = "candidate",
+) -> dict[str, Any]:
+    """Smoke test the candidate (or ``<name>-shadow``) and write smoke.json + smoke.md."""
+    from conveyor.config import model_from_yaml
+
+    policy = model_from_yaml(SmokePolicy, policy_json or "{}", "smoke policy")
+    feature_spec = _feature_spec(tracking_uri, model_name, version)
+    rows = pd.DataFrame(json.loads(examples_json or "[]"))
+    if rows.empty:
+        raise BadInputError("examples_json: no example rows to smoke test with")
+    name = inf.shadow_name(inference_service) if target == "shadow" else inference_service
+    if not endpoint:
+        endpoint = candidate_endpoint(get(_cluster(namespace), ISVC, name))
+        if not endpoint:
+            raise BadInputError(f"{name}: no URL in its status yet; pass `endpoint`")
+    report = smoke_test(
+        endpoint, inference_service, rows, feature_spec,
+        expected_version=version or None, policy=policy,
+    )  # fmt: skip
+    out = Path(report_dir)
+    write_json(report, out / "smoke.json")
+    write_text(render_markdown(report), out / "smoke.md")
+    return report
+
+
+def _feature_spec(tracking_uri: str, model_name: str, version: str) -> dict[str, Any]:
+    """The version's feature_spec.json, from its checksum-verified serving files."""
+    import tempfile
+
+    from conveyor.registry import ModelRegistry
+    from conveyor.training import SPEC_FILE
+
+    registry = ModelRegistry(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="conveyor-smoke-") as tmp:
+        folder = registry.download(registry.get(model_name, version), tmp)
+        return dict(json.loads((folder / SPEC_FILE).read_text(encoding="utf-8")))
+
+
+def promote_stage(
+    inference_service: str, namespace: str, model_name: str, tracking_uri: str, reason: str
+) -> str:
+    """Traffic to 100 % on the candidate, then MLflow ``champion`` moves to it."""
+    from conveyor.registry import ModelRegistry
+
+    cluster = _cluster(namespace)
+    version = inf.current_model(get(cluster, ISVC, inference_service))["version"]
+    why = reason or "rollout pipeline: smoke test and steps passed"
+    actions.promote(cluster, inference_service, Change("promote", why, _actor()))
+    if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        ModelRegistry(tracking_uri or os.environ["MLFLOW_TRACKING_URI"]).promote(
+            model_name, version, why
+        )
+    return version
+
+
+def rollback_stage(
+    inference_service: str, namespace: str, model_name: str, tracking_uri: str, reason: str
+) -> str:
+    """Traffic back on the champion; the candidate is marked rolled back in MLflow."""
+    from conveyor.registry import ModelRegistry
+
+    cluster = _cluster(namespace)
+    isvc = get(cluster, ISVC, inference_service)
+    shadow = cluster.find(ISVC, inf.shadow_name(inference_service))
+    why = reason or "rollout pipeline: candidate failed its checks"
+    if inf.champion_of(isvc) is not None:
+        version = inf.current_model(isvc)["version"]
+        actions.rollback(cluster, inference_service, Change("rollback", why, _actor()))
+    elif shadow is not None:
+        version = inf.current_model(shadow)["version"]
+        actions.shadow_off(cluster, inference_service, Change("shadow-off", why, _actor()))
+    else:
+        raise BadInputError(
+            f"{inference_service}: no canary or shadow to roll back; traffic is unchanged"
+        )
+    if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        registry = ModelRegistry(tracking_uri or os.environ["MLFLOW_TRACKING_URI"])
+        champion = registry.by_alias(model_name, "champion")
+        if champion is None or champion["version"] != version:
+            registry.reject_candidate(model_name, version, why)
+    return version

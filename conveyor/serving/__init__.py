@@ -1,0 +1,1 @@
+"""Serving: InferenceService builders, the local model server, smoke tests, shadow replay."""

@@ -1,0 +1,357 @@
+"""InferenceService and VirtualService objects for a registered model version.
+
+Built with the kserve SDK's typed models, then serialised to plain dicts (the form the
+Kubernetes API, kubectl and the schema checks take). Canary, promote and roll back are merge
+patches that follow KServe's Serverless semantics: ``canaryTrafficPercent`` splits traffic
+between the last revision rolled out at 100 % and the latest ready one; removing the field
+promotes, 0 rolls back. Shadow is a second InferenceService plus an Istio VirtualService that
+mirrors a share of requests to it (KServe has no native shadow).
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+
+from conveyor.config import StrictModel
+from conveyor.errors import BadInputError
+
+GROUP, VERSION = "serving.kserve.io", "v1beta1"
+API_VERSION = f"{GROUP}/{VERSION}"
+ISTIO_API_VERSION = "networking.istio.io/v1beta1"
+RUNTIME = "kserve-sklearnserver"
+
+ANN = "conveyor.io/"
+MODEL = ANN + "model"  # label: registered model name
+MODEL_VERSION = ANN + "model-version"  # annotation: the version in spec (latest revision)
+MODEL_SHA256 = ANN + "model-sha256"
+MODEL_URI = ANN + "model-uri"
+CHAMPION = ANN + "champion"  # annotation: JSON of the rolled-out model while a canary runs
+PHASE = ANN + "phase"  # Stable | Canary | RolledBack
+LAST_CHANGE = ANN + "last-change"
+SHADOW_ROLE = ANN + "role"
+TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registered version as the cluster sees it: where its one model file lives and its hash."""
+
+    model_name: str
+    version: str
+    storage_uri: str
+    sha256: str
+    approved_by: str = ""
+
+    @classmethod
+    def from_version(cls, v: dict[str, Any], *, require_approval: bool = False) -> "ServedModel":
+        """From a ``ModelRegistry.get`` row; refuses versions that may not be served."""
+        tags, label = v["tags"], f"{v['name']} v{v['version']}"
+        if tags.get("conveyor.deployable") != "True" or v.get("status") != "approved":
+            raise BadInputError(
+                f"{label} is {v.get('status') or 'not approved'} (conveyor.deployable="
+                f"{tags.get('conveyor.deployable', 'unset')}): only an approved version can be "
+                f"deployed; approve it with `conveyor models approve {v['name']} {v['version']}`"
+            )
+        if require_approval and not tags.get("conveyor.approved_by"):
+            raise BadInputError(
+                f"{label} has no recorded approval (tag conveyor.approved_by) and the plan sets "
+                f"require_approval: true; a person approves it with `conveyor models approve "
+                f"{v['name']} {v['version']} --reason ...`"
+            )
+        uri, digest = tags.get("serving.uri", ""), tags.get("model.sha256", "")
+        if not uri or not digest:
+            raise BadInputError(f"{label} lacks the serving.uri or model.sha256 tag")
+        return cls(v["name"], str(v["version"]), uri, digest, tags.get("conveyor.approved_by", ""))
+
+
+class Resources(StrictModel):
+    """Requests and limits of the model container (limits always set: no unbounded pods)."""
+
+    cpu_request: str = "500m"
+    memory_request: str = "1Gi"
+    cpu_limit: str = "1"
+    memory_limit: str = "2Gi"
+    min_replicas: int = Field(1, ge=0, le=100)
+    max_replicas: int = Field(3, ge=1, le=1000)
+
+
+@dataclass
+class Change:
+    """Who changed a rollout, when and why: kept as an annotation and sent as an Event."""
+
+    action: str
+    reason: str
+    actor: str
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def annotation(self) -> str:
+        doc = {"action": self.action, "by": self.actor, "at": self.at, "why": self.reason}
+        return json.dumps({**doc, **self.details}, sort_keys=True, separators=(",", ":"))
+
+
+def _serialise(obj: Any) -> dict[str, Any]:
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(obj)
+
+
+def predictor(
+    model: ServedModel, resources: Resources, service_account: str = "conveyor-model"
+) -> dict[str, Any]:
+    """``spec.predictor``: the sklearn runtime, predict_proba on, non-root, bounded resources."""
+    from kserve import V1beta1ModelFormat, V1beta1ModelSpec, V1beta1PredictorSpec
+    from kubernetes.client import (
+        V1Capabilities,
+        V1EnvVar,
+        V1ResourceRequirements,
+        V1SeccompProfile,
+        V1SecurityContext,
+    )
+
+    spec = V1beta1PredictorSpec(
+        service_account_name=service_account,
+        min_replicas=resources.min_replicas,
+        max_replicas=resources.max_replicas,
+        model=V1beta1ModelSpec(
+            model_format=V1beta1ModelFormat(name="sklearn"),
+            runtime=RUNTIME,
+            storage_uri=model.storage_uri,
+            env=[V1EnvVar(name="PREDICT_PROBA", value="true")],
+            resources=V1ResourceRequirements(
+                requests={"cpu": resources.cpu_request, "memory": resources.memory_request},
+                limits={"cpu": resources.cpu_limit, "memory": resources.memory_limit},
+            ),
+            security_context=V1SecurityContext(
+                run_as_non_root=True,
+                allow_privilege_escalation=False,
+                capabilities=V1Capabilities(drop=["ALL"]),
+                seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
+            ),
+        ),
+    )
+    return _serialise(spec)
+
+
+def model_annotations(model: ServedModel) -> dict[str, str]:
+    return {
+        MODEL_VERSION: model.version,
+        MODEL_SHA256: model.sha256,
+        MODEL_URI: f"models:/{model.model_name}/{model.version}",
+    }
+
+
+def inference_service(
+    name: str,
+    namespace: str,
+    model: ServedModel,
+    change: Change,
+    *,
+    resources: Resources | None = None,
+    service_account: str = "conveyor-model",
+    tag_routing: bool = True,
+    role: str = "primary",
+) -> dict[str, Any]:
+    """A Serverless-mode InferenceService serving ``model`` at 100 %."""
+    from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec
+    from kubernetes.client import V1ObjectMeta
+
+    labels = {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "conveyor",
+        "app.kubernetes.io/managed-by": "conveyor",
+        MODEL: model.model_name,
+        SHADOW_ROLE: role,
+    }
+    annotations = {
+        DEPLOYMENT_MODE: "Serverless",
+        TAG_ROUTING: str(tag_routing).lower(),
+        PHASE: "Stable",
+        LAST_CHANGE: change.annotation(),
+        **model_annotations(model),
+    }
+    isvc = V1beta1InferenceService(
+        api_version=API_VERSION,
+        kind="InferenceService",
+        metadata=V1ObjectMeta(
+            name=name, namespace=namespace, labels=labels, annotations=annotations
+        ),
+        spec=V1beta1InferenceServiceSpec(
+            predictor=predictor(model, resources or Resources(), service_account)
+        ),
+    )
+    return _serialise(isvc)
+
+
+def _percent(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise BadInputError(f"percent: {value!r} is outside 0..100 (an integer share of traffic)")
+    return value
+
+
+def merge_diff(current: Any, target: Any) -> Any:
+    """The RFC 7386 merge patch turning ``current`` into ``target`` (null removes a key)."""
+    if not isinstance(current, dict) or not isinstance(target, dict):
+        return target
+    patch: dict[str, Any] = {}
+    for key in current.keys() - target.keys():
+        patch[key] = None
+    for key, value in target.items():
+        if key not in current:
+            patch[key] = value
+        elif current[key] != value:
+            patch[key] = merge_diff(current[key], value)
+    return patch
+
+
+def current_model(isvc: dict[str, Any]) -> dict[str, Any]:
+    """The model the InferenceService's spec serves (version, sha256, storageUri, predictor)."""
+    ann = isvc.get("metadata", {}).get("annotations") or {}
+    pred = dict(isvc.get("spec", {}).get("predictor") or {})
+    pred.pop("canaryTrafficPercent", None)
+    return {
+        "version": ann.get(MODEL_VERSION, ""),
+        "sha256": ann.get(MODEL_SHA256, ""),
+        "storageUri": (pred.get("model") or {}).get("storageUri", ""),
+        "predictor": pred,
+    }
+
+
+def champion_of(isvc: dict[str, Any]) -> dict[str, Any] | None:
+    raw = (isvc.get("metadata", {}).get("annotations") or {}).get(CHAMPION)
+    return json.loads(raw) if raw else None
+
+
+def canary_percent(isvc: dict[str, Any]) -> int | None:
+    value = (isvc.get("spec", {}).get("predictor") or {}).get("canaryTrafficPercent")
+    return None if value is None else int(value)
+
+
+def canary_patch(
+    isvc: dict[str, Any], model: ServedModel, percent: int, change: Change
+) -> dict[str, Any]:
+    """Start a canary of ``model`` at ``percent`` % beside the rolled-out champion."""
+    percent = _percent(percent)
+    champion = current_model(isvc)
+    target = dict(champion["predictor"])
+    target["model"] = {**(target.get("model") or {}), "storageUri": model.storage_uri}
+    target["canaryTrafficPercent"] = percent
+    return {
+        "metadata": {
+            "annotations": {
+                **model_annotations(model),
+                CHAMPION: json.dumps(champion, sort_keys=True, separators=(",", ":")),
+                PHASE: "Canary",
+                LAST_CHANGE: change.annotation(),
+            }
+        },
+        "spec": {"predictor": merge_diff(isvc["spec"]["predictor"], target)},
+    }
+
+
+def traffic_patch(percent: int, change: Change) -> dict[str, Any]:
+    """Move a running canary to ``percent`` % (no new revision)."""
+    return {
+        "metadata": {"annotations": {LAST_CHANGE: change.annotation()}},
+        "spec": {"predictor": {"canaryTrafficPercent": _percent(percent)}},
+    }
+
+
+def promote_patch(change: Change) -> dict[str, Any]:
+    """Remove ``canaryTrafficPercent``: the latest ready revision takes 100 %."""
+    return {
+        "metadata": {
+            "annotations": {CHAMPION: None, PHASE: "Stable", LAST_CHANGE: change.annotation()}
+        },
+        "spec": {"predictor": {"canaryTrafficPercent": None}},
+    }
+
+
+def rollback_patch(isvc: dict[str, Any], change: Change) -> dict[str, Any]:
+    """All traffic back on the rolled-out revision (percent 0) and the champion's spec restored.
+
+    One write: the restored spec makes a revision that stays at 0 %, so the champion's own
+    revision keeps serving 100 % and the spec again says what is being served.
+    """
+    champion = champion_of(isvc)
+    if champion is None:
+        raise BadInputError(
+            f"InferenceService {isvc['metadata']['name']!r} has no canary to roll back "
+            f"(no {CHAMPION} annotation); nothing changed"
+        )
+    target = {**champion["predictor"], "canaryTrafficPercent": 0}
+    return {
+        "metadata": {
+            "annotations": {
+                MODEL_VERSION: champion["version"],
+                MODEL_SHA256: champion["sha256"],
+                MODEL_URI: _uri_of(isvc, champion["version"]),
+                CHAMPION: None,
+                PHASE: "RolledBack",
+                LAST_CHANGE: change.annotation(),
+            }
+        },
+        "spec": {"predictor": merge_diff(isvc["spec"]["predictor"], target)},
+    }
+
+
+def _uri_of(isvc: dict[str, Any], version: str) -> str:
+    model = (isvc.get("metadata", {}).get("labels") or {}).get(MODEL, "")
+    return f"models:/{model}/{version}" if model and version else ""
+
+
+def shadow_name(name: str) -> str:
+    return f"{name}-shadow"
+
+
+def mirror_name(name: str) -> str:
+    return f"{name}-mirror"
+
+
+def predictor_host(name: str, namespace: str) -> str:
+    return f"{name}-predictor.{namespace}.svc.cluster.local"
+
+
+def virtual_service(
+    name: str,
+    namespace: str,
+    percent: float,
+    change: Change,
+    *,
+    hosts: list[str] | None = None,
+    gateways: list[str] | None = None,
+) -> dict[str, Any]:
+    """Route the public host to the champion and mirror ``percent`` % to ``<name>-shadow``.
+
+    Istio fires mirrored requests and drops their responses: callers only ever see the
+    champion's answer.
+    """
+    if not 0 <= percent <= 100:
+        raise BadInputError(f"percent: {percent!r} is outside 0..100")
+    champion_host = predictor_host(name, namespace)
+    return {
+        "apiVersion": ISTIO_API_VERSION,
+        "kind": "VirtualService",
+        "metadata": {
+            "name": mirror_name(name),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "conveyor"},
+            "annotations": {LAST_CHANGE: change.annotation()},
+        },
+        "spec": {
+            "hosts": hosts or [f"{name}.{namespace}.svc.cluster.local"],
+            "gateways": gateways or ["mesh"],
+            "http": [
+                {
+                    "name": "champion-with-shadow",
+                    "route": [{"destination": {"host": champion_host}, "weight": 100}],
+                    "mirror": {"host": predictor_host(shadow_name(name), namespace)},
+                    "mirrorPercentage": {"value": float(percent)},
+                }
+            ],
+        },
+    }

@@ -1,0 +1,240 @@
+"""Local model serving on kserve.ModelServer: the protocol stack of KServe's sklearn runtime.
+
+The model class loads the same single ``model.joblib`` the cluster's ``kserve-sklearnserver``
+loads (after checking its sha256) and answers the same V1 and V2 endpoints, so the smoke test
+and the shadow replay exercise locally what the cluster serves. Unlike the stock runtime it
+checks every request against ``feature_spec.json`` and answers 400 naming the feature, instead
+of a 500 from deep inside scikit-learn.
+
+Run one server per process: ``python -m conveyor.serving.server --dir MODEL_DIR --name NAME
+--version V --port P``. ``LocalServer`` starts and stops such a process for ``conveyor run``,
+the tests and the benchmark.
+"""
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ConveyorError
+
+HOST = "127.0.0.1"
+MAX_BATCH_ROWS = 10_000
+
+
+class ServingError(ConveyorError):
+    """A model server could not start, or answered wrongly (smoke test, replay)."""
+
+    exit_code = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _model_class() -> type:
+    """Build the kserve.Model subclass lazily: importing kserve parses sys.argv and is slow."""
+    import numpy as np
+    import pandas as pd
+    from kserve import Model
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferRequest, InferResponse
+    from kserve.utils.utils import get_predict_input, get_predict_response
+
+    from conveyor.training import load_model
+
+    class ConveyorModel(Model):
+        """Positive-class probabilities (``predict_proba``, as PREDICT_PROBA=true on the
+        cluster runtime) for rows given as V1 ``instances`` of column -> list, or V2 tensors
+        with ``parameters.content_type = "pd"``."""
+
+        def __init__(self, name: str, model_dir: str, version: str, max_batch: int) -> None:
+            super().__init__(name)
+            self.model_dir, self.version, self.max_batch = model_dir, version, max_batch
+            self.numeric: list[str] = []
+            self.categorical: list[str] = []
+
+        def load(self) -> bool:
+            self.model, spec = load_model(self.model_dir)  # sha256 checked before unpickling
+            self.numeric = list(spec.get("numeric", []))
+            self.categorical = list(spec.get("categorical", []))
+            self.ready = True
+            return True
+
+        def get_input_types(self) -> list[dict[str, Any]]:
+            return [{"name": c, "datatype": "FP64", "shape": [-1]} for c in self.numeric] + [
+                {"name": c, "datatype": "BYTES", "shape": [-1]} for c in self.categorical
+            ]
+
+        def get_output_types(self) -> list[dict[str, Any]]:
+            return [{"name": "output-0", "datatype": "FP64", "shape": [-1, 2]}]
+
+        def _frame(self, payload: dict | InferRequest) -> pd.DataFrame:
+            raw = get_predict_input(payload)
+            if isinstance(raw, np.ndarray) and raw.size == 0:
+                return pd.DataFrame(columns=self.numeric + self.categorical)
+            if not isinstance(raw, pd.DataFrame):
+                raise InvalidInput(
+                    "rows must name their features: V1 `instances` as objects of column -> "
+                    'list, or V2 tensors per column with parameters.content_type = "pd"'
+                )
+            missing = [c for c in self.numeric + self.categorical if c not in raw.columns]
+            if missing:
+                raise InvalidInput(f"missing feature(s) {missing}; the model needs all of them")
+            if len(raw) > self.max_batch:
+                raise InvalidInput(f"batch of {len(raw)} rows exceeds the maximum {self.max_batch}")
+            out = pd.DataFrame(index=range(len(raw)))
+            for col in self.numeric:
+                values = raw[col].reset_index(drop=True)
+                numbers = pd.to_numeric(values, errors="coerce")
+                bad = numbers.isna() & values.notna()
+                if bad.any():
+                    raise InvalidInput(
+                        f"feature {col!r}: value {values[bad].iloc[0]!r} is not a number"
+                    )
+                out[col] = numbers.astype(np.float64)
+            for col in self.categorical:
+                values = raw[col].reset_index(drop=True).astype(object)
+                out[col] = values.mask(values.isna(), np.nan)
+            return out
+
+        async def predict(
+            self,
+            payload: dict | InferRequest,
+            headers: dict[str, str] | None = None,
+            response_headers: dict[str, str] | None = None,
+        ) -> dict | InferResponse:
+            frame = self._frame(payload)
+            if len(frame) == 0:
+                result = np.empty((0, 2))
+            else:
+                result = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+            response = get_predict_response(payload, result, self.name)
+            if isinstance(response, InferResponse):
+                response.model_version = self.version
+            if response_headers is not None:
+                response_headers["x-conveyor-model-version"] = self.version
+            return response
+
+    return ConveyorModel
+
+
+def serve(model_dir: str, name: str, version: str, port: int, max_batch: int) -> None:
+    """Serve one model on 127.0.0.1:port until SIGTERM."""
+    sys.argv = sys.argv[:1]  # kserve parses sys.argv at import: keep ours away from it
+    import kserve.model_server as ms
+    from kserve.protocol.rest.server import RESTServer, _RefreshingServer
+
+    class LoopbackREST(RESTServer):
+        """KServe binds 0.0.0.0; a developer's machine serves on loopback only."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.config.host = HOST
+            self._server = _RefreshingServer(self.config)
+
+    ms.RESTServer = LoopbackREST
+    model = _model_class()(name, model_dir, version, max_batch)
+    model.load()
+    ms.ModelServer(
+        http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False
+    ).start([model])
+
+
+class LocalServer:
+    """A model server process on 127.0.0.1, started and always stopped by this object."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        name: str,
+        version: str,
+        *,
+        port: int | None = None,
+        log: str | Path | None = None,
+        max_batch: int = MAX_BATCH_ROWS,
+    ) -> None:
+        self.model_dir, self.name, self.version = Path(model_dir), name, str(version)
+        self.port = port or free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log = Path(log) if log else None
+        self.max_batch = max_batch
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> "LocalServer":
+        cmd = [
+            sys.executable, "-m", "conveyor.serving.server", "--dir", str(self.model_dir),
+            "--name", self.name, "--version", self.version, "--port", str(self.port),
+            "--max-batch", str(self.max_batch),
+        ]  # fmt: skip
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if self.log:
+            out.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        ready = f"{self.url}/v2/models/{self.name}/ready"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                hint = f"; see {self.log}" if self.log else ""
+                raise ServingError(
+                    f"model server for {self.name} v{self.version} exited with code "
+                    f"{self.proc.returncode} before it was ready{hint}"
+                )
+            with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as resp:
+                if resp.status == 200:
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise ServingError(f"model server for {self.name} not ready on {self.url} in {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> "LocalServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serving(model_dir: str | Path, name: str, version: str, **kw: Any) -> Iterator[LocalServer]:
+    server = LocalServer(model_dir, name, version, **kw)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", required=True, help="folder with model.joblib + model.sha256")
+    parser.add_argument("--name", required=True, help="model name in the V1/V2 URLs")
+    parser.add_argument("--version", default="", help="registered version, reported by V2")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--max-batch", type=int, default=MAX_BATCH_ROWS)
+    args = parser.parse_args(argv)
+    serve(args.dir, args.name, args.version, args.port, args.max_batch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""InferenceService / VirtualService builders: valid against the real CRD schemas, and the
+canary, promote and roll-back patches do what KServe's Serverless semantics need."""
+
+import json
+
+import pytest
+
+from conveyor.errors import BadInputError
+from conveyor.rollout.plan import RolloutPlan
+from conveyor.serving import inference as inf
+from conveyor.serving.inference import Change, Resources, ServedModel
+from tests.fakes.kube_api import merge_patch
+from tests.k8s_schema import validate
+
+pytestmark = pytest.mark.unit
+
+V1 = ServedModel("fraud", "1", "s3://models/1/artifacts/serving", "a" * 64)
+V2 = ServedModel("fraud", "2", "s3://models/2/artifacts/serving", "b" * 64)
+
+
+def change(action: str = "test") -> Change:
+    return Change(action, "unit test", "tester", at="2026-11-25T00:00:00+00:00")
+
+
+def isvc() -> dict:
+    obj = inf.inference_service("fraud", "models", V1, change("deploy"))
+    obj["metadata"]["resourceVersion"] = "1"
+    return obj
+
+
+def test_inference_service_is_valid_and_carries_lineage() -> None:
+    obj = inf.inference_service("fraud", "models", V1, change(), resources=Resources())
+    validate(obj)
+    meta, model = obj["metadata"], obj["spec"]["predictor"]["model"]
+    assert meta["labels"][inf.MODEL] == "fraud"
+    assert meta["annotations"][inf.MODEL_VERSION] == "1"
+    assert meta["annotations"][inf.MODEL_SHA256] == "a" * 64
+    assert meta["annotations"][inf.TAG_ROUTING] == "true"
+    assert meta["annotations"][inf.DEPLOYMENT_MODE] == "Serverless"
+    assert model["runtime"] == "kserve-sklearnserver"
+    assert model["storageUri"] == V1.storage_uri
+    assert model["env"] == [{"name": "PREDICT_PROBA", "value": "true"}]
+    assert model["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert model["securityContext"]["runAsNonRoot"] is True
+    assert model["securityContext"]["allowPrivilegeEscalation"] is False
+    assert json.loads(meta["annotations"][inf.LAST_CHANGE])["by"] == "tester"
+
+
+def test_canary_patch_keeps_champion_and_sets_percent() -> None:
+    current = isvc()
+    patch = inf.canary_patch(current, V2, 10, change("canary"))
+    after = merge_patch(current, patch)
+    validate(after)
+    assert after["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert after["spec"]["predictor"]["model"]["storageUri"] == V2.storage_uri
+    assert after["metadata"]["annotations"][inf.MODEL_VERSION] == "2"
+    champion = inf.champion_of(after)
+    assert champion is not None and champion["version"] == "1"
+    assert champion["predictor"]["model"]["storageUri"] == V1.storage_uri
+
+
+def test_promote_removes_percent_and_champion_note() -> None:
+    running = merge_patch(isvc(), inf.canary_patch(isvc(), V2, 50, change()))
+    after = merge_patch(running, inf.promote_patch(change("promote")))
+    validate(after)
+    assert "canaryTrafficPercent" not in after["spec"]["predictor"]
+    assert inf.champion_of(after) is None
+    assert after["spec"]["predictor"]["model"]["storageUri"] == V2.storage_uri
+
+
+def test_rollback_sets_zero_and_restores_the_champion_spec_exactly() -> None:
+    start = isvc()
+    running = merge_patch(start, inf.canary_patch(start, V2, 25, change()))
+    running["spec"]["predictor"]["model"]["args"] = ["--extra"]  # drift in the candidate spec
+    after = merge_patch(running, inf.rollback_patch(running, change("rollback")))
+    validate(after)
+    restored = dict(after["spec"]["predictor"])
+    assert restored.pop("canaryTrafficPercent") == 0
+    assert restored == start["spec"]["predictor"]
+    assert after["metadata"]["annotations"][inf.MODEL_VERSION] == "1"
+    assert after["metadata"]["annotations"][inf.PHASE] == "RolledBack"
+
+
+def test_rollback_without_canary_is_refused() -> None:
+    with pytest.raises(BadInputError, match="no canary to roll back"):
+        inf.rollback_patch(isvc(), change())
+
+
+@pytest.mark.parametrize("bad", [-1, 101, 12.5, True, "10"])
+def test_percent_outside_bounds_is_refused(bad) -> None:
+    with pytest.raises(BadInputError, match="outside 0..100"):
+        inf.canary_patch(isvc(), V2, bad, change())
+
+
+def test_virtual_service_mirrors_to_shadow_and_is_valid() -> None:
+    vs = inf.virtual_service("fraud", "models", 20, change())
+    validate(vs)
+    route = vs["spec"]["http"][0]
+    assert route["route"] == [
+        {"destination": {"host": "fraud-predictor.models.svc.cluster.local"}, "weight": 100}
+    ]
+    assert route["mirror"] == {"host": "fraud-shadow-predictor.models.svc.cluster.local"}
+    assert route["mirrorPercentage"] == {"value": 20.0}
+    shadow = inf.inference_service("fraud-shadow", "models", V2, change(), role="shadow")
+    validate(shadow)
+
+
+def test_merge_diff_round_trips() -> None:
+    a = {"x": 1, "y": {"z": 2, "w": 3}, "gone": True}
+    b = {"x": 1, "y": {"z": 5}, "new": [1]}
+    assert merge_patch(a, inf.merge_diff(a, b)) == b
+
+
+def version_row(**tags: str) -> dict:
+    base = {"conveyor.deployable": "True", "serving.uri": "s3://x", "model.sha256": "c" * 64}
+    return {"name": "fraud", "version": "3", "status": "approved", "tags": {**base, **tags}}
+
+
+def test_served_model_refuses_held_and_unapproved_versions() -> None:
+    held = {**version_row(**{"conveyor.deployable": "False"}), "status": "held"}
+    with pytest.raises(BadInputError, match=r"fraud v3 is held .*conveyor models approve"):
+        ServedModel.from_version(held)
+    with pytest.raises(BadInputError, match="no recorded approval"):
+        ServedModel.from_version(version_row(), require_approval=True)
+    ok = ServedModel.from_version(
+        version_row(**{"conveyor.approved_by": "alice"}), require_approval=True
+    )
+    assert ok.approved_by == "alice" and ok.storage_uri == "s3://x"
+
+
+def test_plan_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"steps must increase: steps\[2\] = 20"):
+        RolloutPlan(steps=[5, 25, 20, 100])
+    with pytest.raises(ValueError, match="last step must be 100"):
+        RolloutPlan(steps=[5, 50])
+    with pytest.raises(ValueError, match=r"steps\[0\] = 0 is outside 1..100"):
+        RolloutPlan(steps=[0, 100])
+    assert RolloutPlan(strategy="bluegreen", steps=[5, 100]).steps == [100]
