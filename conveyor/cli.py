@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_contract(config.resolve(config.contract) or "")  # an invalid contract stops here (exit 2)
     work = Path(config.workdir).resolve()
     data_dir = work / "data"
-    total = 4
+    total = 5
     started = time.monotonic()
 
     if args.data:
@@ -229,8 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _explain_failure(exc)
 
     run_dir: Path = result["run_dir"]
-    elapsed = time.monotonic() - started
-    _progress(4, total, f"done in {elapsed:.0f}s")
+    _progress(4, total, f"training pipeline done in {time.monotonic() - started:.0f}s")
     evaluation_path = find_output(run_dir, "evaluate", "evaluation")
     metrics: dict[str, Any] = {}
     if evaluation_path:
@@ -240,11 +239,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     gate_path = find_output(run_dir, "quality-gate", "gate")
     release = _release_summary(config, tracking_uri, result["run_id"], evaluation_path, gate_path)
+    _progress(5, total, "serving: kserve.ModelServer on 127.0.0.1, smoke test, shadow replay")
+    serving, served_ok = _serve_locally(
+        config, tracking_uri, result["run_id"], run_dir, work / "serving"
+    )
+    _progress(5, total, f"done in {time.monotonic() - started:.0f}s")
     print(
         "\n".join(
             [
                 "",
                 *release,
+                "",
+                *serving,
                 "",
                 f"holdout: {headline}",
                 f"gate report       : {find_output(run_dir, 'quality-gate', 'report')}",
@@ -258,6 +264,75 @@ def cmd_run(args: argparse.Namespace) -> int:
             ]
         )
     )
+    if not served_ok:
+        from conveyor.serving.server import ServingError
+
+        print(
+            "error: the served model failed its smoke test (see the smoke report above); a "
+            "cluster rollout would stop here with traffic on the champion",
+            file=sys.stderr,
+        )
+        return ServingError.exit_code
+    return 0
+
+
+def _serve_locally(
+    config: Any, tracking_uri: str, run_id: str, run_dir: Path, out: Path
+) -> tuple[list[str], bool]:
+    """Serve this run's registered version as the cluster would, smoke test it, and replay
+    the holdout against the champion (when another version is champion)."""
+    from conveyor.pipelines.local import find_output
+    from conveyor.registry import ModelRegistry
+    from conveyor.serving.release import serve_and_check
+    from conveyor.tables import read_table
+
+    registry = ModelRegistry(tracking_uri)
+    mine = next((v for v in registry.versions(config.model_name) if v["run_id"] == run_id), None)
+    if mine is None or mine["status"] != "approved":
+        state = "nothing registered" if mine is None else f"v{mine['version']} is {mine['status']}"
+        return [f"serving: skipped ({state}: only an approved version is served)"], True
+    holdout = find_output(run_dir, "prepare-features", "holdout")
+    if holdout is None:
+        return ["serving: skipped (no holdout split in this run)"], True
+    lines, reports = serve_and_check(
+        registry, mine, config.name, read_table(holdout), out,
+        threshold=config.evaluation.threshold,
+    )  # fmt: skip
+    lines.append(f"serve it again    : conveyor serve {config.model_name} {mine['version']}")
+    return lines, bool(reports["smoke"]["passed"])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import tempfile
+
+    from conveyor.registry import ModelRegistry
+    from conveyor.serving.server import LocalServer
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or EMBEDDED_TRACKING
+    registry = ModelRegistry(_absolute_sqlite(uri))
+    row = (
+        registry.by_alias(args.name, args.version)
+        if not args.version.isdigit()
+        else registry.get(args.name, args.version)
+    )
+    if row is None:
+        raise BadInputError(f"model {args.name!r} has no alias {args.version!r}")
+    with tempfile.TemporaryDirectory(prefix="conveyor-serve-") as tmp:
+        folder = registry.download(row, tmp)  # sha256 checked against the registry tag
+        server = LocalServer(folder, args.served_name or args.name, row["version"], port=args.port)
+        with server:
+            print(
+                f"serving {args.name} v{row['version']} at {server.url}\n"
+                f"  V1: POST {server.url}/v1/models/{args.served_name or args.name}:predict\n"
+                f"  V2: POST {server.url}/v2/models/{args.served_name or args.name}/infer\n"
+                "Ctrl-C stops it.",
+                flush=True,
+            )
+            stop = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, not raised
+            signal.sigwait(stop)
     return 0
 
 
@@ -457,6 +532,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="use this batch instead of the config's data source")
     p.add_argument("--reference", help="reference profile for drift checks")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a registered version on 127.0.0.1 with kserve.ModelServer (V1 and V2)",
+        description="Download a registered version (sha256 checked), serve it on 127.0.0.1 "
+        "with the protocol stack of KServe's sklearn runtime until Ctrl-C.",
+    )
+    p.add_argument("name", help="registered model name")
+    p.add_argument("version", help="version number or alias (champion, candidate)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--served-name", help="model name in the URLs (default: NAME)")
+    p.add_argument(
+        "--tracking-uri",
+        help=f"MLflow URI (default: $MLFLOW_TRACKING_URI, else {EMBEDDED_TRACKING})",
+    )
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

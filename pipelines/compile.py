@@ -9,10 +9,15 @@ from pathlib import Path
 
 from kfp import compiler
 
+from conveyor.components.deploy_canary.component import deploy_canary
+from conveyor.components.deploy_shadow.component import deploy_shadow
 from conveyor.components.evaluate.component import evaluate
 from conveyor.components.prepare_features.component import prepare_features
+from conveyor.components.promote.component import promote
 from conveyor.components.quality_gate.component import quality_gate
 from conveyor.components.register_model.component import register_model
+from conveyor.components.rollback.component import rollback
+from conveyor.components.smoke_test.component import smoke_test
 from conveyor.components.train.component import train
 from conveyor.components.validate_data.component import validate_data
 from conveyor.config import load_pipeline_config
@@ -25,8 +30,14 @@ COMPONENTS = {
     "evaluate": evaluate,
     "quality_gate": quality_gate,
     "register_model": register_model,
+    "deploy_canary": deploy_canary,
+    "smoke_test": smoke_test,
+    "deploy_shadow": deploy_shadow,
+    "promote": promote,
+    "rollback": rollback,
 }
 EXAMPLE_CONFIG = ROOT / "examples" / "fraud" / "pipeline.yaml"
+EXAMPLE_PLAN = ROOT / "examples" / "fraud" / "rollout.yaml"
 
 
 def compiled_files(out_root: Path) -> dict[str, Path]:
@@ -47,6 +58,21 @@ def compiled_files(out_root: Path) -> dict[str, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(path))
     written["pipelines/training/pipeline.yaml"] = path
+
+    from conveyor.pipelines.rollout.pipeline import build_pipeline as build_rollout
+    from conveyor.pipelines.rollout.pipeline import example_rows
+    from conveyor.rollout.plan import load_plan
+
+    rollout = build_rollout(
+        load_plan(EXAMPLE_PLAN),
+        config.model_name,
+        config.name,
+        example_rows(config.resolve(config.evaluation.golden_set)),
+    )
+    path = out_root / "pipelines" / "rollout" / "pipeline.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(rollout, str(path))
+    written["pipelines/rollout/pipeline.yaml"] = path
     return written
 
 

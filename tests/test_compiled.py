@@ -44,8 +44,9 @@ def test_component_folder_is_complete(name: str):
     assert meta["stability"] in {"alpha", "beta", "stable"}
 
 
-def test_compiled_pipeline_has_no_local_paths_or_secrets():
-    text = (ROOT / "pipelines" / "training" / "pipeline.yaml").read_text()
+@pytest.mark.parametrize("pipeline", ["training", "rollout"])
+def test_compiled_pipeline_has_no_local_paths_or_secrets(pipeline: str):
+    text = (ROOT / "pipelines" / pipeline / "pipeline.yaml").read_text()
     assert "/work/" not in text and "sqlite:" not in text and ".conveyor/" not in text
     for word in ("password", "secret_key", "AWS_SECRET", "token:"):
         assert word.lower() not in text.lower()
@@ -56,6 +57,7 @@ def test_compiled_pipeline_has_no_local_paths_or_secrets():
     [
         *(f"components/{n}/component.yaml" for n in sorted(COMPONENTS)),
         "pipelines/training/pipeline.yaml",
+        "pipelines/rollout/pipeline.yaml",
     ],
 )
 def test_compiled_file_is_valid_yaml_and_loads_in_kfp(rel: str):

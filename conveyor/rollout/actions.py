@@ -271,3 +271,39 @@ def resolve_version(
     with tempfile.TemporaryDirectory(prefix="conveyor-verify-") as tmp:
         registry.download(row, tmp)
     return model
+
+
+def wait_ready(
+    cluster: Cluster, name: str, timeout: float = 600.0, poll: float = 2.0
+) -> dict[str, Any]:
+    """Wait until KServe reports the newest revision ready for the current generation.
+
+    Raises ClusterError when the revision fails (its condition's reason and message) or the
+    timeout passes; traffic is then still where KServe keeps it: on the rolled-out revision.
+    """
+    import time
+
+    from conveyor.rollout.cluster import ClusterError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        isvc = get(cluster, ISVC, name)
+        st = isvc.get("status") or {}
+        pred = st.get("components", {}).get("predictor", {})
+        conditions = {c["type"]: c for c in st.get("conditions", [])}
+        current = st.get("observedGeneration") == isvc["metadata"].get("generation")
+        latest = pred.get("latestCreatedRevision")
+        if current and latest and pred.get("latestReadyRevision") == latest:
+            return isvc
+        failed = conditions.get("PredictorReady") or conditions.get("Ready") or {}
+        if current and failed.get("status") == "False" and failed.get("reason"):
+            raise ClusterError(
+                f"{name}: revision {latest} is not ready: {failed.get('reason')}: "
+                f"{failed.get('message', '')}; traffic stays on the rolled-out revision"
+            )
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"{name}: revision {latest} not ready after {timeout:.0f}s; traffic stays on "
+                "the rolled-out revision (check `kubectl conveyor status` and the pod logs)"
+            )
+        time.sleep(poll)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from conveyor.errors import BadInputError
 from conveyor.rollout import actions
-from conveyor.rollout.cluster import ISVC, KubeCluster, get
+from conveyor.rollout.cluster import ISVC, ClusterError, KubeCluster, get
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, Resources
 from conveyor.serving.smoke import SmokePolicy, render_markdown, smoke_test
@@ -45,17 +45,32 @@ def deploy_canary_stage(
     require_approval: bool,
     reason: str,
     resources_json: str = "",
+    wait_seconds: float = 600.0,
 ) -> dict[str, Any]:
-    """Deploy or step: the version's checksum and approval are checked before any write."""
+    """Deploy or step, then wait until the new revision is ready (a revision that never gets
+    ready is rolled back). The version's checksum and approval are checked before any write."""
     cluster = _cluster(namespace)
     model = actions.resolve_version(
         tracking_uri, model_name, version, require_approval=require_approval
     )
     change = Change("canary", reason or "rollout pipeline", _actor(),
                     details={"version": model.version, "percent": percent})  # fmt: skip
+    current = cluster.find(ISVC, inference_service)
+    if current is not None and inf.champion_of(current) is None:
+        serving = inf.current_model(current)
+        if serving["version"] == model.version and serving["sha256"] == model.sha256:
+            # A first release (created at 100 %) or a re-run: nothing to step.
+            return actions.status(cluster, inference_service)
     actions.deploy(
         cluster, inference_service, model, percent, change, resources=_resources(resources_json)
     )
+    try:
+        actions.wait_ready(cluster, inference_service, timeout=wait_seconds)
+    except ClusterError:
+        if inf.champion_of(get(cluster, ISVC, inference_service)) is not None:
+            why = Change("rollback", f"v{model.version} never became ready", _actor())
+            actions.rollback(cluster, inference_service, why)
+        raise
     return actions.status(cluster, inference_service)
 
 
@@ -68,6 +83,7 @@ def deploy_shadow_stage(
     tracking_uri: str,
     require_approval: bool,
     reason: str,
+    wait_seconds: float = 600.0,
 ) -> dict[str, Any]:
     cluster = _cluster(namespace)
     model = actions.resolve_version(
@@ -76,6 +92,7 @@ def deploy_shadow_stage(
     change = Change("shadow", reason or "rollout pipeline", _actor(),
                     details={"version": model.version, "percent": percent})  # fmt: skip
     actions.deploy_shadow(cluster, inference_service, model, percent, change)
+    actions.wait_ready(cluster, inf.shadow_name(inference_service), timeout=wait_seconds)
     return actions.status(cluster, inference_service)
 
 
@@ -116,7 +133,7 @@ def smoke_stage(
         if not endpoint:
             raise BadInputError(f"{name}: no URL in its status yet; pass `endpoint`")
     report = smoke_test(
-        endpoint, inference_service, rows, feature_spec,
+        endpoint, name, rows, feature_spec,
         expected_version=version or None, policy=policy,
     )  # fmt: skip
     out = Path(report_dir)
@@ -145,10 +162,15 @@ def promote_stage(
     from conveyor.registry import ModelRegistry
 
     cluster = _cluster(namespace)
-    version = inf.current_model(get(cluster, ISVC, inference_service))["version"]
+    isvc = get(cluster, ISVC, inference_service)
+    version = inf.current_model(isvc)["version"]
     why = reason or "rollout pipeline: smoke test and steps passed"
-    actions.promote(cluster, inference_service, Change("promote", why, _actor()))
-    if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+    if inf.champion_of(isvc) is not None:
+        actions.promote(cluster, inference_service, Change("promote", why, _actor()))
+    # else: a first release already serves 100 %; only the registry alias moves.
+    if not (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        print("promote: no MLflow tracking URI; the champion alias was not moved")
+    else:
         ModelRegistry(tracking_uri or os.environ["MLFLOW_TRACKING_URI"]).promote(
             model_name, version, why
         )
@@ -173,7 +195,9 @@ def rollback_stage(
         actions.shadow_off(cluster, inference_service, Change("shadow-off", why, _actor()))
     else:
         raise BadInputError(
-            f"{inference_service}: no canary or shadow to roll back; traffic is unchanged"
+            f"{inference_service}: no canary or shadow to roll back (a first release has no "
+            "champion to return to: deploy a fixed version or delete the InferenceService); "
+            "traffic is unchanged"
         )
     if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
         registry = ModelRegistry(tracking_uri or os.environ["MLFLOW_TRACKING_URI"])

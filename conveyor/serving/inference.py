@@ -121,7 +121,11 @@ def predictor(
             model_format=V1beta1ModelFormat(name="sklearn"),
             runtime=RUNTIME,
             storage_uri=model.storage_uri,
-            env=[V1EnvVar(name="PREDICT_PROBA", value="true")],
+            env=[
+                V1EnvVar(name="PREDICT_PROBA", value="true"),
+                # OpenMP threads = the CPU limit: more threads than cores spin and stall.
+                V1EnvVar(name="OMP_NUM_THREADS", value=_omp_threads(resources.cpu_limit)),
+            ],
             resources=V1ResourceRequirements(
                 requests={"cpu": resources.cpu_request, "memory": resources.memory_request},
                 limits={"cpu": resources.cpu_limit, "memory": resources.memory_limit},
@@ -135,6 +139,12 @@ def predictor(
         ),
     )
     return _serialise(spec)
+
+
+def _omp_threads(cpu_limit: str) -> str:
+    """Whole cores in a CPU limit ("1", "2", "1500m"), at least one."""
+    cores = float(cpu_limit[:-1]) / 1000 if cpu_limit.endswith("m") else float(cpu_limit)
+    return str(max(1, int(cores)))
 
 
 def model_annotations(model: ServedModel) -> dict[str, str]:

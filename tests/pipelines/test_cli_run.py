@@ -45,10 +45,18 @@ def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
     first = _outputs(out)
     assert "no champion yet: champion comparisons were skipped" in out
     assert "this local run promoted v1 to champion" in out
+    assert "fraud v1 served by kserve.ModelServer at http://127.0.0.1:" in out
+    assert "smoke test passed" in out
+    assert "shadow replay     : skipped (no other champion to compare with)" in out
     assert main(["run", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     second = _outputs(out)
-    assert "[4/4] done" in out and "make ui" in out
+    assert "[5/5] done" in out and "make ui" in out
+    # v2 is byte-identical to the champion v1: the replay must show perfect agreement
+    assert "shadow replay     : v2 vs champion v1" in out
+    assert "agreement 100.00%, score PSI 0.0000 (stable)" in out
+    smoke_md = next(line for line in out.splitlines() if line.startswith("smoke report"))
+    assert "Smoke test PASSED" in Path(smoke_md.split(":", 1)[1].strip()).read_text()
     assert "compared against the champion" in out
     assert "registry: fraud v2 approved, aliases candidate" in out
 

@@ -155,7 +155,7 @@ def test_unreachable_api_is_a_clear_error(tmp_path, monkeypatch, fake_kube) -> N
     doc["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:9"  # nothing listens
     path.write_text(json.dumps(doc))
     cluster = KubeCluster(kubeconfig=str(path))
-    with pytest.raises(ClusterError, match="unreachable .*Nothing was changed"):
+    with pytest.raises(ClusterError, match=r"unreachable .*Nothing was changed"):
         actions.status(cluster, "fraud")
 
 

@@ -39,7 +39,10 @@ def test_inference_service_is_valid_and_carries_lineage() -> None:
     assert meta["annotations"][inf.DEPLOYMENT_MODE] == "Serverless"
     assert model["runtime"] == "kserve-sklearnserver"
     assert model["storageUri"] == V1.storage_uri
-    assert model["env"] == [{"name": "PREDICT_PROBA", "value": "true"}]
+    assert model["env"] == [
+        {"name": "PREDICT_PROBA", "value": "true"},
+        {"name": "OMP_NUM_THREADS", "value": "1"},
+    ]
     assert model["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
     assert model["securityContext"]["runAsNonRoot"] is True
     assert model["securityContext"]["allowPrivilegeEscalation"] is False
@@ -88,7 +91,7 @@ def test_rollback_without_canary_is_refused() -> None:
 
 @pytest.mark.parametrize("bad", [-1, 101, 12.5, True, "10"])
 def test_percent_outside_bounds_is_refused(bad) -> None:
-    with pytest.raises(BadInputError, match="outside 0..100"):
+    with pytest.raises(BadInputError, match=r"outside 0\.\.100"):
         inf.canary_patch(isvc(), V2, bad, change())
 
 

@@ -1,0 +1,53 @@
+"""KFP component: deploy a version as a canary, or step its traffic (logic: conveyor.rollout)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Output
+
+from conveyor import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def deploy_canary(
+    inference_service: str,
+    model_name: str,
+    version: str,
+    percent: int,
+    status: Output[Artifact],
+    namespace: str = "",
+    mlflow_tracking_uri: str = "",
+    require_approval: bool = False,
+    reason: str = "",
+    resources: str = "",
+) -> str:
+    """Serve a registered version on a KServe InferenceService at ``percent`` % of traffic.
+
+    The version must be approved (and, with ``require_approval``, approved by a person); its
+    model file's sha256 is checked against the registry before anything changes. A missing
+    InferenceService is created serving the version at 100 %; otherwise a canary starts beside
+    the champion, or a running canary of the same version moves to ``percent`` %.
+
+    Args:
+        inference_service: InferenceService name.
+        model_name: Registered model name in MLflow.
+        version: Registered version to deploy.
+        percent: Traffic share for the new revision, 0-100 (0: deployed, no traffic yet).
+        status: Rollout status after the change (JSON).
+        namespace: Namespace; empty uses the pipeline pod's own.
+        mlflow_tracking_uri: MLflow URI; empty uses MLFLOW_TRACKING_URI.
+        require_approval: Refuse a version without a person's recorded approval.
+        reason: Why, recorded in the annotation and the Kubernetes Event.
+        resources: JSON of requests/limits/replicas for the model container (empty: defaults).
+
+    Returns:
+        The model version now taking ``percent`` % of traffic.
+    """
+    from conveyor.rollout.stages import deploy_canary_stage
+    from conveyor.tables import write_json
+
+    state = deploy_canary_stage(
+        inference_service, namespace, model_name, version, percent,
+        mlflow_tracking_uri, require_approval, reason, resources,
+    )  # fmt: skip
+    write_json(state, status.path)
+    status.metadata.update({"phase": state["phase"], "canaryTrafficPercent": percent})
+    return str(version)

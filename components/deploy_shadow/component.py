@@ -1,0 +1,50 @@
+"""KFP component: shadow a version behind the champion (logic: conveyor.rollout)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Output
+
+from conveyor import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def deploy_shadow(
+    inference_service: str,
+    model_name: str,
+    version: str,
+    status: Output[Artifact],
+    percent: float = 10.0,
+    namespace: str = "",
+    mlflow_tracking_uri: str = "",
+    require_approval: bool = False,
+    reason: str = "",
+) -> str:
+    """Serve a version on ``<inference_service>-shadow`` and mirror ``percent`` % of requests.
+
+    An Istio VirtualService routes every request to the champion and mirrors a share to the
+    shadow; the shadow's answers are dropped, so callers never see them. The champion's
+    InferenceService and traffic are untouched.
+
+    Args:
+        inference_service: The champion's InferenceService name.
+        model_name: Registered model name in MLflow.
+        version: Registered version to shadow (approved; sha256 checked first).
+        status: Rollout status after the change (JSON).
+        percent: Share of requests mirrored to the shadow, 0-100.
+        namespace: Namespace; empty uses the pipeline pod's own.
+        mlflow_tracking_uri: MLflow URI; empty uses MLFLOW_TRACKING_URI.
+        require_approval: Refuse a version without a person's recorded approval.
+        reason: Why, recorded in the annotation and the Kubernetes Event.
+
+    Returns:
+        The shadowed model version.
+    """
+    from conveyor.rollout.stages import deploy_shadow_stage
+    from conveyor.tables import write_json
+
+    state = deploy_shadow_stage(
+        inference_service, namespace, model_name, version, percent,
+        mlflow_tracking_uri, require_approval, reason,
+    )  # fmt: skip
+    write_json(state, status.path)
+    status.metadata.update({"shadow": version, "mirrorPercent": percent})
+    return str(version)

@@ -1,0 +1,76 @@
+"""The local end of ``conveyor run``: serve the new version, smoke test it, and replay the
+holdout against the champion, the way a cluster rollout would before any traffic moves."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from conveyor.registry import CHAMPION, ModelRegistry
+from conveyor.serving import replay, smoke
+from conveyor.serving.server import LocalServer
+from conveyor.tables import write_json, write_text
+from conveyor.training import SPEC_FILE
+
+REPLAY_ROWS = 5000
+
+
+def serve_and_check(
+    registry: ModelRegistry,
+    version: dict[str, Any],
+    served_name: str,
+    holdout: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    threshold: float = 0.5,
+    policy: smoke.SmokePolicy | None = None,
+) -> tuple[list[str], dict[str, Any]]:
+    """Serve ``version`` (checksum-verified) on 127.0.0.1, smoke test it and, when another
+    version is champion, replay the holdout to both. Every server is stopped on return."""
+    out = Path(out_dir)
+    name, number = version["name"], version["version"]
+    candidate_dir = registry.download(version, out / f"v{number}")
+    spec = json.loads((candidate_dir / SPEC_FILE).read_text(encoding="utf-8"))
+    lines: list[str] = []
+    reports: dict[str, Any] = {}
+    with LocalServer(candidate_dir, served_name, number, log=out / f"v{number}.log") as server:
+        report = smoke.smoke_test(
+            server.url, served_name, holdout, spec, expected_version=number, policy=policy
+        )
+        reports["smoke"] = report
+        write_json(report, out / f"v{number}" / "smoke.json")
+        md = write_text(smoke.render_markdown(report), out / f"v{number}" / "smoke.md")
+        lat = report["latency_ms"]["v1"]
+        verdict = "passed" if report["passed"] else f"FAILED ({smoke.failed_checks(report)})"
+        lines.append(
+            f"serving: {name} v{number} served by kserve.ModelServer at {server.url}; smoke test "
+            f"{verdict}; single-row V1 p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms"
+        )
+        lines.append(f"smoke report      : {md}")
+        champion = registry.by_alias(name, CHAMPION)
+        if champion is None or champion["version"] == number:
+            lines.append("shadow replay     : skipped (no other champion to compare with)")
+            return lines, reports
+        champion_dir = registry.download(champion, out / f"v{champion['version']}")
+        with LocalServer(
+            champion_dir, served_name, champion["version"],
+            log=out / f"v{champion['version']}.log",
+        ) as old:  # fmt: skip
+            rows = holdout.head(REPLAY_ROWS)
+            result = replay.shadow_replay(
+                (old.url, served_name), (server.url, served_name), rows, spec,
+                threshold=threshold,
+            )  # fmt: skip
+    reports["replay"] = result
+    write_json(result, out / f"v{number}" / "replay.json")
+    md = write_text(replay.render_markdown(result), out / f"v{number}" / "replay.md")
+    lat = result["latency_ms"]
+    lines.append(
+        f"shadow replay     : v{number} vs champion v{champion['version']} on {result['rows']} "
+        f"holdout rows: agreement {result['agreement']:.2%}, score PSI {result['score_psi']:.4f} "
+        f"({result['score_psi_band']}), p99 {lat['candidate']['p99']:.1f} ms vs "
+        f"{lat['champion']['p99']:.1f} ms"
+    )
+    lines.append(f"replay report     : {md}")
+    return lines, reports

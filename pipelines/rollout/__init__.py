@@ -1,0 +1,1 @@
+"""The rollout pipeline (deploy, smoke test, step, promote or roll back)."""

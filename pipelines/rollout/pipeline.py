@@ -1,0 +1,118 @@
+"""The ``rollout`` pipeline: an approved version reaches traffic one step at a time.
+
+canary / bluegreen: deploy the version beside the champion at 0 % and wait until its
+revision is ready -> smoke test that revision (its ``latest`` tag URL) -> on pass walk the
+plan's steps and promote (output ``promoted``); bluegreen switches 100 % in one step and leaves
+``canaryTrafficPercent: 100`` in place, so the old revision stays rolled out for an instant
+``kubectl conveyor rollback`` until someone (or issue 5's analysis) promotes. On a failed smoke
+test the canary is rolled back (output ``rolled_back``): traffic never left the champion.
+shadow: ``<name>-shadow`` plus a mirroring VirtualService -> smoke test the shadow -> on fail
+the shadow is removed (``rolled_back``); on pass it keeps shadowing.
+
+Training and rollout are separate pipelines on purpose: a finished training run never becomes
+production traffic by accident.
+"""
+
+import json
+from pathlib import Path
+
+from kfp import dsl
+
+from conveyor.components.deploy_canary.component import deploy_canary
+from conveyor.components.deploy_shadow.component import deploy_shadow
+from conveyor.components.promote.component import promote
+from conveyor.components.rollback.component import rollback
+from conveyor.components.smoke_test.component import smoke_test
+from conveyor.rollout.plan import RolloutPlan
+
+
+def _one_line(doc: object) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def example_rows(golden_set: str | Path | None, limit: int = 20) -> list[dict]:
+    """Up to ``limit`` rows of the golden set (feature columns are picked by the smoke test)."""
+    if golden_set is None:
+        return []
+    from conveyor.tables import read_table
+
+    frame = read_table(golden_set).head(limit)
+    return json.loads(frame.to_json(orient="records"))
+
+
+def build_pipeline(
+    plan: RolloutPlan,
+    model_name: str,
+    inference_service: str,
+    examples: list[dict],
+    tracking_uri: str = "",
+):  # -> a kfp GraphComponent
+    """Compose the rollout pipeline with ``plan`` baked in (steps unrolled at compile time)."""
+    examples_json = _one_line(examples)
+    smoke_json = _one_line(plan.smoke.model_dump(mode="json"))
+    resources_json = _one_line(plan.resources.model_dump(mode="json"))
+    steps = list(plan.steps)
+
+    @dsl.pipeline(
+        name=f"{inference_service}-rollout",
+        description=f"Conveyor rollout of {model_name} on InferenceService {inference_service}: "
+        "deploy at 0 %, smoke test, step through the plan, promote or roll back.",
+    )
+    def rollout_pipeline(
+        version: str,
+        strategy: str = plan.strategy,
+        model_name: str = model_name,
+        inference_service: str = inference_service,
+        namespace: str = "",
+        mlflow_tracking_uri: str = tracking_uri,
+        smoke_endpoint: str = "",
+        examples: str = examples_json,
+        smoke_policy: str = smoke_json,
+        resources: str = resources_json,
+        shadow_percent: float = plan.shadow_percent,
+        require_approval: bool = plan.require_approval,
+        reason: str = "",
+    ):
+        where = {
+            "inference_service": inference_service,
+            "model_name": model_name,
+            "namespace": namespace,
+            "mlflow_tracking_uri": mlflow_tracking_uri,
+        }
+        deploy = {**where, "version": version, "require_approval": require_approval,
+                  "reason": reason}  # fmt: skip
+        smoke = {**where, "version": version, "examples": examples, "endpoint": smoke_endpoint,
+                 "policy": smoke_policy}  # fmt: skip
+        settle = {**where, "reason": reason}
+
+        with dsl.If(strategy == "shadow", name="strategy shadow"):
+            shadow = deploy_shadow(**deploy, percent=shadow_percent)
+            shadow.set_display_name("deploy shadow")
+            checked = smoke_test(**smoke, target="shadow").after(shadow)
+            checked.set_display_name("smoke test shadow")
+            with dsl.If(checked.outputs["Output"] == "failed", name="shadow smoke failed"):
+                rollback(**settle).set_display_name("remove shadow")
+
+        with dsl.If(strategy != "shadow", name="strategy canary or bluegreen"):
+            staged = deploy_canary(**deploy, percent=0, resources=resources)
+            staged.set_display_name("deploy at 0 %")
+            checked = smoke_test(**smoke, target="candidate").after(staged)
+            checked.set_display_name("smoke test candidate")
+            with dsl.If(checked.outputs["Output"] == "passed", name="smoke passed"):
+                with dsl.If(strategy == "canary", name="canary steps"):
+                    previous = None
+                    for percent in steps:
+                        step = deploy_canary(**deploy, percent=percent, resources=resources)
+                        step.set_display_name(f"canary {percent} %")
+                        if previous is not None:
+                            step.after(previous)
+                        previous = step
+                    promote(**settle).after(previous).set_display_name("promote")
+                with dsl.If(strategy == "bluegreen", name="bluegreen switch"):
+                    deploy_canary(**deploy, percent=100, resources=resources).set_display_name(
+                        "switch 100 %"
+                    )
+            with dsl.If(checked.outputs["Output"] == "failed", name="smoke failed"):
+                rollback(**settle).set_display_name("roll back")
+
+    return rollout_pipeline

@@ -1,0 +1,699 @@
+"""manifests/: every overlay renders with `kubectl kustomize` and what it renders is valid,
+namespaced, least-privileged, hardened and free of secrets.
+
+Each render is one kubectl call (module-scoped fixture). Renders: the two overlays, plus
+base + shadow component on its own, so the shadow component is also checked without the prod
+patches and without the canary component.
+"""
+
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.k8s_schema import _crd_schemas, validate
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+KUBECTL = Path(sys.executable).parent / "kubectl"
+
+OVERLAYS = {"dev": "conveyor-dev", "prod": "conveyor-prod"}
+SHADOW_ONLY = "shadow-only"
+SHADOW_ONLY_NAMESPACE = "conveyor-shadow-check"
+RENDERS = (*OVERLAYS, SHADOW_ONLY)
+WITH_CANARY = ("dev", "prod")
+WITH_SHADOW = ("prod", SHADOW_ONLY)
+
+MONITORING = "monitoring.coreos.com/v1"
+RECORDS = (
+    "conveyor:revision_requests:rate1m",
+    "conveyor:revision_errors:ratio_rate1m",
+    "conveyor:revision_latency_seconds:p99_1m",
+    "conveyor:istio_requests:rate1m",
+    "conveyor:istio_errors:ratio_rate1m",
+    "conveyor:istio_latency_seconds:p99_1m",
+)
+RECORD_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+# ---------------------------------------------------------------------------------------------
+# Schemas for the Prometheus Operator kinds (no vendored CRD): only the fields the manifests
+# use are allowed, so a typo fails instead of being pruned by the API server.
+
+_DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?"
+    r"(([0-9]+)ms)?)$",
+}
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_METADATA = {
+    "type": "object",
+    "required": ["name", "namespace"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "namespace": {"type": "string", "minLength": 1},
+        "labels": _STRING_MAP,
+        "annotations": _STRING_MAP,
+    },
+}
+_LABEL_SELECTOR = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "matchLabels": _STRING_MAP,
+        "matchExpressions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key", "operator"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": {"type": "string", "minLength": 1},
+                    "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                    "values": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+POD_MONITOR_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": MONITORING},
+        "kind": {"const": "PodMonitor"},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "required": ["selector", "podMetricsEndpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": _LABEL_SELECTOR,
+                "podMetricsEndpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["port", "path"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string", "minLength": 1},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "interval": _DURATION,
+                            "scheme": {"enum": ["http", "https"]},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+_RULE_GROUPS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["name", "rules"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "interval": _DURATION,
+            "rules": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["record", "expr"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "record": {"type": "string", "minLength": 1},
+                        "expr": {"type": "string", "minLength": 1},
+                        "labels": _STRING_MAP,
+                    },
+                },
+            },
+        },
+    },
+}
+PROMETHEUS_RULE_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": MONITORING},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "required": ["groups"],
+            "additionalProperties": False,
+            "properties": {"groups": _RULE_GROUPS},
+        },
+    },
+}
+MONITORING_SCHEMAS = {"PodMonitor": POD_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+@dataclass(frozen=True)
+class Render:
+    name: str
+    namespace: str
+    text: str
+    docs: tuple[dict[str, Any], ...]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        found = [d for d in self.of_kind(kind) if d["metadata"]["name"] == name]
+        assert len(found) == 1, f"{self.name}: expected one {kind} {name}, found {len(found)}"
+        return found[0]
+
+
+def _kustomize(directory: Path) -> str:
+    proc = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, f"kubectl kustomize {directory} failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+def _render(name: str, namespace: str, directory: Path) -> Render:
+    text = _kustomize(directory)
+    docs = tuple(d for d in yaml.safe_load_all(text) if d)
+    assert docs, f"{name}: rendered nothing"
+    return Render(name, namespace, text, docs)
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Render]:
+    out = {
+        name: _render(name, namespace, MANIFESTS / "overlays" / name)
+        for name, namespace in OVERLAYS.items()
+    }
+    # kustomize refuses absolute paths: the throwaway kustomization points back relatively.
+    shadow_only = tmp_path_factory.mktemp("shadow-only")
+    (shadow_only / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": SHADOW_ONLY_NAMESPACE,
+                "resources": [os.path.relpath(MANIFESTS / "base", shadow_only)],
+                "components": [os.path.relpath(MANIFESTS / "components" / "shadow", shadow_only)],
+            }
+        )
+    )
+    out[SHADOW_ONLY] = _render(SHADOW_ONLY, SHADOW_ONLY_NAMESPACE, shadow_only)
+    return out
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _pruned_fields(obj: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Fields of ``obj`` that a structural CRD schema does not declare: the API server would
+    silently drop them (a misspelt ``canaryTrafficPercent`` would just vanish)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    if isinstance(obj, dict):
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, value in obj.items():
+            where = f"{path}/{key}"
+            if path == "" and key in ("apiVersion", "kind", "metadata"):
+                continue  # type and object meta are the API server's own, never pruned
+            if props is not None and key in props:
+                found += _pruned_fields(value, props[key], where)
+            elif isinstance(extra, dict):
+                found += _pruned_fields(value, extra, where)
+            elif extra is not True:
+                found.append(where)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(obj):
+            found += _pruned_fields(item, schema["items"], f"{path}/{i}")
+    return found
+
+
+def _istio_fqdn(host: str, namespace: str) -> str:
+    """Istio reads a host without dots as <host>.<namespace of the rule>.svc.cluster.local."""
+    return host if "." in host else f"{host}.{namespace}.svc.cluster.local"
+
+
+def _pod_specs(render: Render) -> list[tuple[str, dict[str, Any]]]:
+    kinds = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+    return [
+        (f"{d['kind']} {d['metadata']['name']}", d["spec"]["template"]["spec"])
+        for d in render.docs
+        if d["kind"] in kinds
+    ]
+
+
+def _hardening_problems(
+    where: str, container: dict[str, Any], pod_security: dict[str, Any]
+) -> list[str]:
+    sc = container.get("securityContext") or {}
+    problems = []
+    if sc.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is not True:
+        problems.append(f"{where}: runAsNonRoot is not true (container or pod level)")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problems.append(f"{where}: allowPrivilegeEscalation is not false")
+    if "ALL" not in (sc.get("capabilities") or {}).get("drop", []):
+        problems.append(f"{where}: capabilities do not drop ALL")
+    seccomp = sc.get("seccompProfile") or pod_security.get("seccompProfile") or {}
+    if seccomp.get("type") != "RuntimeDefault":
+        problems.append(f"{where}: seccompProfile is not RuntimeDefault")
+    limits = (container.get("resources") or {}).get("limits") or {}
+    problems += [f"{where}: no {r} limit" for r in ("cpu", "memory") if not limits.get(r)]
+    requests = (container.get("resources") or {}).get("requests") or {}
+    problems += [f"{where}: no {r} request" for r in ("cpu", "memory") if not requests.get(r)]
+    return problems
+
+
+def _image_problem(where: str, image: str) -> str | None:
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return f"{where}: image {image} has neither tag nor digest"
+    if last.rsplit(":", 1)[1] == "latest":
+        return f"{where}: image {image} uses :latest"
+    return None
+
+
+def _flag(args: list[str], name: str) -> str:
+    assert name in args, f"{name} missing from {args}"
+    return args[args.index(name) + 1]
+
+
+def _grants(role: dict[str, Any]) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    return {
+        (group, resource, verb, tuple(rule.get("resourceNames", ())))
+        for rule in role["rules"]
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Every render: valid, namespaced
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_every_object_is_valid(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    crds = _crd_schemas()
+    for doc in render.docs:
+        label = f"{name}: {doc['kind']} {doc['metadata']['name']}"
+        if doc["apiVersion"] == MONITORING:
+            schema = MONITORING_SCHEMAS.get(doc["kind"])
+            assert schema is not None, f"{label}: no test schema for this monitoring kind"
+            jsonschema.Draft7Validator(schema).validate(doc)
+            continue
+        validate(doc)
+        schema = crds.get((doc["apiVersion"], doc["kind"]))
+        if schema is not None:
+            assert _pruned_fields(doc, schema) == [], f"{label}: fields the API server drops"
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_every_object_is_in_the_overlay_namespace(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    outside = [
+        f"{d['kind']} {d['metadata']['name']}: {d['metadata'].get('namespace')!r}"
+        for d in render.docs
+        if d["metadata"].get("namespace") != render.namespace
+    ]
+    assert outside == [], f"{name}: objects outside {render.namespace}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlays_hold_patches_and_image_tags_only(overlay: str) -> None:
+    kustomization = _load_yaml(MANIFESTS / "overlays" / overlay / "kustomization.yaml")
+    allowed = {"apiVersion", "kind", "namespace", "resources", "components", "images", "patches"}
+    assert set(kustomization) <= allowed
+    assert kustomization["namespace"] == OVERLAYS[overlay]
+    # resources are the shared folders, never a copied file
+    assert kustomization["resources"] == [
+        "../../base",
+        "../../rbac",
+        "../../mlflow",
+        "../../monitoring",
+    ]
+    for image in kustomization.get("images", []):
+        assert set(image) == {"name", "newTag"}, f"{overlay}: images entries set tags only"
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_images_are_pinned(renders: dict[str, Render], name: str) -> None:
+    problems = []
+    for where, pod in _pod_specs(renders[name]):
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            problem = _image_problem(f"{where}/{container['name']}", container.get("image", ""))
+            if problem:
+                problems.append(problem)
+    assert problems == []
+    # The runtime image comes from the ClusterServingRuntime, never from the overlay.
+    for isvc in renders[name].of_kind("InferenceService"):
+        assert "image" not in isvc["spec"]["predictor"]["model"]
+
+
+# ---------------------------------------------------------------------------------------------
+# RBAC
+
+
+EXPECTED_GRANTS = {
+    *(("serving.kserve.io", "inferenceservices", v, ()) for v in ("get", "list", "watch")),
+    *(("serving.kserve.io", "inferenceservices", v, ()) for v in ("patch", "create")),
+    ("serving.kserve.io", "inferenceservices", "delete", ("fraud-shadow",)),
+    *(
+        ("networking.istio.io", "virtualservices", v, ())
+        for v in ("get", "list", "watch", "patch", "create", "delete")
+    ),
+    *(("", "events", v, ()) for v in ("create", "list", "get")),
+}
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_rbac_is_namespaced_and_least_privilege(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    kinds = {d["kind"] for d in render.docs}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+    roles = render.of_kind("Role")
+    assert [r["metadata"]["name"] for r in roles] == ["conveyor-rollout"]
+    role = roles[0]
+    for rule in role["rules"]:
+        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert "*" not in rule.get(key, []), f"wildcard in {key}: {rule}"
+        assert not {"secrets", "pods/exec", "pods"} & set(rule["resources"]), rule
+    assert _grants(role) == EXPECTED_GRANTS
+
+    binding = render.get("RoleBinding", "conveyor-rollout")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "conveyor-rollout",
+    }
+    assert len(binding["subjects"]) == 1
+    subject = binding["subjects"][0]
+    assert (subject["kind"], subject["name"]) == ("ServiceAccount", "pipeline-runner")
+    # An unqualified ServiceAccount subject of a RoleBinding is the binding's own namespace.
+    assert subject.get("namespace", binding["metadata"]["namespace"]) == render.namespace
+
+
+def test_no_cluster_scoped_rbac_in_any_manifest_file() -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in MANIFESTS.rglob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict) and doc.get("kind") in {"ClusterRole", "ClusterRoleBinding"}
+    ]
+    assert offenders == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardening and secrets
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_containers_are_hardened_and_bounded(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    problems = []
+    for where, pod in _pod_specs(render):
+        pod_security = pod.get("securityContext") or {}
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            problems += _hardening_problems(f"{where}/{container['name']}", container, pod_security)
+    for isvc in render.of_kind("InferenceService"):
+        predictor = isvc["spec"]["predictor"]
+        where = f"InferenceService {isvc['metadata']['name']} predictor model"
+        problems += _hardening_problems(
+            where, predictor["model"], predictor.get("securityContext") or {}
+        )
+    assert problems == []
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_no_secret_values_are_rendered(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    assert render.of_kind("Secret") == [], "Secrets are created out of band, never rendered"
+    secretish = re.compile(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
+    containers = [c for _, pod in _pod_specs(render) for c in pod["containers"]]
+    containers += [i["spec"]["predictor"]["model"] for i in render.of_kind("InferenceService")]
+    for container in containers:
+        for env in container.get("env", []):
+            if secretish.search(env["name"]):
+                assert "value" not in env, f"{env['name']} carries a literal value"
+    assert not re.search(r"AWS_SECRET_ACCESS_KEY\s*[:=]\s*\S", render.text)
+    assert not re.search(r"\bAKIA[0-9A-Z]{16}\b", render.text), "an AWS access key id"
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving: canary, shadow, prod capacity
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_predictors_run_as_conveyor_model(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    account = render.get("ServiceAccount", "conveyor-model")
+    assert account["automountServiceAccountToken"] is False
+    for isvc in render.of_kind("InferenceService"):
+        annotations = isvc["metadata"]["annotations"]
+        assert annotations["serving.kserve.io/deploymentMode"] == "Serverless"
+        assert annotations["serving.kserve.io/enable-prometheus-scraping"] == "true"
+        predictor = isvc["spec"]["predictor"]
+        assert predictor["serviceAccountName"] == "conveyor-model"
+        assert predictor["model"]["runtime"] == "kserve-sklearnserver"
+        assert predictor["model"]["modelFormat"] == {"name": "sklearn"}
+        assert {"name": "PREDICT_PROBA", "value": "true"} in predictor["model"]["env"]
+        assert 1 <= predictor["minReplicas"] <= predictor["maxReplicas"]
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_canary_component(renders: dict[str, Render], name: str) -> None:
+    champion = renders[name].get("InferenceService", "fraud")
+    assert champion["metadata"]["annotations"]["serving.kserve.io/enable-tag-routing"] == "true"
+    percent = champion["spec"]["predictor"].get("canaryTrafficPercent")
+    assert percent == (10 if name in WITH_CANARY else None)
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_shadow_component(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    mirrors = render.of_kind("VirtualService")
+    if name not in WITH_SHADOW:
+        assert mirrors == []
+        assert [i["metadata"]["name"] for i in render.of_kind("InferenceService")] == ["fraud"]
+        return
+    shadow = render.get("InferenceService", "fraud-shadow")
+    assert shadow["metadata"]["labels"]["conveyor.io/role"] == "shadow"
+    assert "canaryTrafficPercent" not in shadow["spec"]["predictor"]
+    ns = render.namespace
+    champion_host = f"{render.get('InferenceService', 'fraud')['metadata']['name']}-predictor"
+    shadow_host = f"{shadow['metadata']['name']}-predictor"
+
+    vs = render.get("VirtualService", "fraud-mirror")
+    # callers address the InferenceService; the route serves them from the champion predictor
+    assert [_istio_fqdn(h, ns) for h in vs["spec"]["hosts"]] == [f"fraud.{ns}.svc.cluster.local"]
+    [http] = vs["spec"]["http"]
+    assert sum(route.get("weight", 0) for route in http["route"]) == 100
+    destinations = {_istio_fqdn(r["destination"]["host"], ns) for r in http["route"]}
+    assert destinations == {f"{champion_host}.{ns}.svc.cluster.local"}
+    assert _istio_fqdn(http["mirror"]["host"], ns) == f"{shadow_host}.{ns}.svc.cluster.local"
+    assert 0 < http["mirrorPercentage"]["value"] <= 100
+
+
+def test_shadow_predictor_has_the_champion_shape(renders: dict[str, Render]) -> None:
+    render = renders[SHADOW_ONLY]  # no prod patches, no canary: the two copies must agree
+    champion = render.get("InferenceService", "fraud")
+    shadow = render.get("InferenceService", "fraud-shadow")
+    assert shadow["spec"] == champion["spec"]
+    assert shadow["metadata"]["annotations"] == champion["metadata"]["annotations"]
+    labels, champion_labels = dict(shadow["metadata"]["labels"]), champion["metadata"]["labels"]
+    assert labels.pop("conveyor.io/role") == "shadow"
+    assert champion_labels["conveyor.io/role"] == "primary"
+    assert labels.pop("app.kubernetes.io/name") == "fraud-shadow"
+    assert labels == {
+        k: v
+        for k, v in champion_labels.items()
+        if k not in ("conveyor.io/role", "app.kubernetes.io/name")
+    }
+
+
+def test_prod_has_more_predictor_capacity_than_dev(renders: dict[str, Render]) -> None:
+    prod = renders["prod"].get("InferenceService", "fraud")["spec"]["predictor"]
+    dev = renders["dev"].get("InferenceService", "fraud")["spec"]["predictor"]
+    assert prod["minReplicas"] == 2
+    assert dev["minReplicas"] == 1
+    assert prod["maxReplicas"] >= dev["maxReplicas"]
+    assert prod["model"]["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
+    assert dev["model"]["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_mlflow_server_wiring(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    deployment = render.get("Deployment", "mlflow")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}  # sqlite on a ReadWriteOnce volume
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["fsGroup"] == 10001
+    [container] = pod["containers"]
+    assert container["image"].startswith("ghcr.io/mlflow/mlflow:v3.17.2")
+    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-artifact-store"}}]
+    assert container["command"] == ["mlflow"]
+    args = container["args"]
+    assert args[0] == "server"
+    assert _flag(args, "--host") == "0.0.0.0"
+    assert _flag(args, "--port") == "5000"
+    assert _flag(args, "--backend-store-uri") == "sqlite:////data/mlflow.db"
+    assert _flag(args, "--artifacts-destination") == "s3://conveyor-models"
+    assert "--serve-artifacts" in args
+    assert _flag(args, "--workers") == "1"
+
+    # Probes on /health of the container port the Service targets.
+    [port] = container["ports"]
+    assert port["containerPort"] == 5000
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
+        assert container[probe]["httpGet"]["port"] in (port["name"], 5000)
+    service = render.get("Service", "mlflow")
+    assert service["spec"]["type"] == "ClusterIP"
+    [service_port] = service["spec"]["ports"]
+    assert service_port["port"] == 5000
+    assert service_port["targetPort"] in (port["name"], 5000)
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+
+    # Volume, identity and the Host headers in-cluster clients send.
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {"mlflow-data"}
+    pvc = render.get("PersistentVolumeClaim", "mlflow-data")["spec"]
+    assert pvc["accessModes"] == ["ReadWriteOnce"]
+    assert pvc["resources"]["requests"]["storage"] == "10Gi"
+    assert (
+        render.get("ServiceAccount", pod["serviceAccountName"])["automountServiceAccountToken"]
+        is False
+    )
+    allowed = _flag(args, "--allowed-hosts").split(",")
+    for host in (
+        "mlflow:5000",
+        f"mlflow.{render.namespace}.svc.cluster.local:5000",
+        "localhost:5000",
+    ):
+        assert any(fnmatch.fnmatchcase(host, pattern) for pattern in allowed), host
+    assert "*" not in allowed
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring
+
+
+def _rules(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for group in groups for rule in group["rules"]]
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_recording_rules(renders: dict[str, Render], name: str) -> None:
+    rule = renders[name].get("PrometheusRule", "conveyor-rollout")
+    rules = _rules(rule["spec"]["groups"])
+    assert [r["record"] for r in rules] == list(RECORDS)
+    for r in rules:
+        assert RECORD_NAME.match(r["record"]), r["record"]
+        assert r["expr"].strip(), f"{r['record']}: empty expr"
+        # the analysis compares revisions: every series is keyed by namespace and revision
+        assert "by (namespace, revision_name" in r["expr"], r["record"]
+
+
+def test_rules_file_equals_prometheusrule_groups(renders: dict[str, Render]) -> None:
+    rules_file = _load_yaml(MANIFESTS / "monitoring" / "rules" / "conveyor-rules.yaml")
+    jsonschema.Draft7Validator(_RULE_GROUPS).validate(rules_file["groups"])
+    assert set(rules_file) == {"groups"}
+    for name in OVERLAYS:
+        rule = renders[name].get("PrometheusRule", "conveyor-rollout")
+        assert rule["spec"]["groups"] == rules_file["groups"], name
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_pod_monitor_scrapes_every_predictor(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    monitor = render.get("PodMonitor", "conveyor-predictors")["spec"]
+    [expression] = monitor["selector"]["matchExpressions"]
+    assert expression["key"] == "serving.kserve.io/inferenceservice"
+    assert expression["operator"] == "In"
+    # every InferenceService of every overlay is scraped (prod's shadow included)
+    names = {i["metadata"]["name"] for r in renders.values() for i in r.of_kind("InferenceService")}
+    assert names <= set(expression["values"])
+    ports = {e["port"]: e["path"] for e in monitor["podMetricsEndpoints"]}
+    assert ports == {"http-usermetric": "/metrics", "user-port": "/metrics"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks themselves can fail
+
+
+def test_checks_reject_bad_objects() -> None:
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "x"},
+        "spec": {"predictor": {"canaryTrafficPercnt": 10, "model": {"modelFormat": {"name": "a"}}}},
+    }
+    schema = _crd_schemas()[("serving.kserve.io/v1beta1", "InferenceService")]
+    assert _pruned_fields(isvc, schema) == ["/spec/predictor/canaryTrafficPercnt"]
+    assert _image_problem("c", "ghcr.io/mlflow/mlflow") is not None
+    assert _image_problem("c", "ghcr.io/mlflow/mlflow:latest") is not None
+    assert _image_problem("c", "localhost:5000/mlflow") is not None
+    assert _image_problem("c", "ghcr.io/mlflow/mlflow:v3.17.2-full") is None
+    assert _image_problem("c", "ghcr.io/mlflow/mlflow@sha256:" + "0" * 64) is None
+    weak = {"name": "c", "securityContext": {"runAsNonRoot": True}, "resources": {}}
+    assert len(_hardening_problems("c", weak, {})) == 7
+    assert _istio_fqdn("fraud-predictor", "ns") == "fraud-predictor.ns.svc.cluster.local"
+    monitor = {
+        "apiVersion": MONITORING,
+        "kind": "PodMonitor",
+        "metadata": {"name": "m", "namespace": "n"},
+        "spec": {
+            "selector": {},
+            "podMetricsEndpoints": [{"port": "p", "path": "/m", "intervl": "1"}],
+        },
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(POD_MONITOR_SCHEMA).validate(monitor)
