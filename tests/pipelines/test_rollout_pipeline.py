@@ -1,0 +1,79 @@
+"""The rollout pipeline on kfp.local: every task runs the real component against the fake
+Kubernetes API (KServe semantics, via KUBECONFIG), a real MLflow registry (sqlite) and a real
+kserve.ModelServer standing in for the candidate's revision."""
+
+import pytest
+from kfp import local
+
+from conveyor.pipelines.rollout.pipeline import build_pipeline
+from conveyor.registry import ModelRegistry
+from conveyor.rollout import actions
+from conveyor.rollout.cluster import KubeCluster
+from conveyor.rollout.plan import RolloutPlan
+from conveyor.serving.inference import Change, ServedModel
+from conveyor.serving.server import LocalServer
+
+pytestmark = pytest.mark.integration
+
+API = "serving.kserve.io/v1beta1"
+
+
+def split(fake) -> dict[str, int]:
+    obj = fake.get(API, "inferenceservices", "models", "fraud")
+    out: dict[str, int] = {}
+    for t in obj["status"]["components"]["predictor"]["traffic"]:
+        out[t["revisionName"]] = out.get(t["revisionName"], 0) + t["percent"]
+    return {k: v for k, v in out.items() if v}
+
+
+@pytest.fixture
+def champion_live(fake_kube, registry_uri):
+    """v1 is champion in MLflow and serves 100 % of `fraud` in namespace `models`."""
+    registry = ModelRegistry(registry_uri)
+    registry.promote("fraud", "1", "baseline")
+    v1 = ServedModel.from_version(registry.get("fraud", "1"))
+    actions.deploy(KubeCluster(), "fraud", v1, 0, Change("deploy", "baseline", "test"))
+    return fake_kube
+
+
+def run_rollout(tmp_path, registry_uri, endpoint: str, **arguments):
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "root"),
+        raise_on_error=True,
+    )
+    plan = RolloutPlan(steps=[50, 100], smoke={"latency_requests": 20, "max_batch_rows": 100})
+    rows = [{"amount": 12.5, "customer_age": 40, "account_age_days": 300, "txn_count_24h": 2,
+             "avg_amount_30d": 80.0, "distance_from_home_km": 3.0, "minutes_since_last_txn": 60.0,
+             "credit_limit": 5000.0, "merchant_risk_score": 0.2, "hour_of_day": 13,
+             "device_trust_score": 0.9, "cards_on_account": 2, "merchant_category": "grocery",
+             "channel": "online", "country": "C01", "card_type": "debit"}]  # fmt: skip
+    pipeline = build_pipeline(plan, "fraud", "fraud", rows, tracking_uri=registry_uri)
+    return pipeline(version="2", smoke_endpoint=endpoint, reason="pipeline test", **arguments)
+
+
+def test_canary_rollout_promotes_a_healthy_candidate(
+    champion_live, registry_uri, fraud_models, tmp_path
+) -> None:
+    with LocalServer(fraud_models.dirs["2"], "fraud", "2") as candidate:
+        run_rollout(tmp_path, registry_uri, candidate.url)
+    assert split(champion_live) == {"fraud-predictor-00002": 100}
+    reasons = [e["reason"] for e in champion_live.events("models")]
+    assert reasons == ["Deployed", "CanaryStarted", "CanaryStep", "CanaryStep", "Promoted"]
+    registry = ModelRegistry(registry_uri)
+    assert "champion" in registry.get("fraud", "2")["aliases"]
+    assert "previous-champion" in registry.get("fraud", "1")["aliases"]
+
+
+def test_failed_smoke_test_rolls_back_with_traffic_on_champion(
+    champion_live, registry_uri, fraud_models, tmp_path
+) -> None:
+    # The server answers as v1, not the v2 being rolled out: the version check must fail.
+    with LocalServer(fraud_models.dirs["1"], "fraud", "1") as wrong:
+        run_rollout(tmp_path, registry_uri, wrong.url)
+    assert split(champion_live) == {"fraud-predictor-00001": 100}
+    reasons = [e["reason"] for e in champion_live.events("models")]
+    assert reasons == ["Deployed", "CanaryStarted", "RolledBack"]  # no step ever took traffic
+    v2 = ModelRegistry(registry_uri).get("fraud", "2")
+    assert v2["status"] == "rolled_back" and "candidate" not in v2["aliases"]
+    assert "champion" in ModelRegistry(registry_uri).get("fraud", "1")["aliases"]
