@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/conveyor-ml/conveyor:0.1.0-python3.11
 CONFIG ?= examples/fraud/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run test compile lint format typecheck images clean lock bench venv ui
+.PHONY: run test compile lint format typecheck images clean lock bench bench-serving venv ui
 
 venv: $(STAMP)
 
@@ -52,6 +52,10 @@ lock: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
 	$(BIN)/python bench/validate.py
+
+# Local model server vs `mlflow models serve` on the same model (execs uvicorn: venv on PATH).
+bench-serving: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/serving.py
 
 images:
 	@engine=$$(command -v docker || command -v podman || true); \
