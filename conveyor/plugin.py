@@ -57,7 +57,7 @@ class DryRun:
     def patch(self, kind: Kind, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.writes.append({"verb": "patch", "kind": kind.kind, "name": name, "patch": patch})
         current = self.inner.find(kind, name) or {}
-        return _merge(current, patch)
+        return inf.apply_merge(current, patch)
 
     def delete(self, kind: Kind, name: str) -> None:
         self.writes.append({"verb": "delete", "kind": kind.kind, "name": name})
@@ -69,18 +69,6 @@ class DryRun:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return self.inner.events(name)
-
-
-def _merge(current: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict) or not isinstance(current, dict):
-        return patch
-    out = dict(current)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge(out.get(key), value)
-    return out
 
 
 def _actor() -> str:

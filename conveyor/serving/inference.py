@@ -218,6 +218,19 @@ def merge_diff(current: Any, target: Any) -> Any:
     return patch
 
 
+def apply_merge(current: Any, patch: Any) -> Any:
+    """What the API server does with an RFC 7386 merge patch (for dry runs)."""
+    if not isinstance(patch, dict) or not isinstance(current, dict):
+        return patch
+    out = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = apply_merge(out.get(key), value)
+    return out
+
+
 def current_model(isvc: dict[str, Any]) -> dict[str, Any]:
     """The model the InferenceService's spec serves (version, sha256, storageUri, predictor)."""
     ann = isvc.get("metadata", {}).get("annotations") or {}

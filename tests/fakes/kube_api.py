@@ -1130,3 +1130,14 @@ def _handler_for(fake: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
     return Handler
+
+
+def traffic_split(api: FakeKubeAPI, namespace: str, name: str) -> dict[str, int]:
+    """Percent per revision of an InferenceService, summed (KServe may list one revision twice),
+    zero-percent entries left out."""
+    obj = api.get("serving.kserve.io/v1beta1", "inferenceservices", namespace, name)
+    assert obj is not None, f"no InferenceService {namespace}/{name}"
+    out: dict[str, int] = {}
+    for entry in obj["status"]["components"]["predictor"]["traffic"]:
+        out[entry["revisionName"]] = out.get(entry["revisionName"], 0) + entry["percent"]
+    return {k: v for k, v in out.items() if v}

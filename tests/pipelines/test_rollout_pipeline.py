@@ -12,18 +12,16 @@ from conveyor.rollout.cluster import KubeCluster
 from conveyor.rollout.plan import RolloutPlan
 from conveyor.serving.inference import Change, ServedModel
 from conveyor.serving.server import LocalServer
+from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration
 
+
+def split(api) -> dict[str, int]:
+    return traffic_split(api, "models", "fraud")
+
+
 API = "serving.kserve.io/v1beta1"
-
-
-def split(fake) -> dict[str, int]:
-    obj = fake.get(API, "inferenceservices", "models", "fraud")
-    out: dict[str, int] = {}
-    for t in obj["status"]["components"]["predictor"]["traffic"]:
-        out[t["revisionName"]] = out.get(t["revisionName"], 0) + t["percent"]
-    return {k: v for k, v in out.items() if v}
 
 
 @pytest.fixture

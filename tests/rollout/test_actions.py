@@ -10,9 +10,15 @@ from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, ClusterError, KubeCluster, NotFoundError
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, ServedModel
+from tests.fakes.kube_api import traffic_split
 from tests.k8s_schema import validate
 
 pytestmark = pytest.mark.integration
+
+
+def split(api) -> dict[str, int]:
+    return traffic_split(api, "models", "fraud")
+
 
 API = "serving.kserve.io/v1beta1"
 V1 = ServedModel("fraud", "1", "s3://models/1/artifacts/serving", "a" * 64)
@@ -22,15 +28,6 @@ V3 = ServedModel("fraud", "3", "s3://models/3/artifacts/serving", "c" * 64)
 
 def why(action: str) -> Change:
     return Change(action, f"test {action}", "oncall@example.com")
-
-
-def traffic(fake, name: str = "fraud") -> dict[str, int]:
-    """Percent per revision, summed (KServe may list one revision twice)."""
-    obj = fake.get(API, "inferenceservices", "models", name)
-    out: dict[str, int] = {}
-    for t in obj["status"]["components"]["predictor"]["traffic"]:
-        out[t["revisionName"]] = out.get(t["revisionName"], 0) + t["percent"]
-    return {k: v for k, v in out.items() if v}
 
 
 @pytest.fixture
@@ -49,7 +46,7 @@ def test_first_deploy_creates_at_100_and_records_why(fake_kube, cluster) -> None
     actions.deploy(cluster, "fraud", V1, 10, why("deploy"))
     obj = fake_kube.get(API, "inferenceservices", "models", "fraud")
     validate(obj)
-    assert traffic(fake_kube) == {"fraud-predictor-00001": 100}
+    assert split(fake_kube) == {"fraud-predictor-00001": 100}
     change = json.loads(obj["metadata"]["annotations"][inf.LAST_CHANGE])
     assert change["by"] == "oncall@example.com" and change["why"] == "test deploy"
     [event] = fake_kube.events("models")
@@ -59,10 +56,10 @@ def test_first_deploy_creates_at_100_and_records_why(fake_kube, cluster) -> None
 
 def test_canary_walk_then_promote(fake_kube, live) -> None:
     actions.deploy(live, "fraud", V2, 0, why("canary"))
-    assert traffic(fake_kube) == {"fraud-predictor-00001": 100}  # deployed, no traffic yet
+    assert split(fake_kube) == {"fraud-predictor-00001": 100}  # deployed, no traffic yet
     for percent in (5, 25, 50):
         actions.deploy(live, "fraud", V2, percent, why("step"))
-        assert traffic(fake_kube) == {
+        assert split(fake_kube) == {
             "fraud-predictor-00002": percent,
             "fraud-predictor-00001": 100 - percent,
         }
@@ -74,7 +71,7 @@ def test_canary_walk_then_promote(fake_kube, live) -> None:
     obj = fake_kube.get(API, "inferenceservices", "models", "fraud")
     validate(obj)
     pred = obj["status"]["components"]["predictor"]
-    assert traffic(fake_kube) == {"fraud-predictor-00002": 100}
+    assert split(fake_kube) == {"fraud-predictor-00002": 100}
     assert pred["previousRolledoutRevision"] == "fraud-predictor-00001"
     assert inf.champion_of(obj) is None
     reasons = [e["reason"] for e in fake_kube.events("models")]
@@ -88,7 +85,7 @@ def test_rollback_puts_all_traffic_on_champion_and_restores_spec(fake_kube, live
     actions.rollback(live, "fraud", why("rollback"))
     obj = fake_kube.get(API, "inferenceservices", "models", "fraud")
     validate(obj)
-    assert traffic(fake_kube) == {"fraud-predictor-00001": 100}
+    assert split(fake_kube) == {"fraud-predictor-00001": 100}
     restored = dict(obj["spec"]["predictor"])
     assert restored.pop("canaryTrafficPercent") == 0
     assert restored == before
@@ -97,7 +94,7 @@ def test_rollback_puts_all_traffic_on_champion_and_restores_spec(fake_kube, live
     assert last["reason"] == "RolledBack" and last["type"] == "Warning"
     # the next canary starts cleanly from the restored champion
     actions.deploy(live, "fraud", V3, 10, why("canary"))
-    assert traffic(fake_kube)["fraud-predictor-00001"] == 90
+    assert split(fake_kube)["fraud-predictor-00001"] == 90
 
 
 def test_second_canary_while_one_runs_is_refused_without_change(fake_kube, live) -> None:
@@ -116,7 +113,7 @@ def test_redeploying_the_serving_version_is_refused(live) -> None:
 def test_failed_revision_keeps_traffic_on_champion(fake_kube, live) -> None:
     fake_kube.fail_next_revision("models", "fraud", "RevisionFailed", "OOMKilled")
     actions.deploy(live, "fraud", V2, 10, why("canary"))
-    assert traffic(fake_kube) == {"fraud-predictor-00001": 100}
+    assert split(fake_kube) == {"fraud-predictor-00001": 100}
     s = actions.status(live, "fraud")
     assert s["ready"] is False
     assert any(c.get("message") == "OOMKilled" for c in s["conditions"])
@@ -125,7 +122,7 @@ def test_failed_revision_keeps_traffic_on_champion(fake_kube, live) -> None:
 def test_conflicts_are_retried_on_a_fresh_read(fake_kube, live) -> None:
     fake_kube.conflict_next(2)
     actions.deploy(live, "fraud", V2, 10, why("canary"))
-    assert traffic(fake_kube)["fraud-predictor-00002"] == 10
+    assert split(fake_kube)["fraud-predictor-00002"] == 10
     patches = [p for m, p in fake_kube.requests if m == "PATCH"]
     assert len(patches) == 3  # two 409s, then success
 
@@ -134,14 +131,14 @@ def test_endless_conflicts_give_up_with_nothing_changed(fake_kube, live) -> None
     fake_kube.conflict_next(50)
     with pytest.raises(ClusterError, match="still conflicting after 5 fresh reads"):
         actions.deploy(live, "fraud", V2, 10, why("canary"))
-    assert traffic(fake_kube) == {"fraud-predictor-00001": 100}
+    assert split(fake_kube) == {"fraud-predictor-00001": 100}
 
 
 def test_forbidden_is_a_clear_error_and_no_change(fake_kube, live) -> None:
     fake_kube.deny("patch", "inferenceservices")
     with pytest.raises(ClusterError, match=r"forbidden .*conveyor-rollout Role.*Nothing was"):
         actions.deploy(live, "fraud", V2, 10, why("canary"))
-    assert traffic(fake_kube) == {"fraud-predictor-00001": 100}
+    assert split(fake_kube) == {"fraud-predictor-00001": 100}
 
 
 def test_missing_inference_service_names_the_namespace(cluster) -> None:
@@ -167,7 +164,7 @@ def test_shadow_on_and_off(fake_kube, live) -> None:
     validate(vs)
     assert shadow["metadata"]["labels"][inf.SHADOW_ROLE] == "shadow"
     assert vs["spec"]["http"][0]["mirrorPercentage"] == {"value": 20.0}
-    assert traffic(fake_kube) == {"fraud-predictor-00001": 100}  # champion untouched
+    assert split(fake_kube) == {"fraud-predictor-00001": 100}  # champion untouched
     s = actions.status(live, "fraud")
     assert s["shadow"] == {"name": "fraud-shadow", "version": "2", "mirrorPercent": 20.0}
     actions.deploy_shadow(live, "fraud", V3, 50, why("shadow"))  # re-point: patched, not duplicated

@@ -13,8 +13,14 @@ import yaml
 from conveyor.plugin import main
 from conveyor.registry import ModelRegistry
 from conveyor.serving import inference as inf
+from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration
+
+
+def split(api) -> dict[str, int]:
+    return traffic_split(api, "models", "fraud")
+
 
 API = "serving.kserve.io/v1beta1"
 BIN = Path(sys.executable).parent
@@ -35,14 +41,6 @@ def rollout(fake_kube, registry_uri, capsys, monkeypatch):
                        "--percent", "10", "--reason", "first release")  # fmt: skip
     assert code == 0, err
     return fake_kube
-
-
-def split(fake) -> dict[str, int]:
-    obj = fake.get(API, "inferenceservices", "models", "fraud")
-    out: dict[str, int] = {}
-    for t in obj["status"]["components"]["predictor"]["traffic"]:
-        out[t["revisionName"]] = out.get(t["revisionName"], 0) + t["percent"]
-    return {k: v for k, v in out.items() if v}
 
 
 def test_help_documents_every_verb() -> None:
@@ -68,7 +66,10 @@ def test_help_documents_every_verb() -> None:
 def test_canary_promote_status_flow(rollout, capsys, registry_uri) -> None:
     code, out, err = run(capsys, "canary", "fraud", "--version", "2", "--percent", "25")
     assert code == 0, err
-    assert split(rollout) == {"fraud-predictor-00002": 25, "fraud-predictor-00001": 75}
+    assert split(rollout) == {
+        "fraud-predictor-00002": 25,
+        "fraud-predictor-00001": 75,
+    }
     assert "Status:          ◌ Progressing" in out
     assert "Candidate:     v2 at 25 %" in out
     code, out, _ = run(capsys, "status", "fraud", "-o", "json")
