@@ -152,6 +152,25 @@ def serve(model_dir: str, name: str, version: str, port: int, max_batch: int) ->
     ).start([model])
 
 
+def _owns_listener(pid: int, port: int) -> bool:
+    """True when process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux
+    /proc; elsewhere assume it does)."""
+    table = Path("/proc/net/tcp")
+    if not table.is_file():
+        return True
+    wanted = f"0100007F:{port:04X}"
+    inodes = {
+        parts[9]
+        for line in table.read_text().splitlines()[1:]
+        if (parts := line.split()) and parts[1] == wanted and parts[3] == "0A"  # LISTEN
+    }
+    try:
+        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return False
+    return any(f"socket:[{inode}]" in links for inode in inodes)
+
+
 class LocalServer:
     """A model server process on 127.0.0.1, started and always stopped by this object."""
 
@@ -195,7 +214,9 @@ class LocalServer:
                     f"{self.proc.returncode} before it was ready{hint}"
                 )
             with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as resp:
-                if resp.status == 200:
+                # Ready, and the listener is ours: another process that grabbed the port
+                # between free_port() and our bind must never be mistaken for this model.
+                if resp.status == 200 and _owns_listener(self.proc.pid, self.port):
                     return self
             time.sleep(0.2)
         self.stop()

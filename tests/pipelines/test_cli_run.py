@@ -54,7 +54,8 @@ def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
     assert "[5/5] done" in out and "make ui" in out
     # v2 is byte-identical to the champion v1: the replay must show perfect agreement
     assert "shadow replay     : v2 vs champion v1" in out
-    assert "agreement 100.00%, score PSI 0.0000 (stable)" in out
+    replay = next(line for line in out.splitlines() if line.startswith("shadow replay"))
+    assert "agreement 100.00%, score PSI 0.0000 (stable)" in replay, replay
     smoke_md = next(line for line in out.splitlines() if line.startswith("smoke report"))
     assert "Smoke test PASSED" in Path(smoke_md.split(":", 1)[1].strip()).read_text()
     assert "compared against the champion" in out

@@ -133,3 +133,10 @@ def test_serve_and_check_writes_reports(fraud_models, registry_uri, tmp_path) ->
     assert reports["replay"]["rows"] == 300
     assert (tmp_path / "v2" / "smoke.md").is_file() and (tmp_path / "v2" / "replay.md").is_file()
     assert any("shadow replay     : v2 vs champion v1" in line for line in lines)
+
+
+def test_a_taken_port_is_never_mistaken_for_this_model(servers, fraud_models) -> None:
+    one, _ = servers  # already answering "ready" for a model named fraud on its port
+    intruder = LocalServer(fraud_models.dirs["2"], "fraud", "2", port=one.port)
+    with pytest.raises(ServingError, match="exited with code"):
+        intruder.start(timeout=60)
