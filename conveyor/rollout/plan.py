@@ -9,6 +9,82 @@ from conveyor.config import StrictModel, load_model
 from conveyor.serving.inference import Resources
 from conveyor.serving.smoke import SmokePolicy
 
+REVISION = 'namespace="{{ namespace }}", revision_name="{{ revision }}"'
+
+
+class CheckSpec(StrictModel):
+    """One analysis rule (Flagger's metric template + threshold, with a model's actions).
+
+    ``query`` is a PromQL template with ``{{ namespace }}``, ``{{ target }}`` (the
+    InferenceService), ``{{ revision }}``, ``{{ version }}`` and ``{{ interval }}`` (the
+    window: ``window_intervals`` analysis intervals). ``op``:
+    ``above`` fails when value > threshold; ``below`` when value < threshold; ``ratio_above``
+    when candidate / champion > threshold; ``drop_pct_above`` when the candidate is more than
+    ``threshold`` % below the champion (the same query on the champion's revision);
+    ``psi_above`` when the PSI of candidate vs champion scores > threshold.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    query: str = ""
+    op: Literal["above", "below", "ratio_above", "drop_pct_above", "psi_above"]
+    threshold: float
+    window_intervals: int = Field(1, ge=1, le=1000)
+    on_fail: Literal["rollback", "hold"] = "rollback"
+    alert: bool = Field(False, description="page a person as well (the notification says so)")
+
+    @model_validator(mode="after")
+    def _query(self) -> "CheckSpec":
+        if self.op != "psi_above" and not self.query.strip():
+            raise ValueError(f"check {self.name!r}: op {self.op} needs a query")
+        return self
+
+
+def default_checks() -> list[CheckSpec]:
+    """The issue's table, on the recording rules in manifests/monitoring (Knative revisions)."""
+    return [
+        CheckSpec(
+            name="error_rate",
+            query=f"conveyor:revision_errors:ratio_rate1m{{{REVISION}}}",
+            op="above", threshold=0.01, window_intervals=5, on_fail="rollback",
+        ),
+        CheckSpec(
+            name="latency_p99",
+            query=f"conveyor:revision_latency_seconds:p99_1m{{{REVISION}}}",
+            op="ratio_above", threshold=2.0, window_intervals=10, on_fail="rollback", alert=True,
+        ),
+        CheckSpec(
+            name="score_psi", op="psi_above", threshold=0.2, on_fail="hold", alert=True,
+        ),
+    ]  # fmt: skip
+
+
+class AnalysisSpec(StrictModel):
+    """How the canary is judged between steps. Windows count analysis intervals, so the same
+    plan runs with one-minute intervals on a cluster and seconds in local scenarios."""
+
+    interval_seconds: float = Field(60.0, gt=0)
+    checks_per_step: int = Field(1, ge=1, description="healthy intervals before a step up")
+    failure_threshold: int = Field(
+        2, ge=1, description="consecutive failed intervals of a check before its action"
+    )
+    min_requests: int = Field(
+        20, ge=0, description="candidate requests per interval below which it is inconclusive"
+    )
+    requests_query: str = f"sum(conveyor:revision_requests:rate1m{{{REVISION}}}) * 60"
+    max_inconclusive: int = Field(
+        5, ge=1, description="consecutive inconclusive intervals before the rollout holds"
+    )
+    checks: list[CheckSpec] = Field(default_factory=default_checks)
+
+    @field_validator("checks")
+    @classmethod
+    def _unique(cls, checks: list[CheckSpec]) -> list[CheckSpec]:
+        names = [c.name for c in checks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"check names must be unique: {dupes}")
+        return checks
+
 
 class RolloutPlan(StrictModel):
     """Strategy and steps. ``canary`` walks ``steps``; ``bluegreen`` deploys at 0 %, smoke
@@ -26,6 +102,7 @@ class RolloutPlan(StrictModel):
     resources: Resources = Resources()
     service_account: str = "conveyor-model"
     tag_routing: bool = True
+    analysis: AnalysisSpec = AnalysisSpec()
 
     @field_validator("steps")
     @classmethod

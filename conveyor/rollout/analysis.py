@@ -1,0 +1,327 @@
+"""The analysis loop: judge a running canary from online evidence and act on it.
+
+Each interval queries every check of the plan, compares it with its bound (or with the
+champion's own value), and records one decision: ``continue``, ``step_up``, ``promote``,
+``hold`` or ``rollback``, with the values and bounds, as the ``conveyor.io/analysis``
+annotation, a Kubernetes Event and an MLflow tag on the candidate version. No traffic or an
+unreachable metrics backend is inconclusive: never healthy, never a promotion; too many
+inconclusive intervals in a row hold the rollout for a person.
+
+The state between intervals lives in the annotation, so the same code runs as a long loop
+(``kubectl conveyor analyze``), one interval at a time from cron or CI (``--once``), or inside
+the ``analyse_rollout`` component.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from conveyor.errors import BadInputError
+from conveyor.rollout import actions
+from conveyor.rollout.cluster import ISVC, Cluster, get, update
+from conveyor.rollout.metrics import MetricsError, MetricsProvider, MetricsUnavailable
+from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
+from conveyor.serving import inference as inf
+from conveyor.serving.inference import Change
+
+ANALYSIS = inf.ANN + "analysis"
+DECISIONS = ("continue", "step_up", "promote", "hold", "rollback")
+FINAL = ("promote", "hold", "rollback")
+
+
+class ScoreSource(Protocol):
+    """Recent prediction scores of one side of the rollout (prediction logs), for PSI."""
+
+    def scores(self, role: str) -> np.ndarray | None: ...
+
+
+def render(template: str, **labels: str) -> str:
+    """Fill ``{{ name }}`` placeholders; an unfilled one is an error naming it."""
+    import re
+
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in labels:
+            raise MetricsError(f"query template uses {{{{ {key} }}}}, which is not provided")
+        return labels[key]
+
+    return re.sub(r"\{\{\s*([a-z_]+)\s*\}\}", sub, template)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    op: str
+    threshold: float
+    value: float | None = None
+    baseline: float | None = None
+    passed: bool | None = None  # None: no data (inconclusive)
+    on_fail: str = "rollback"
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.passed is None:
+            return f"{self.name}: no data ({self.note})" if self.note else f"{self.name}: no data"
+        v = f"{self.value:.4g}" if self.value is not None else "-"
+        if self.op == "ratio_above" and self.baseline:
+            return (f"{self.name} {v} vs champion {self.baseline:.4g} = "
+                    f"{self.value / self.baseline:.2f}x (bound {self.threshold:g}x)")  # type: ignore[operator]  # fmt: skip
+        if self.op == "drop_pct_above" and self.baseline is not None:
+            return (
+                f"{self.name} {v} vs champion {self.baseline:.4g} (max drop {self.threshold:g} %)"
+            )
+        sign = ">" if self.op in ("above", "psi_above") else "<"
+        verdict = "ok" if self.passed else "FAILED"
+        return f"{self.name} {v} (fails {sign} {self.threshold:g}): {verdict}"
+
+
+@dataclass
+class Decision:
+    decision: str
+    reason: str
+    interval: int
+    percent: int | None
+    requests: float | None
+    checks: list[CheckResult] = field(default_factory=list)
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        pct = "-" if self.percent is None else f"{self.percent}%"
+        return f"interval {self.interval:>3}  traffic {pct:>4}  {self.decision:<9} {self.reason}"
+
+
+def _compare(check: CheckSpec, value: float, baseline: float | None) -> bool | None:
+    if check.op == "above" or check.op == "psi_above":
+        return value <= check.threshold
+    if check.op == "below":
+        return value >= check.threshold
+    if baseline is None or baseline <= 0:
+        return None  # nothing to compare against
+    if check.op == "ratio_above":
+        return value / baseline <= check.threshold
+    return (baseline - value) / baseline * 100.0 <= check.threshold  # drop_pct_above
+
+
+class Analysis:
+    """One rollout under analysis. ``step()`` runs one interval; ``run()`` loops to the end."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        name: str,
+        plan: RolloutPlan,
+        metrics: MetricsProvider,
+        *,
+        scores: ScoreSource | None = None,
+        registry: Any | None = None,
+        notifier: Any | None = None,
+        actor: str = "conveyor-analysis",
+    ) -> None:
+        self.cluster, self.name, self.plan, self.metrics = cluster, name, plan, metrics
+        self.spec: AnalysisSpec = plan.analysis
+        self.scores, self.registry, self.notifier, self.actor = scores, registry, notifier, actor
+
+    # ------------------------------------------------------------------ measuring
+
+    def _labels(self, isvc: dict[str, Any], revision: str) -> dict[str, str]:
+        return {
+            "namespace": self.cluster.namespace,
+            "target": self.name,
+            "revision": revision,
+            "version": inf.current_model(isvc)["version"],
+            "interval": f"{int(self.spec.interval_seconds)}s",
+        }
+
+    def _measure(
+        self, check: CheckSpec, isvc: dict[str, Any], candidate: str, champion: str
+    ) -> CheckResult:
+        result = CheckResult(check.name, check.op, check.threshold, on_fail=check.on_fail)
+        window = f"{int(self.spec.interval_seconds * check.window_intervals)}s"
+        if check.op == "psi_above":
+            if self.scores is None:
+                result.passed, result.note = True, "not measured: no score source configured"
+                return result
+            new, old = self.scores.scores("candidate"), self.scores.scores("champion")
+            if new is None or old is None or len(new) == 0 or len(old) == 0:
+                result.note = "no prediction scores yet"
+                return result
+            import pandas as pd
+
+            from conveyor import drift
+
+            profile = drift.profile_column(pd.Series(old, name="score"))
+            result.value = drift.column_psi(profile, pd.Series(new, name="score"))
+            result.passed = _compare(check, result.value, None)
+            return result
+        labels = {**self._labels(isvc, candidate), "interval": window}
+        result.value = self.metrics.query(render(check.query, **labels))
+        if check.op in ("ratio_above", "drop_pct_above"):
+            base = {**self._labels(isvc, champion), "interval": window}
+            result.baseline = self.metrics.query(render(check.query, **base))
+        if result.value is None:
+            result.note = "the query returned no samples"
+            return result
+        result.passed = _compare(check, result.value, result.baseline)
+        if result.passed is None:
+            result.note = "the champion has no value to compare with"
+        return result
+
+    # ------------------------------------------------------------------ deciding
+
+    def step(self) -> Decision:
+        """Measure one interval, decide, act, record. Returns the decision."""
+        isvc = get(self.cluster, ISVC, self.name)
+        ann = isvc["metadata"].get("annotations") or {}
+        state = json.loads(ann.get(ANALYSIS, "{}")).get("state", {})
+        percent = inf.canary_percent(isvc)
+        interval = int(state.get("intervals", 0)) + 1
+        if ann.get(inf.PHASE) == "Held":
+            return Decision("hold", "held: waiting for a person (promote or roll back)",
+                            interval, percent, None)  # fmt: skip
+        if inf.champion_of(isvc) is None:
+            raise BadInputError(
+                f"{self.name}: no canary in progress (phase {ann.get(inf.PHASE, 'Stable')}); "
+                "start one with `kubectl conveyor canary` before analysing"
+            )
+        pred = (isvc.get("status") or {}).get("components", {}).get("predictor", {})
+        champion_rev = pred.get("latestRolledoutRevision", "")
+        candidate_rev = pred.get("latestReadyRevision") or pred.get("latestCreatedRevision", "")
+        failures: dict[str, int] = dict(state.get("failures", {}))
+        healthy = int(state.get("healthy", 0))
+        inconclusive = int(state.get("inconclusive", 0))
+        results: list[CheckResult] = []
+        requests: float | None = None
+        why_inconclusive = ""
+        try:
+            labels = self._labels(isvc, candidate_rev)
+            requests = self.metrics.query(render(self.spec.requests_query, **labels))
+            if requests is None or requests < self.spec.min_requests:
+                why_inconclusive = (
+                    f"{0 if requests is None else requests:.0f} candidate requests in the "
+                    f"interval < min {self.spec.min_requests}"
+                )
+            for check in self.spec.checks:
+                results.append(self._measure(check, isvc, candidate_rev, champion_rev))
+        except MetricsUnavailable as exc:
+            why_inconclusive = f"metrics backend unreachable ({exc})"
+        failed = [r for r in results if r.passed is False]
+        no_data = [r for r in results if r.passed is None]
+        for r in results:
+            failures[r.name] = failures.get(r.name, 0) + 1 if r.passed is False else 0
+        due = [r for r in failed if failures[r.name] >= self.spec.failure_threshold]
+        if due:
+            rollback = [r for r in due if r.on_fail == "rollback"]
+            chosen = rollback or due
+            decision = "rollback" if rollback else "hold"
+            reason = "; ".join(f"{r.describe()} for {failures[r.name]} interval(s)" for r in chosen)
+        elif failed:
+            healthy = 0
+            decision = "continue"
+            reason = "failing, below the threshold: " + "; ".join(
+                f"{r.describe()} ({failures[r.name]}/{self.spec.failure_threshold})" for r in failed
+            )
+        elif why_inconclusive or no_data:
+            inconclusive += 1
+            detail = why_inconclusive or "; ".join(r.describe() for r in no_data)
+            if inconclusive >= self.spec.max_inconclusive:
+                decision = "hold"
+                reason = f"inconclusive for {inconclusive} intervals in a row: {detail}"
+            else:
+                decision = "continue"
+                reason = f"inconclusive ({inconclusive}/{self.spec.max_inconclusive}): {detail}"
+        else:
+            inconclusive = 0
+            healthy += 1
+            if healthy < self.spec.checks_per_step:
+                decision = "continue"
+                reason = f"healthy {healthy}/{self.spec.checks_per_step}"
+            else:
+                healthy = 0
+                nxt = next((p for p in self.plan.steps if p > (percent or 0)), None)
+                decision = "step_up" if nxt is not None and nxt < 100 else "promote"
+                reason = "all checks passed: " + "; ".join(r.describe() for r in results)
+                if decision == "step_up":
+                    reason = f"to {nxt} %: {reason}"
+        out = Decision(decision, reason, interval, percent, requests, results)
+        state = {"intervals": interval, "failures": failures, "healthy": healthy,
+                 "inconclusive": inconclusive}  # fmt: skip
+        self._act(out, isvc, state)
+        return out
+
+    # ------------------------------------------------------------------ acting
+
+    def _act(self, d: Decision, isvc: dict[str, Any], state: dict[str, Any]) -> None:
+        version = inf.current_model(isvc)["version"]
+        champion = (inf.champion_of(isvc) or {}).get("version", "")
+        model = (isvc["metadata"].get("labels") or {}).get(inf.MODEL, "")
+        change = Change(f"analysis-{d.decision}", d.reason, self.actor)
+        record = {"state": state, "last": d.to_dict()}
+        if d.decision == "step_up":
+            nxt = next(p for p in self.plan.steps if p > (d.percent or 0))
+            actions.set_traffic(self.cluster, self.name, nxt, change)
+            d.percent = nxt
+        elif d.decision == "promote":
+            actions.promote(self.cluster, self.name, change)
+            if self.registry is not None and model:
+                self.registry.promote(model, version, f"analysis: {d.reason}")
+        elif d.decision == "rollback":
+            actions.rollback(self.cluster, self.name, change)
+            if self.registry is not None and model:
+                self.registry.reject_candidate(model, version, f"analysis: {d.reason}")
+        patch: dict[str, Any] = {"metadata": {"annotations": {ANALYSIS: json.dumps(record)}}}
+        if d.decision == "hold":
+            patch["metadata"]["annotations"][inf.PHASE] = "Held"
+        update(self.cluster, ISVC, self.name, lambda _cur: patch)
+        if d.decision != "continue" or d.interval == 1:
+            obj = get(self.cluster, ISVC, self.name)
+            self.cluster.event(obj, f"Analysis{d.decision.title().replace('_', '')}",
+                               d.reason, warning=d.decision in ("hold", "rollback"))  # fmt: skip
+        if self.registry is not None and model:
+            self._tag(model, version, d)
+        if self.notifier is not None and d.decision in ("hold", "rollback", "promote", "step_up"):
+            self._notify(d, model, version, champion)
+
+    def _tag(self, model: str, version: str, d: Decision) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.registry.client.set_model_version_tag(  # type: ignore[union-attr]
+            model, version, f"conveyor.analysis.{stamp}", f"{d.decision}: {d.reason}"[:5000]
+        )
+
+    def _notify(self, d: Decision, model: str, version: str, champion: str) -> None:
+        from conveyor.rollout.notify import Notification
+
+        action = {"step_up": "step"}.get(d.decision, d.decision)
+        note = Notification(
+            action=action, inference_service=self.name, namespace=self.cluster.namespace,
+            model=model, version=version, champion_version=champion, reason=d.reason,
+            checks=[{"name": r.name, "value": r.value, "bound": r.threshold,
+                     "passed": r.passed} for r in d.checks],
+            traffic_percent=d.percent, actor=self.actor,
+        )  # fmt: skip
+        for failure in self.notifier.send(note):  # type: ignore[union-attr]
+            print(f"notification not delivered: {failure}")
+
+    def run(
+        self,
+        max_intervals: int | None = None,
+        progress: Callable[[Decision], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Decision:
+        """Interval after interval until promote, hold or rollback (or ``max_intervals``)."""
+        count = 0
+        while True:
+            d = self.step()
+            count += 1
+            if progress is not None:
+                progress(d)
+            if d.decision in FINAL or (max_intervals is not None and count >= max_intervals):
+                return d
+            sleep(self.spec.interval_seconds)

@@ -1,0 +1,170 @@
+"""The analysis loop on a canary held in the fake API server (KServe semantics), with scripted
+metrics: each fault ends rolled back or held, a healthy candidate is stepped up and promoted."""
+
+import numpy as np
+import pytest
+
+from conveyor.errors import BadInputError
+from conveyor.registry import ModelRegistry
+from conveyor.rollout import actions
+from conveyor.rollout.analysis import ANALYSIS, Analysis
+from conveyor.rollout.cluster import KubeCluster
+from conveyor.rollout.metrics import StaticMetrics
+from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
+from conveyor.serving import inference as inf
+from conveyor.serving.inference import Change, ServedModel
+from tests.fakes.kube_api import traffic_split
+
+pytestmark = pytest.mark.integration
+
+V1 = ServedModel("fraud", "1", "s3://models/1/artifacts/serving", "a" * 64)
+V2 = ServedModel("fraud", "2", "s3://models/2/artifacts/serving", "b" * 64)
+NEW, OLD = "fraud-predictor-00002", "fraud-predictor-00001"
+
+
+def split(api) -> dict[str, int]:
+    return traffic_split(api, "models", "fraud")
+
+
+def plan(**analysis) -> RolloutPlan:
+    checks = [
+        CheckSpec(name="error_rate", query='err{rev="{{ revision }}"}', op="above",
+                  threshold=0.01),
+        CheckSpec(name="latency_p99", query='p99{rev="{{ revision }}",w="{{ interval }}"}',
+                  op="ratio_above", threshold=2.0, window_intervals=3, alert=True),
+        CheckSpec(name="score_psi", op="psi_above", threshold=0.2, on_fail="hold"),
+    ]  # fmt: skip
+    spec = {"interval_seconds": 10, "requests_query": 'req{rev="{{ revision }}"}',
+            "min_requests": 20, "checks": checks, **analysis}  # fmt: skip
+    return RolloutPlan(analysis=AnalysisSpec(**spec))
+
+
+def metrics(err=0.0, p99_new=0.1, p99_old=0.1, req=100.0) -> StaticMetrics:
+    return StaticMetrics({
+        f'err{{rev="{NEW}"}}': err,
+        f'p99{{rev="{NEW}",w="30s"}}': p99_new,
+        f'p99{{rev="{OLD}",w="30s"}}': p99_old,
+        f'req{{rev="{NEW}"}}': req,
+    })  # fmt: skip
+
+
+class Scores:
+    def __init__(self, shift: float = 0.0) -> None:
+        rng = np.random.default_rng(0)
+        self.old = rng.beta(2, 8, 2000)
+        self.new = np.clip(rng.beta(2, 8, 2000) + shift, 0, 1)
+
+    def scores(self, role: str) -> np.ndarray:
+        return self.new if role == "candidate" else self.old
+
+
+@pytest.fixture
+def canary(fake_kube) -> KubeCluster:
+    cluster = KubeCluster()
+    actions.deploy(cluster, "fraud", V1, 0, Change("deploy", "baseline", "t"))
+    actions.deploy(cluster, "fraud", V2, 5, Change("canary", "test", "t"))
+    return cluster
+
+
+def test_healthy_candidate_is_stepped_up_and_promoted(fake_kube, canary) -> None:
+    seen = []
+    analysis = Analysis(canary, "fraud", plan(), metrics(), scores=Scores())
+    final = analysis.run(
+        progress=lambda d: seen.append((d.decision, d.percent)), sleep=lambda s: None
+    )
+    assert seen == [("step_up", 25), ("step_up", 50), ("promote", 50)]
+    assert final.decision == "promote"
+    assert split(fake_kube) == {NEW: 100}
+    reasons = [e["reason"] for e in fake_kube.events("models")]
+    assert reasons[-4:] == ["CanaryStep", "AnalysisStepUp", "Promoted", "AnalysisPromote"]
+    assert "all checks passed" in final.reason and "score_psi" in final.reason
+
+
+def test_error_rate_fault_rolls_back_within_two_intervals(fake_kube, canary) -> None:
+    analysis = Analysis(canary, "fraud", plan(), metrics(err=0.05))
+    first = analysis.step()
+    assert first.decision == "continue" and "(1/2)" in first.reason
+    assert split(fake_kube) == {NEW: 5, OLD: 95}
+    second = analysis.step()
+    assert second.decision == "rollback"
+    assert "error_rate 0.05 (fails > 0.01): FAILED for 2 interval(s)" in second.reason
+    assert split(fake_kube) == {OLD: 100}
+    event = fake_kube.events("models")[-1]
+    assert event["reason"] == "AnalysisRollback" and event["type"] == "Warning"
+
+
+def test_latency_against_the_champion_rolls_back(fake_kube, canary) -> None:
+    final = Analysis(canary, "fraud", plan(), metrics(p99_new=0.3, p99_old=0.1)).run(
+        sleep=lambda s: None
+    )
+    assert final.decision == "rollback" and final.interval == 2
+    assert "3.00x (bound 2x)" in final.reason
+    assert split(fake_kube) == {OLD: 100}
+
+
+def test_score_drift_holds_for_a_person(fake_kube, canary) -> None:
+    final = Analysis(canary, "fraud", plan(), metrics(), scores=Scores(shift=0.3)).run(
+        sleep=lambda s: None
+    )
+    assert final.decision == "hold"
+    obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
+    assert obj["metadata"]["annotations"][inf.PHASE] == "Held"
+    assert split(fake_kube) == {NEW: 5, OLD: 95}  # traffic untouched, waiting for a person
+    again = Analysis(canary, "fraud", plan(), metrics(), scores=Scores()).step()
+    assert again.decision == "hold" and "waiting for a person" in again.reason
+
+
+def test_no_traffic_is_inconclusive_never_healthy(fake_kube, canary) -> None:
+    final = Analysis(canary, "fraud", plan(max_inconclusive=3), metrics(req=0)).run(
+        sleep=lambda s: None
+    )
+    assert final.decision == "hold" and final.interval == 3
+    assert "0 candidate requests in the interval < min 20" in final.reason
+    assert split(fake_kube) == {NEW: 5, OLD: 95}
+
+
+def test_metrics_backend_down_holds_and_never_promotes(fake_kube, canary) -> None:
+    down = metrics()
+    down.down = True
+    final = Analysis(canary, "fraud", plan(max_inconclusive=2), down).run(sleep=lambda s: None)
+    assert final.decision == "hold" and "metrics backend unreachable" in final.reason
+    assert split(fake_kube) == {NEW: 5, OLD: 95}
+
+
+def test_once_keeps_state_between_runs_in_the_annotation(fake_kube, canary) -> None:
+    # cron style: a fresh Analysis object per interval reads the state back
+    assert Analysis(canary, "fraud", plan(), metrics(err=0.05)).step().decision == "continue"
+    obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
+    assert '"error_rate": 1' in obj["metadata"]["annotations"][ANALYSIS]
+    assert Analysis(canary, "fraud", plan(), metrics(err=0.05)).step().decision == "rollback"
+
+
+def test_a_recovered_check_resets_its_count(fake_kube, canary) -> None:
+    flaky = metrics()
+    flaky.script[f'err{{rev="{NEW}"}}'] = [0.05, 0.0, 0.05, 0.0]
+    analysis = Analysis(canary, "fraud", plan(checks_per_step=3), flaky)
+    decisions = [analysis.step().decision for _ in range(4)]
+    assert "rollback" not in decisions
+
+
+def test_analysis_needs_a_running_canary(fake_kube) -> None:
+    cluster = KubeCluster()
+    actions.deploy(cluster, "fraud", V1, 0, Change("deploy", "baseline", "t"))
+    with pytest.raises(BadInputError, match="no canary in progress"):
+        Analysis(cluster, "fraud", plan(), metrics()).step()
+
+
+def test_registry_follows_the_decision(fake_kube, registry_uri, fraud_models) -> None:
+    registry = ModelRegistry(registry_uri)
+    registry.promote("fraud", "1", "baseline")
+    cluster = KubeCluster()
+    rows = {v: ServedModel.from_version(registry.get("fraud", v)) for v in ("1", "2")}
+    actions.deploy(cluster, "fraud", rows["1"], 0, Change("deploy", "baseline", "t"))
+    actions.deploy(cluster, "fraud", rows["2"], 50, Change("canary", "test", "t"))
+    final = Analysis(cluster, "fraud", plan(), metrics(), registry=registry).run(
+        sleep=lambda s: None
+    )
+    assert final.decision == "promote"
+    v2 = registry.get("fraud", "2")
+    assert "champion" in v2["aliases"]
+    assert any(k.startswith("conveyor.analysis.") for k in v2["tags"])
