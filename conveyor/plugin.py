@@ -31,8 +31,11 @@ EPILOG = """examples:
   kubectl conveyor shadow fraud --version 8 --percent 20
   kubectl conveyor shadow fraud --off
   kubectl conveyor canary fraud --version 7 --percent 10 --dry-run -o yaml
+  kubectl conveyor analyze fraud --plan rollout.yaml --prometheus http://prometheus:9090
+  kubectl conveyor analyze fraud --plan rollout.yaml --once    # one interval, for cron or CI
 
-exit codes: 0 done, 2 bad input (nothing changed), 6 registry unreachable,
+exit codes: 0 done (analyze: promoted, or --once continuing), 2 bad input (nothing changed),
+3 analyze held the rollout for a person, 4 analyze rolled back, 6 registry unreachable,
 7 Kubernetes API refused or unreachable (nothing changed).
 """
 
@@ -250,6 +253,49 @@ def cmd_shadow(cluster: Cluster, args: argparse.Namespace) -> int:
     return _show(cluster, args, lambda: None)
 
 
+ANALYZE_EXIT = {"promote": 0, "step_up": 0, "continue": 0, "hold": 3, "rollback": 4}
+
+
+def cmd_analyze(cluster: Cluster, args: argparse.Namespace) -> int:
+    """Run the plan's analysis on a running canary: a live line per interval, then the end."""
+    from conveyor.rollout.analysis import Analysis, Decision
+    from conveyor.rollout.plan import RolloutPlan, load_plan
+    from conveyor.rollout.prometheus import PrometheusProvider
+
+    plan = load_plan(args.plan) if args.plan else RolloutPlan()
+    if args.interval is not None:
+        plan.analysis.interval_seconds = args.interval
+    url = args.prometheus or os.environ.get("PROMETHEUS_URL", "")
+    if not url:
+        raise BadInputError("--prometheus URL (or PROMETHEUS_URL) is required for the analysis")
+    registry = None
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri:
+        from conveyor.registry import ModelRegistry
+
+        registry = ModelRegistry(uri)
+    notifier = None
+    if plan.notifications is not None:
+        from conveyor.rollout.notify import notifier_for
+
+        notifier = notifier_for(plan.notifications)
+    analysis = Analysis(
+        cluster, args.name, plan, PrometheusProvider(url), registry=registry,
+        notifier=notifier, actor=_actor(),
+    )  # fmt: skip
+
+    def progress(d: Decision) -> None:
+        if args.output:
+            return
+        sys.stdout.write(d.line() + "\n")
+        sys.stdout.flush()
+
+    final = analysis.run(max_intervals=1 if args.once else None, progress=progress)
+    if args.output:
+        sys.stdout.write(_dump(final.to_dict(), args.output))
+    return ANALYZE_EXIT[final.decision]
+
+
 def _percent(text: str) -> int:
     try:
         value = int(text)
@@ -312,6 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--version", help="registered version to shadow")
     s.add_argument("--percent", type=float, default=10.0, help="mirrored share (default 10)")
     s.add_argument("--off", action="store_true", help="stop mirroring and remove the shadow")
+    a = sub.add_parser(
+        "analyze", parents=[common], help="judge the running canary from online metrics: step "
+        "up, promote, hold or roll back, one line per interval",
+        description="Run the rollout plan's analysis until promote, hold or rollback.",
+    )  # fmt: skip
+    a.add_argument("name", help="InferenceService name")
+    a.add_argument("--plan", help="rollout plan YAML (default: the built-in plan)")
+    a.add_argument("--prometheus", help="Prometheus URL (default: PROMETHEUS_URL)")
+    a.add_argument("--once", action="store_true", help="one interval, then exit (cron or CI)")
+    a.add_argument("--interval", type=float, help="override the plan's interval, in seconds")
+    a.add_argument(
+        "--tracking-uri", default="", help="MLflow registry (default: MLFLOW_TRACKING_URI)"
+    )
     return parser
 
 
@@ -321,6 +380,7 @@ VERBS: dict[str, Callable[[Cluster, argparse.Namespace], int]] = {
     "promote": cmd_promote,
     "rollback": cmd_rollback,
     "shadow": cmd_shadow,
+    "analyze": cmd_analyze,
 }
 
 

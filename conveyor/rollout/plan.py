@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from conveyor.config import StrictModel, load_model
+from conveyor.rollout.notify import NotificationSpec
 from conveyor.serving.inference import Resources
 from conveyor.serving.smoke import SmokePolicy
 
@@ -103,6 +104,7 @@ class RolloutPlan(StrictModel):
     service_account: str = "conveyor-model"
     tag_routing: bool = True
     analysis: AnalysisSpec = AnalysisSpec()
+    notifications: NotificationSpec | None = None
 
     @field_validator("steps")
     @classmethod

@@ -43,16 +43,71 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Faults:
+    """Fault injection for local rollout scenarios only (``conveyor rollout-sim``): off unless
+    the CONVEYOR_FAULT_* variables are set by the scenario that starts the server."""
+
+    def __init__(self, error_rate: float = 0.0, latency_ms: float = 0.0, shift: float = 0.0):
+        import random
+
+        self.error_rate, self.latency_ms, self.score_shift = error_rate, latency_ms, shift
+        self.random = random.Random(7)
+
+    @classmethod
+    def from_env(cls) -> "Faults":
+        env = os.environ
+        return cls(
+            float(env.get("CONVEYOR_FAULT_ERROR_RATE", 0) or 0),
+            float(env.get("CONVEYOR_FAULT_LATENCY_MS", 0) or 0),
+            float(env.get("CONVEYOR_FAULT_SCORE_SHIFT", 0) or 0),
+        )
+
+    def apply_before(self) -> None:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000.0)
+        if self.error_rate and self.random.random() < self.error_rate:
+            from kserve.errors import InferenceError
+
+            raise InferenceError("injected fault: CONVEYOR_FAULT_ERROR_RATE")
+
+    def shift(self, proba: Any) -> Any:
+        if not self.score_shift:
+            return proba
+        import numpy as np
+
+        pos = np.clip(proba[:, 1] + self.score_shift, 0.0, 1.0)
+        return np.column_stack([1.0 - pos, pos])
+
+
 def _model_class() -> type:
     """Build the kserve.Model subclass lazily: importing kserve parses sys.argv and is slow."""
     import numpy as np
     import pandas as pd
     from kserve import Model
-    from kserve.errors import InvalidInput
+    from kserve.errors import InferenceError, InvalidInput
     from kserve.protocol.infer_type import InferRequest, InferResponse
     from kserve.utils.utils import get_predict_input, get_predict_response
+    from prometheus_client import Counter, Histogram
 
     from conveyor.training import load_model
+
+    # Exposed on the server's /metrics (kserve serves prometheus_client's default registry):
+    # what the rollout analysis reads locally, per model version.
+    requests = Counter(
+        "conveyor_requests", "Predict requests by outcome", ["model", "version", "code"]
+    )
+    seconds = Histogram(
+        "conveyor_request_seconds", "Predict latency", ["model", "version"],
+        buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75,
+                 1.0, 2.0, 5.0),
+    )  # fmt: skip
+    score = Histogram(
+        "conveyor_prediction_score",
+        "Positive-class scores",
+        ["model", "version"],
+        buckets=tuple(round(0.05 * i, 2) for i in range(1, 21)),
+    )
+    faults = Faults.from_env()
 
     class ConveyorModel(Model):
         """Positive-class probabilities (``predict_proba``, as PREDICT_PROBA=true on the
@@ -115,11 +170,32 @@ def _model_class() -> type:
             headers: dict[str, str] | None = None,
             response_headers: dict[str, str] | None = None,
         ) -> dict | InferResponse:
-            frame = self._frame(payload)
-            if len(frame) == 0:
-                result = np.empty((0, 2))
-            else:
-                result = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+            import time
+
+            start = time.perf_counter()
+            labels = {"model": self.name, "version": self.version}
+            try:
+                frame = self._frame(payload)
+                faults.apply_before()
+                if len(frame) == 0:
+                    result = np.empty((0, 2))
+                else:
+                    result = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+                    result = faults.shift(result)
+            except InvalidInput:
+                requests.labels(**labels, code="400").inc()
+                raise
+            except Exception as exc:
+                # A clean 500 (kserve's InferenceError handler): an unhandled exception would
+                # also drop the keep-alive connection under the caller.
+                requests.labels(**labels, code="500").inc()
+                if isinstance(exc, InferenceError):
+                    raise
+                raise InferenceError(f"{type(exc).__name__}: {exc}") from exc
+            requests.labels(**labels, code="200").inc()
+            seconds.labels(**labels).observe(time.perf_counter() - start)
+            for value in result[:, 1] if len(result) else ():
+                score.labels(**labels).observe(float(value))
             response = get_predict_response(payload, result, self.name)
             if isinstance(response, InferResponse):
                 response.model_version = self.version
@@ -183,8 +259,10 @@ class LocalServer:
         port: int | None = None,
         log: str | Path | None = None,
         max_batch: int = MAX_BATCH_ROWS,
+        faults: dict[str, float] | None = None,
     ) -> None:
         self.model_dir, self.name, self.version = Path(model_dir), name, str(version)
+        self.faults = faults or {}
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log = Path(log) if log else None
@@ -201,6 +279,10 @@ class LocalServer:
         # One OpenMP thread: a single-row predict gains nothing from threads, and spinning
         # OpenMP workers on a busy machine turned 12 ms calls into seconds (measured here).
         env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
+        for key in ("error_rate", "latency_ms", "score_shift"):
+            env.pop(f"CONVEYOR_FAULT_{key.upper()}", None)
+            if self.faults.get(key):
+                env[f"CONVEYOR_FAULT_{key.upper()}"] = str(self.faults[key])
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         if self.log:
             out.close()  # type: ignore[union-attr]

@@ -168,3 +168,15 @@ def test_registry_follows_the_decision(fake_kube, registry_uri, fraud_models) ->
     v2 = registry.get("fraud", "2")
     assert "champion" in v2["aliases"]
     assert any(k.startswith("conveyor.analysis.") for k in v2["tags"])
+
+
+def test_rollback_and_promotion_are_notified(fake_kube, canary) -> None:
+    from conveyor.rollout.notify import MemoryNotifier
+
+    sent = MemoryNotifier()
+    Analysis(canary, "fraud", plan(), metrics(err=0.05), notifier=sent).run(sleep=lambda s: None)
+    [note] = sent.sent
+    payload = note.to_json()
+    assert payload["kind"] == "rollout.rollback" and payload["version"] == "2"
+    assert payload["champion_version"] == "1"
+    assert any(c["name"] == "error_rate" and c["status"] == "failed" for c in payload["checks"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conveyor.registry import ModelRegistry
-from conveyor.serving.client import ModelClient
+from conveyor.serving.client import ModelClient, v1_payload
 from conveyor.serving.release import serve_and_check
 from conveyor.serving.replay import render_markdown as replay_md
 from conveyor.serving.replay import shadow_replay
@@ -140,3 +140,27 @@ def test_a_taken_port_is_never_mistaken_for_this_model(servers, fraud_models) ->
     intruder = LocalServer(fraud_models.dirs["2"], "fraud", "2", port=one.port)
     with pytest.raises(ServingError, match="exited with code"):
         intruder.start(timeout=60)
+
+
+def test_metrics_and_injected_faults(fraud_models) -> None:
+    """/metrics counts outcomes and scores per version; faults are off unless a scenario asks."""
+    import httpx
+
+    spec = fraud_models.spec
+    rows = fraud_models.rows[spec["numeric"] + spec["categorical"]].head(30)
+    faults = {"error_rate": 0.5, "score_shift": 0.4}
+    with (
+        LocalServer(fraud_models.dirs["2"], "fraud", "2", faults=faults) as bad,
+        ModelClient(bad.url, "fraud") as client,
+    ):
+        codes = [client.v1(v1_payload(rows.iloc[[i]])).status for i in range(30)]
+        reply, scores = client.predict(rows.head(3))
+        text = httpx.get(f"{bad.url}/metrics").text
+    assert set(codes) == {200, 500} and codes.count(500) >= 5
+    assert reply.status in (200, 500)
+    if reply.ok:
+        assert (scores >= 0.4).all()  # shifted
+    ok, failed = codes.count(200) + reply.ok, codes.count(500) + (not reply.ok)
+    assert f'conveyor_requests_total{{code="200",model="fraud",version="2"}} {ok}.0' in text
+    assert f'conveyor_requests_total{{code="500",model="fraud",version="2"}} {failed}.0' in text
+    assert 'conveyor_prediction_score_bucket{le="0.05",model="fraud",version="2"}' in text

@@ -1,0 +1,457 @@
+"""Rollout notifications: every hold, rollback and promotion reaches people.
+
+A ``Notification`` is rendered as a generic JSON document (``to_json``) for plain webhooks and as
+a Slack Block Kit message (``to_slack``) for a Slack incoming webhook. Delivery never raises:
+``send`` returns the failures as messages, so a chat outage can never block a rollback.
+
+The Slack webhook URL is a secret: a plan names only the environment variable that holds it
+(``slack_webhook_env``), and messages, errors and ``repr`` name that variable, never the URL.
+"""
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, get_args
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from conveyor.config import StrictModel
+from conveyor.errors import BadInputError
+
+Action = Literal["hold", "rollback", "promote", "step", "start"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+DEFAULT_ON: tuple[Action, ...] = ("hold", "rollback", "promote")
+EMOJI = {"promote": "✅", "hold": "⏸", "rollback": "⏪", "step": "⏩", "start": "🚀"}
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Slack Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
+SLACK_SECTION_TEXT = 3000
+SLACK_HEADER_TEXT = 150
+SLACK_FIELD_TEXT = 2000
+SLACK_MAX_BLOCKS = 50
+
+
+class NotificationSpec(StrictModel):
+    """Where rollout notifications go and which actions are sent."""
+
+    # A misplaced secret must not be echoed back by a validation error.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    webhooks: list[str] = Field(
+        default_factory=list, description="http(s) URLs that receive the generic JSON payload"
+    )
+    slack_webhook_env: str | None = Field(
+        None, description="NAME of the environment variable holding the Slack webhook URL"
+    )
+    timeout_s: float = Field(5.0, gt=0)
+    on: list[Action] = Field(default_factory=lambda: list(DEFAULT_ON))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _env_name_not_url(cls, data: Any) -> Any:
+        # Checked before field validation so the error never quotes the value (it may be the URL).
+        name = data.get("slack_webhook_env") if isinstance(data, dict) else None
+        if isinstance(name, str) and not ENV_NAME.match(name):
+            raise ValueError(
+                "slack_webhook_env must be the NAME of an environment variable (letters, digits, "
+                "underscores) that holds the Slack webhook URL, never the URL itself"
+            )
+        return data
+
+    @field_validator("webhooks")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for i, url in enumerate(urls):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+                raise ValueError(f"webhooks[{i}] must be an http(s) URL with a host, got {got}")
+        return urls
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe scalar: numpy scalars unwrapped, NaN is "no data" (None), inf as text."""
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _check(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """One check with stable keys; ``passed`` None (or "no data") means no data."""
+    passed = raw.get("passed")
+    if passed is None or passed == "no data":
+        passed, status = None, "no data"
+    else:
+        passed = bool(passed)
+        status = "passed" if passed else "failed"
+    return {
+        "name": str(raw.get("name", "?")),
+        "value": _plain(raw.get("value")),
+        "bound": _plain(raw.get("bound")),
+        "passed": passed,
+        "status": status,
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "no data"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mrkdwn(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@dataclass
+class Notification:
+    """What happened to a rollout, to whom and why (``reason`` is one line)."""
+
+    action: str
+    inference_service: str
+    namespace: str
+    model: str
+    version: str
+    champion_version: str | None
+    reason: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    traffic_percent: int | None = None
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    actor: str = "conveyor"
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise BadInputError(
+                f"notification action {self.action!r} is not one of {', '.join(ACTIONS)}"
+            )
+        self.reason = " ".join(str(self.reason).split())
+        if self.champion_version == "":
+            self.champion_version = None  # a first release has no champion
+
+    @property
+    def kind(self) -> str:
+        return f"rollout.{self.action}"
+
+    def normalised_checks(self) -> list[dict[str, Any]]:
+        return [_check(c) for c in self.checks]
+
+    def to_json(self) -> dict[str, Any]:
+        """The generic webhook payload (stable keys)."""
+        return {
+            "source": "conveyor",
+            "kind": self.kind,
+            "action": self.action,
+            "inference_service": self.inference_service,
+            "namespace": self.namespace,
+            "model": self.model,
+            "version": str(self.version),
+            "champion_version": None
+            if self.champion_version is None
+            else str(self.champion_version),
+            "traffic_percent": self.traffic_percent,
+            "reason": self.reason,
+            "checks": self.normalised_checks(),
+            "at": self.at,
+            "actor": self.actor,
+        }
+
+    def _summary(self) -> str:
+        title = self.action.capitalize()
+        return f"{EMOJI[self.action]} {title}: {self.model} v{self.version}"
+
+    def to_slack(self) -> dict[str, Any]:
+        """A Slack incoming-webhook payload: ``text`` fallback plus Block Kit ``blocks``."""
+        where = f"{self.namespace}/{self.inference_service}"
+        champion = f"champion v{self.champion_version}" if self.champion_version else "no champion"
+        traffic = "n/a" if self.traffic_percent is None else f"{self.traffic_percent} %"
+        fields = [
+            ("Service", where),
+            ("Model", self.model),
+            ("Version", f"v{self.version} vs {champion}"),
+            ("Candidate traffic", traffic),
+        ]
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": _clip(self._summary(), SLACK_HEADER_TEXT),
+                    "emoji": True,
+                },
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _clip(_mrkdwn(self.reason) or "(no reason given)", SLACK_SECTION_TEXT),
+                },
+                "fields": [
+                    {
+                        "type": "mrkdwn",
+                        "text": _clip(f"*{name}*\n{_mrkdwn(value)}", SLACK_FIELD_TEXT),
+                    }
+                    for name, value in fields
+                ],
+            },
+        ]
+        checks_text = self._checks_text()
+        if checks_text:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": checks_text}})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": _clip(
+                            _mrkdwn(f"{self.kind} by {self.actor} at {self.at} · conveyor"),
+                            SLACK_SECTION_TEXT,
+                        ),
+                    }
+                ],
+            }
+        )
+        text = _mrkdwn(f"{self._summary()} on {where}: {self.reason}")
+        return {"text": _clip(text, SLACK_SECTION_TEXT), "blocks": blocks[:SLACK_MAX_BLOCKS]}
+
+    def _checks_text(self) -> str:
+        """Failing and no-data checks with value vs bound, clipped to one section's limit."""
+        checks = self.normalised_checks()
+        if not checks:
+            return ""
+        bad = [c for c in checks if c["status"] != "passed"]
+        if not bad:
+            return f"*All {len(checks)} checks passed*"
+        failed = sum(1 for c in bad if c["status"] == "failed")
+        head = f"*Failing checks: {failed} of {len(checks)}*"
+        if failed != len(bad):
+            head += f" ({len(bad) - failed} with no data)"
+        lines = [head]
+        for i, c in enumerate(bad):
+            mark = "❌" if c["status"] == "failed" else "❔"
+            line = _mrkdwn(f"{mark} `{c['name']}`: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}")
+            more = f"… and {len(bad) - i} more"
+            if sum(len(x) + 1 for x in lines) + len(line) + len(more) + 2 > SLACK_SECTION_TEXT:
+                lines.append(more)
+                break
+            lines.append(line)
+        return _clip("\n".join(lines), SLACK_SECTION_TEXT)
+
+
+class Notifier(Protocol):
+    """Delivers a notification; returns the delivery failures (empty: all delivered)."""
+
+    def send(self, n: Notification) -> list[str]: ...
+
+
+RETRYABLE = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+def _deliver(
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    destination: str,
+    timeout: float,
+    backoff_s: float,
+    secrets: Sequence[str],
+) -> str | None:
+    """POST ``payload`` as JSON; one retry after ``backoff_s`` on connection errors and 5xx.
+
+    Returns None when delivered, else one line naming the destination and what went wrong;
+    never raises (anything in ``secrets`` is redacted from the line)."""
+    problem, attempts = "not sent", 0
+    try:
+        body = json.dumps(payload, default=str).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "conveyor-notify"}
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            for attempt in range(2):
+                attempts = attempt + 1
+                try:
+                    resp = client.post(url, content=body, headers=headers)
+                except RETRYABLE as exc:
+                    problem, retry = _exc_text(exc), True
+                else:
+                    if resp.is_success:
+                        return None
+                    snippet = " ".join(resp.text.split())[:120]
+                    problem = f"HTTP {resp.status_code}" + (f" {snippet}" if snippet else "")
+                    retry = resp.status_code >= 500
+                if not retry or attempt:
+                    break
+                time.sleep(backoff_s)
+    except Exception as exc:
+        problem = _exc_text(exc)
+    tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+    return f"{destination}: {_scrub(problem, secrets)}{tries}"
+
+
+def _exc_text(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split())[:160]
+    return type(exc).__name__ + (f": {detail}" if detail else "")
+
+
+def _redacted(url: str) -> str:
+    """A webhook URL without credentials or query string (it may carry tokens)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+class WebhookNotifier:
+    """POSTs the generic JSON payload (``Notification.to_json``) to one URL."""
+
+    def __init__(self, url: str, timeout: float = 5.0, *, backoff_s: float = 0.5) -> None:
+        self._url, self.timeout, self.backoff_s = url, timeout, backoff_s
+        self.destination = f"webhook {_redacted(url)}"
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier({_redacted(self._url)!r}, timeout={self.timeout:g})"
+
+    def send(self, n: Notification) -> list[str]:
+        parts = urlsplit(self._url)
+        secrets = [s for s in (parts.query, parts.password or "") if s]
+        try:
+            payload = n.to_json()
+        except Exception as exc:
+            return [f"{self.destination}: could not build the payload ({_exc_text(exc)})"]
+        failure = _deliver(
+            self._url, payload, destination=self.destination, timeout=self.timeout,
+            backoff_s=self.backoff_s, secrets=secrets,
+        )  # fmt: skip
+        return [failure] if failure else []
+
+
+class SlackNotifier:
+    """POSTs ``Notification.to_slack`` to a Slack incoming webhook. The URL is a secret: it is
+    never part of ``repr`` or of a failure message, which name ``$env_name`` instead."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 5.0,
+        *,
+        env_name: str | None = None,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self._url, self.timeout, self.backoff_s = url, timeout, backoff_s
+        self.destination = f"slack webhook from ${env_name}" if env_name else "slack webhook"
+
+    def __repr__(self) -> str:
+        return f"SlackNotifier(<{self.destination}>, timeout={self.timeout:g})"
+
+    def send(self, n: Notification) -> list[str]:
+        parts = urlsplit(self._url)
+        secrets = [self._url, parts.path, parts.query, parts.password or ""]
+        try:
+            payload = n.to_slack()
+        except Exception as exc:
+            return [f"{self.destination}: could not build the payload ({type(exc).__name__})"]
+        failure = _deliver(
+            self._url, payload, destination=self.destination, timeout=self.timeout,
+            backoff_s=self.backoff_s, secrets=secrets,
+        )  # fmt: skip
+        return [failure] if failure else []
+
+
+class _Unavailable:
+    """A destination that could not be built (e.g. its env var is unset): every send reports it."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def __repr__(self) -> str:
+        return f"Unavailable({self.problem!r})"
+
+    def send(self, n: Notification) -> list[str]:
+        return [self.problem]
+
+
+class MultiNotifier:
+    """Sends to every notifier (all are tried even when one fails); with ``on``, only those
+    actions are sent and others are skipped (no failure)."""
+
+    def __init__(self, notifiers: Iterable[Notifier], on: Collection[str] | None = None) -> None:
+        self.notifiers = list(notifiers)
+        self.on = None if on is None else frozenset(on)
+
+    def __repr__(self) -> str:
+        on = "" if self.on is None else f", on={sorted(self.on)}"
+        return f"MultiNotifier({self.notifiers!r}{on})"
+
+    def send(self, n: Notification) -> list[str]:
+        if self.on is not None and n.action not in self.on:
+            return []
+        failures: list[str] = []
+        for notifier in self.notifiers:
+            try:
+                failures.extend(notifier.send(n))
+            except Exception as exc:  # a third-party notifier must not block a rollback either
+                failures.append(f"{type(notifier).__name__}: {type(exc).__name__}")
+        return failures
+
+
+class MemoryNotifier:
+    """Test double: records every notification; ``failures`` are returned by each send."""
+
+    def __init__(self, failures: Sequence[str] = ()) -> None:
+        self.sent: list[Notification] = []
+        self.failures = list(failures)
+
+    def send(self, n: Notification) -> list[str]:
+        self.sent.append(n)
+        return list(self.failures)
+
+
+def notifier_for(
+    spec: NotificationSpec,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    backoff_s: float = 0.5,
+) -> MultiNotifier:
+    """The notifier a spec describes. A missing Slack env var is reported by every ``send``
+    (a rollout goes on without chat rather than failing at start)."""
+    notifiers: list[Notifier] = [
+        WebhookNotifier(url, spec.timeout_s, backoff_s=backoff_s) for url in spec.webhooks
+    ]
+    name = spec.slack_webhook_env
+    if name:
+        url = (environ.get(name) or "").strip()
+        if not url:
+            notifiers.append(_Unavailable(f"slack webhook env ${name} is not set"))
+        elif urlsplit(url).scheme not in ("http", "https"):
+            notifiers.append(
+                _Unavailable(f"slack webhook env ${name} does not hold an http(s) URL")
+            )
+        else:
+            notifiers.append(SlackNotifier(url, spec.timeout_s, env_name=name, backoff_s=backoff_s))
+    return MultiNotifier(notifiers, on=spec.on)

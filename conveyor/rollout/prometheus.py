@@ -1,0 +1,204 @@
+"""Prometheus as the rollout's metrics provider (Flagger's ``prometheus`` provider, for models).
+
+One instant query over the HTTP API (``GET /api/v1/query``) answers one check with one number.
+The failure modes are kept apart because the analysis treats them differently:
+
+* a query that is wrong (PromQL syntax, or several series where one number is needed) raises
+  ``MetricsError``: retrying cannot help, the plan must be fixed;
+* a Prometheus that cannot be reached, times out or answers 5xx raises ``MetricsUnavailable``:
+  the interval is inconclusive and the rollout holds, it never promotes on missing evidence;
+* no data (no series, NaN, ±Inf) is ``None``, which the analysis also never counts as healthy.
+"""
+
+import math
+import re
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from conveyor.rollout.metrics import MetricsError, MetricsUnavailable
+
+DEFAULT_TIMEOUT = 5.0
+
+# `{{ name }}` as Flagger's metric templates write it; anything between the braces is captured so
+# that an unknown form (`{{ variables.x }}`, `{{ }}`) is reported instead of sent as PromQL.
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+def render(template: str, **labels: object) -> str:
+    """Fill ``{{ name }}`` placeholders (``namespace``, ``target``, ``revision``, ``interval``,
+    ``version``, ...) in a PromQL template.
+
+    An unfilled placeholder raises ``MetricsError`` naming it: sent as is, ``{{ revision }}``
+    would be a PromQL syntax error at best and, inside a label matcher, a query that silently
+    matches nothing (``None``, inconclusive) at worst. Extra labels are ignored, so every check
+    can be rendered with the same full set.
+    """
+    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - labels.keys())
+    if missing:
+        names = ", ".join(f"{{{{ {name} }}}}" for name in missing)
+        given = ", ".join(sorted(labels)) or "none"
+        verb = "is" if len(missing) == 1 else "are"
+        raise MetricsError(
+            f"query template {template!r} uses {names}, which {verb} not provided "
+            f"(provided: {given})"
+        )
+    return _PLACEHOLDER.sub(lambda m: str(labels[m.group(1)]), template)
+
+
+class PrometheusProvider:
+    """``MetricsProvider`` over a Prometheus server's HTTP API.
+
+    ``url`` is the server's base URL (``http://prometheus.monitoring:9090``, or with the path
+    prefix of ``--web.route-prefix`` / a proxy). ``client`` lets callers pass their own
+    ``httpx.Client`` (auth headers, TLS, a test transport); the provider then never closes it.
+    """
+
+    def __init__(
+        self, url: str, timeout: float = DEFAULT_TIMEOUT, client: httpx.Client | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PrometheusProvider({self.url!r}, timeout={self.timeout})"
+
+    # ------------------------------------------------------------------ querying
+
+    def query(self, expr: str) -> float | None:
+        """The query's one number now, or ``None`` for no data (see the module docstring)."""
+        response = self._get(expr)
+        body = self._json(response, expr)
+        status = response.status_code
+        if status in (400, 422) or (status < 300 and body.get("status") == "error"):
+            # 400 bad_data: the PromQL does not parse; 422 execution: it parses but cannot be
+            # evaluated (e.g. duplicate series on one side of a one-to-one match).
+            kind = body.get("errorType") or "bad query"
+            error = body.get("error") or response.text[:200]
+            raise MetricsError(f"Prometheus rejected the query {expr!r} ({kind}): {error}")
+        if status >= 500:
+            # 503 is also how Prometheus reports a query timeout or cancellation: overload, not
+            # a wrong query, so it is inconclusive like any other server error.
+            raise MetricsUnavailable(
+                f"Prometheus at {self.url} answered HTTP {status} to {expr!r}: "
+                f"{body.get('error') or response.reason_phrase}; check that the server is "
+                "healthy and not overloaded (its /-/ready endpoint and its logs)"
+            )
+        if status >= 300:
+            raise MetricsUnavailable(
+                f"Prometheus at {self.url} answered HTTP {status} ({response.reason_phrase}) to "
+                f"/api/v1/query; check the URL (the server's base URL, without /graph or "
+                "/api/v1) and any proxy or authentication in front of it"
+            )
+        return self._value(expr, body.get("data") or {})
+
+    def _get(self, expr: str) -> httpx.Response:
+        """GET the query, retrying once at once if the connection itself failed.
+
+        The single retry covers a pooled keep-alive connection the server already closed, or a
+        restart in progress; timeouts are not retried, so a query costs at most ``timeout``
+        per attempt and the analysis interval keeps its pace.
+        """
+        try:
+            try:
+                return self._send(expr)
+            except (httpx.NetworkError, httpx.RemoteProtocolError):
+                return self._send(expr)
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise MetricsUnavailable(
+                f"cannot reach Prometheus at {self.url} ({type(exc).__name__}: {exc}); "
+                "check the URL, that the server is running and that this pod or machine "
+                "can reach it (a port-forward, a NetworkPolicy)"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise MetricsUnavailable(
+                f"Prometheus at {self.url} did not answer {expr!r} within {self.timeout:g}s "
+                f"({type(exc).__name__}); check the server's load, and that nothing between "
+                "here and it drops packets (a firewall)"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise MetricsUnavailable(
+                f"query to Prometheus at {self.url} failed ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _send(self, expr: str) -> httpx.Response:
+        return self._client.get(
+            f"{self.url}/api/v1/query", params={"query": expr}, timeout=self.timeout
+        )
+
+    def _json(self, response: httpx.Response, expr: str) -> dict[str, Any]:
+        """The API's JSON envelope; anything else means the URL is not a Prometheus API."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or (response.status_code < 300 and "data" not in body):
+            if response.status_code >= 500:
+                return {}  # a proxy's 502/504 page: reported as unavailable by the caller
+            raise MetricsUnavailable(
+                f"{self.url}/api/v1/query did not answer with Prometheus API JSON "
+                f"(HTTP {response.status_code}, {response.headers.get('content-type', '?')}); "
+                "check that the URL points at Prometheus itself"
+            )
+        return body
+
+    def _value(self, expr: str, data: dict[str, Any]) -> float | None:
+        kind = data.get("resultType")
+        result = data.get("result")
+        if kind == "scalar":
+            return _number(result[1]) if isinstance(result, list) and len(result) == 2 else None
+        if kind != "vector":
+            raise MetricsError(
+                f"query {expr!r} returns a {kind}, not an instant vector or scalar; a range "
+                "selector like x[5m] must be wrapped in a function, e.g. rate(x[5m])"
+            )
+        series = result or []
+        if not series:
+            return None
+        if len(series) > 1:
+            shown = ", ".join(_series_name(s.get("metric", {})) for s in series[:3])
+            more = ", ..." if len(series) > 3 else ""
+            raise MetricsError(
+                f"query {expr!r} returned {len(series)} series ({shown}{more}) where one number "
+                f"is needed; aggregate it, e.g. sum({expr})"
+            )
+        sample = series[0]
+        if "value" not in sample:
+            raise MetricsError(
+                f"query {expr!r} returns a native histogram, not a number; wrap it, e.g. in "
+                "histogram_quantile(0.99, ...) or histogram_count(...)"
+            )
+        return _number(sample["value"][1])
+
+
+def _number(text: object) -> float | None:
+    """Prometheus sends sample values as strings; NaN and ±Inf mean no usable value."""
+    try:
+        value = float(str(text))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _series_name(metric: dict[str, str]) -> str:
+    name = metric.get("__name__", "")
+    pairs = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
+    return f"{name}{{{pairs}}}"

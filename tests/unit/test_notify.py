@@ -1,0 +1,336 @@
+"""Rollout notifications: payloads, Slack blocks, delivery with one retry, failures reported
+(never raised), and the Slack webhook URL kept out of every message and repr."""
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from conveyor.config import model_from_data
+from conveyor.errors import BadInputError
+from conveyor.rollout.notify import (
+    MemoryNotifier,
+    MultiNotifier,
+    Notification,
+    NotificationSpec,
+    SlackNotifier,
+    WebhookNotifier,
+    notifier_for,
+)
+
+SLACK_PATH = "/services/T000/B000/XXXX"
+TOKEN = "T000/B000/XXXX"
+FAST = 0.01  # retry backoff in tests
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Receiver:
+    """A local HTTP receiver: records requests; ``statuses[path]`` are answered in order
+    (then 200). Error bodies echo the request path, as a careless server might."""
+
+    url: str
+    requests: list[Request] = field(default_factory=list)
+    statuses: dict[str, list[int]] = field(default_factory=dict)
+
+    def bodies(self, path: str) -> list[Any]:
+        return [r.body for r in self.requests if r.path == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            rec.requests.append(
+                Request("POST", self.path, dict(self.headers.items()), json.loads(raw))
+            )
+            queue = rec.statuses.get(self.path, [])
+            status = queue.pop(0) if queue else 200
+            reply = b"ok" if status < 400 else f"error for {self.path}".encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield rec
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=2)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CHECKS = [
+    {"name": "p99_latency_ms", "value": 612.0, "bound": 500.0, "passed": False},
+    {"name": "error_rate", "value": 0.001, "bound": 0.01, "passed": True},
+    {"name": "score_psi", "value": None, "bound": 0.2, "passed": "no data"},
+]
+
+
+def note(action: str = "rollback", **kw: Any) -> Notification:
+    base: dict[str, Any] = {
+        "action": action,
+        "inference_service": "fraud",
+        "namespace": "models",
+        "model": "fraud",
+        "version": "7",
+        "champion_version": "6",
+        "reason": "p99 612 ms > 2x champion 250 ms for 3 intervals",
+        "checks": CHECKS,
+        "traffic_percent": 0 if action == "rollback" else 25,
+        "at": "2026-11-01T12:00:00+00:00",
+        "actor": "conveyor-analysis",
+    }
+    return Notification(**{**base, **kw})
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("action", ["rollback", "hold", "promote"])
+def test_generic_webhook_payload(receiver: Receiver, action: str) -> None:
+    notifier = WebhookNotifier(receiver.url + "/hook", timeout=2)
+    assert notifier.send(note(action)) == []
+    [req] = receiver.requests
+    assert (req.method, req.path) == ("POST", "/hook")
+    assert req.headers["Content-Type"] == "application/json"
+    body = req.body
+    assert list(body) == [
+        "source", "kind", "action", "inference_service", "namespace", "model", "version",
+        "champion_version", "traffic_percent", "reason", "checks", "at", "actor",
+    ]  # fmt: skip
+    assert body["source"] == "conveyor"
+    assert body["kind"] == f"rollout.{action}" and body["action"] == action
+    assert (body["inference_service"], body["namespace"], body["model"]) == (
+        "fraud",
+        "models",
+        "fraud",
+    )
+    assert (body["version"], body["champion_version"]) == ("7", "6")
+    assert body["traffic_percent"] == (0 if action == "rollback" else 25)
+    assert body["reason"] == "p99 612 ms > 2x champion 250 ms for 3 intervals"
+    assert body["at"] == "2026-11-01T12:00:00+00:00" and body["actor"] == "conveyor-analysis"
+    assert body["checks"] == [
+        {"name": "p99_latency_ms", "value": 612.0, "bound": 500.0, "passed": False,
+         "status": "failed"},
+        {"name": "error_rate", "value": 0.001, "bound": 0.01, "passed": True, "status": "passed"},
+        {"name": "score_psi", "value": None, "bound": 0.2, "passed": None, "status": "no data"},
+    ]  # fmt: skip
+
+
+@pytest.mark.unit
+def test_notification_defaults_and_bad_action() -> None:
+    n = Notification("hold", "fraud", "models", "fraud", "7", "", "no data\nfor 2 intervals")
+    assert n.reason == "no data for 2 intervals"  # one line
+    assert n.at.endswith("+00:00") and n.checks == [] and n.traffic_percent is None
+    assert n.to_json()["champion_version"] is None
+    with pytest.raises(BadInputError, match=r"action 'pause' is not one of hold, rollback"):
+        note("pause")
+
+
+@pytest.mark.unit
+def test_slack_payload_lists_failing_checks(receiver: Receiver) -> None:
+    slack = SlackNotifier(receiver.url + SLACK_PATH, timeout=2, env_name="SLACK_URL")
+    assert slack.send(note("rollback")) == []
+    [payload] = receiver.bodies(SLACK_PATH)
+    assert payload["text"].startswith("⏪ Rollback: fraud v7 on models/fraud:")
+    assert "&gt; 2x champion" in payload["text"]  # mrkdwn control characters escaped
+    blocks = payload["blocks"]
+    assert blocks[0]["type"] == "header" and blocks[0]["text"]["text"] == "⏪ Rollback: fraud v7"
+    fields = " ".join(f["text"] for f in blocks[1]["fields"])
+    for part in ("models/fraud", "v7 vs champion v6", "0 %"):
+        assert part in fields
+    checks = blocks[2]["text"]["text"]
+    assert "Failing checks: 1 of 3" in checks
+    assert "❌ `p99_latency_ms`: 612 vs bound 500" in checks
+    assert "❔ `score_psi`: no data vs bound 0.2" in checks
+    assert "error_rate" not in checks  # passing checks are not listed
+    assert note("promote").to_slack()["blocks"][0]["text"]["text"].startswith("✅")
+    assert note("hold").to_slack()["blocks"][0]["text"]["text"].startswith("⏸")
+
+
+@pytest.mark.unit
+def test_slack_payload_stays_within_limits() -> None:
+    many = [
+        {"name": f"check_{i}_" + "x" * 80, "value": i, "bound": 0, "passed": False}
+        for i in range(500)
+    ]
+    payload = note(reason="r" * 5000, checks=many, model="m" * 300).to_slack()
+    assert len(payload["text"]) <= 3000 and len(payload["blocks"]) <= 50
+    assert len(payload["blocks"][0]["text"]["text"]) <= 150
+    for block in payload["blocks"]:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+            assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+    assert "more" in payload["blocks"][2]["text"]["text"].splitlines()[-1]
+
+
+@pytest.mark.unit
+def test_on_filtering_skips_step_by_default(receiver: Receiver) -> None:
+    spec = NotificationSpec(webhooks=[receiver.url + "/hook"])
+    notifier = notifier_for(spec, environ={})
+    assert notifier.send(note("step")) == []
+    assert notifier.send(note("start")) == []
+    assert receiver.requests == []
+    assert notifier.send(note("hold")) == []
+    assert [r.body["kind"] for r in receiver.requests] == ["rollout.hold"]
+    spec = NotificationSpec(webhooks=[receiver.url + "/hook"], on=["step"])
+    assert notifier_for(spec, environ={}).send(note("step")) == []
+    assert receiver.requests[-1].body["kind"] == "rollout.step"
+
+
+@pytest.mark.unit
+def test_5xx_is_retried_once_then_delivered(receiver: Receiver) -> None:
+    receiver.statuses["/hook"] = [500]
+    assert WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note()) == []
+    assert len(receiver.bodies("/hook")) == 2
+
+
+@pytest.mark.unit
+def test_5xx_twice_is_reported_after_two_attempts(receiver: Receiver) -> None:
+    receiver.statuses["/hook"] = [503, 502]
+    [failure] = WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note())
+    assert failure.startswith(f"webhook {receiver.url}/hook: HTTP 502")
+    assert failure.endswith("(after 2 attempts)")
+    assert len(receiver.bodies("/hook")) == 2
+
+
+@pytest.mark.unit
+def test_4xx_is_not_retried_and_is_reported(receiver: Receiver) -> None:
+    receiver.statuses["/hook"] = [400]
+    failures = WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note())
+    assert failures == [f"webhook {receiver.url}/hook: HTTP 400 error for /hook"]
+    assert len(receiver.bodies("/hook")) == 1
+
+
+@pytest.mark.unit
+def test_unreachable_url_is_reported_not_raised() -> None:
+    url = f"http://127.0.0.1:{unused_port()}/hook"
+    [failure] = WebhookNotifier(url, 1, backoff_s=FAST).send(note())
+    assert failure.startswith(f"webhook {url}: ConnectError")
+    assert failure.endswith("(after 2 attempts)")
+
+
+@pytest.mark.unit
+def test_webhook_query_string_is_redacted(receiver: Receiver) -> None:
+    receiver.statuses["/hook?token=sekrit-123"] = [401]
+    notifier = WebhookNotifier(receiver.url + "/hook?token=sekrit-123", 2, backoff_s=FAST)
+    [failure] = notifier.send(note())
+    assert "sekrit-123" not in failure and "sekrit-123" not in repr(notifier)
+    assert failure.startswith(f"webhook {receiver.url}/hook: HTTP 401")
+
+
+@pytest.mark.unit
+def test_slack_url_never_in_failures_or_repr(receiver: Receiver) -> None:
+    env = {"CONVEYOR_SLACK_WEBHOOK": receiver.url + SLACK_PATH}
+    spec = NotificationSpec(slack_webhook_env="CONVEYOR_SLACK_WEBHOOK")
+    notifier = notifier_for(spec, environ=env, backoff_s=FAST)
+    receiver.statuses[SLACK_PATH] = [500, 500, 403]
+    failures = notifier.send(note()) + notifier.send(note())  # 5xx twice, then a 403
+    assert receiver.bodies(SLACK_PATH)[0]["blocks"]  # it was the Slack payload
+    dead = f"http://127.0.0.1:{unused_port()}{SLACK_PATH}"
+    down = SlackNotifier(dead, 1, env_name="CONVEYOR_SLACK_WEBHOOK", backoff_s=FAST)
+    failures += down.send(note())
+    assert len(failures) == 3
+    assert failures[0].startswith("slack webhook from $CONVEYOR_SLACK_WEBHOOK: HTTP 500")
+    assert failures[1].startswith("slack webhook from $CONVEYOR_SLACK_WEBHOOK: HTTP 403")
+    assert "<redacted>" in failures[1]  # the error body echoed the path
+    assert failures[2].startswith("slack webhook from $CONVEYOR_SLACK_WEBHOOK: ConnectError")
+    for text in [*failures, repr(notifier), repr(down), repr(SlackNotifier(dead))]:
+        assert TOKEN not in text and "/services/" not in text, text
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_missing_slack_env_is_reported_on_send(receiver: Receiver, value: str | None) -> None:
+    env = {} if value is None else {"CONVEYOR_SLACK_WEBHOOK": value}
+    spec = NotificationSpec(
+        webhooks=[receiver.url + "/hook"], slack_webhook_env="CONVEYOR_SLACK_WEBHOOK"
+    )
+    notifier = notifier_for(spec, environ=env)  # does not raise at build time
+    assert notifier.send(note()) == ["slack webhook env $CONVEYOR_SLACK_WEBHOOK is not set"]
+    assert len(receiver.bodies("/hook")) == 1  # the other destinations still get it
+
+
+@pytest.mark.unit
+def test_slack_env_not_a_url_is_reported_without_its_value() -> None:
+    spec = NotificationSpec(slack_webhook_env="SLACK")
+    [failure] = notifier_for(spec, environ={"SLACK": "xoxb-T000/B000/XXXX"}).send(note())
+    assert failure == "slack webhook env $SLACK does not hold an http(s) URL"
+
+
+@pytest.mark.unit
+def test_multi_notifier_collects_failures_and_survives_a_raising_notifier() -> None:
+    class Broken:
+        def send(self, n: Notification) -> list[str]:
+            raise RuntimeError("boom")
+
+    first, last = MemoryNotifier(), MemoryNotifier(failures=["memory: down"])
+    multi = MultiNotifier([first, Broken(), last])
+    assert multi.send(note()) == ["Broken: RuntimeError", "memory: down"]
+    assert [n.action for n in first.sent] == [n.action for n in last.sent] == ["rollback"]
+
+
+@pytest.mark.unit
+def test_spec_rejects_non_http_webhook_naming_the_field() -> None:
+    with pytest.raises(BadInputError, match=r"plan: webhooks: Value error, webhooks\[1\] must be"):
+        model_from_data(
+            NotificationSpec, {"webhooks": ["https://ok.example/h", "ftp://x/y"]}, "plan"
+        )
+    with pytest.raises(BadInputError, match=r"got scheme 'ftp'"):
+        model_from_data(NotificationSpec, {"webhooks": ["ftp://x/y"]}, "plan")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"timeout_s": 0}, r"timeout_s: Input should be greater than 0"),
+        ({"on": ["hold", "pause"]}, r"on\.1: Input should be 'hold', 'rollback'"),
+        ({"slack_url": "x"}, r"slack_url: Extra inputs are not permitted"),
+    ],
+)
+def test_spec_validation_names_the_field(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        model_from_data(NotificationSpec, data, "plan")
+
+
+@pytest.mark.unit
+def test_slack_url_in_env_field_is_rejected_without_echoing_it() -> None:
+    url = "https://hooks.slack.com/services/T000/B000/XXXX"
+    with pytest.raises(BadInputError, match=r"slack_webhook_env must be the NAME") as err:
+        model_from_data(NotificationSpec, {"slack_webhook_env": url}, "plan")
+    assert TOKEN not in str(err.value)
+    with pytest.raises(ValueError, match=r"slack_webhook_env must be the NAME") as raw:
+        NotificationSpec(slack_webhook_env=url)
+    assert TOKEN not in str(raw.value)
