@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kfp import compiler
 
+from conveyor.components.analyse_rollout.component import analyse_rollout
 from conveyor.components.deploy_canary.component import deploy_canary
 from conveyor.components.deploy_shadow.component import deploy_shadow
 from conveyor.components.evaluate.component import evaluate
@@ -35,6 +36,7 @@ COMPONENTS = {
     "deploy_shadow": deploy_shadow,
     "promote": promote,
     "rollback": rollback,
+    "analyse_rollout": analyse_rollout,
 }
 EXAMPLE_CONFIG = ROOT / "examples" / "fraud" / "pipeline.yaml"
 EXAMPLE_PLAN = ROOT / "examples" / "fraud" / "rollout.yaml"

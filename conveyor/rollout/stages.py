@@ -205,3 +205,47 @@ def rollback_stage(
         if champion is None or champion["version"] != version:
             registry.reject_candidate(model_name, version, why)
     return version
+
+
+def analyse_stage(
+    inference_service: str,
+    namespace: str,
+    plan_json: str,
+    prometheus_url: str,
+    tracking_uri: str,
+    report_dir: str | Path,
+    max_intervals: int = 0,
+) -> dict[str, Any]:
+    """Run the plan's analysis on the running canary to its end; write analysis.json/.md."""
+    from conveyor.config import model_from_yaml
+    from conveyor.registry import ModelRegistry
+    from conveyor.rollout.analysis import Analysis
+    from conveyor.rollout.plan import RolloutPlan
+    from conveyor.rollout.prometheus import PrometheusProvider
+
+    plan = model_from_yaml(RolloutPlan, plan_json or "{}", "rollout plan")
+    if not prometheus_url:
+        raise BadInputError("prometheus_url is empty: the analysis needs the cluster's Prometheus")
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    notifier = None
+    if plan.notifications is not None:
+        from conveyor.rollout.notify import notifier_for
+
+        notifier = notifier_for(plan.notifications)
+    lines: list[str] = []
+    analysis = Analysis(
+        _cluster(namespace), inference_service, plan, PrometheusProvider(prometheus_url),
+        registry=ModelRegistry(uri) if uri else None, notifier=notifier, actor=_actor(),
+    )  # fmt: skip
+
+    def progress(d: Any) -> None:
+        print(d.line(), flush=True)
+        lines.append(d.line())
+
+    final = analysis.run(max_intervals=max_intervals or None, progress=progress)
+    out = Path(report_dir)
+    write_json({"final": final.to_dict(), "intervals": lines}, out / "analysis.json")
+    md = [f"# Analysis of {inference_service}: {final.decision}", "", final.reason, "", "```",
+          *lines, "```", ""]  # fmt: skip
+    write_text("\n".join(md), out / "analysis.md")
+    return final.to_dict()

@@ -1,8 +1,10 @@
 """The ``rollout`` pipeline: an approved version reaches traffic one step at a time.
 
 canary / bluegreen: deploy the version beside the champion at 0 % and wait until its
-revision is ready -> smoke test that revision (its ``latest`` tag URL) -> on pass walk the
-plan's steps and promote (output ``promoted``); bluegreen switches 100 % in one step and leaves
+revision is ready -> smoke test that revision (its ``latest`` tag URL) -> on pass, with a
+``prometheus_url``, the first step then ``analyse_rollout`` (online checks each interval: step
+up, promote, hold or roll back on its own); without one, walk the plan's steps and promote
+(output ``promoted``); bluegreen switches 100 % in one step and leaves
 ``canaryTrafficPercent: 100`` in place, so the old revision stays rolled out for an instant
 ``kubectl conveyor rollback`` until someone (or issue 5's analysis) promotes. On a failed smoke
 test the canary is rolled back (output ``rolled_back``): traffic never left the champion.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from kfp import dsl
 
+from conveyor.components.analyse_rollout.component import analyse_rollout
 from conveyor.components.deploy_canary.component import deploy_canary
 from conveyor.components.deploy_shadow.component import deploy_shadow
 from conveyor.components.promote.component import promote
@@ -51,6 +54,7 @@ def build_pipeline(
     examples_json = _one_line(examples)
     smoke_json = _one_line(plan.smoke.model_dump(mode="json"))
     resources_json = _one_line(plan.resources.model_dump(mode="json"))
+    plan_json = _one_line(plan.model_dump(mode="json"))
     steps = list(plan.steps)
 
     @dsl.pipeline(
@@ -72,6 +76,8 @@ def build_pipeline(
         shadow_percent: float = plan.shadow_percent,
         require_approval: bool = plan.require_approval,
         reason: str = "",
+        prometheus_url: str = "",
+        plan: str = plan_json,
     ):
         where = {
             "inference_service": inference_service,
@@ -99,15 +105,26 @@ def build_pipeline(
             checked = smoke_test(**smoke, target="candidate").after(staged)
             checked.set_display_name("smoke test candidate")
             with dsl.If(checked.outputs["Output"] == "passed", name="smoke passed"):
-                with dsl.If(strategy == "canary", name="canary steps"):
-                    previous = None
-                    for percent in steps:
-                        step = deploy_canary(**deploy, percent=percent, resources=resources)
-                        step.set_display_name(f"canary {percent} %")
-                        if previous is not None:
-                            step.after(previous)
-                        previous = step
-                    promote(**settle).after(previous).set_display_name("promote")
+                with dsl.If(strategy == "canary", name="canary"):
+                    with dsl.If(prometheus_url != "", name="analysed steps"):
+                        first = deploy_canary(**deploy, percent=steps[0], resources=resources)
+                        first.set_display_name(f"canary {steps[0]} %")
+                        analyse_rollout(
+                            inference_service=inference_service,
+                            namespace=namespace,
+                            plan=plan,
+                            prometheus_url=prometheus_url,
+                            mlflow_tracking_uri=mlflow_tracking_uri,
+                        ).after(first).set_display_name("analyse: step up, promote or roll back")
+                    with dsl.If(prometheus_url == "", name="steps without analysis"):
+                        previous = None
+                        for percent in steps:
+                            step = deploy_canary(**deploy, percent=percent, resources=resources)
+                            step.set_display_name(f"canary {percent} %")
+                            if previous is not None:
+                                step.after(previous)
+                            previous = step
+                        promote(**settle).after(previous).set_display_name("promote")
                 with dsl.If(strategy == "bluegreen", name="bluegreen switch"):
                     deploy_canary(**deploy, percent=100, resources=resources).set_display_name(
                         "switch 100 %"
