@@ -1,5 +1,6 @@
 """manifests/: every overlay renders with `kubectl kustomize` and what it renders is valid,
-namespaced, least-privileged, hardened and free of secrets.
+namespaced, least-privileged, hardened and free of secrets; the Grafana dashboard it ships
+plots only the series the recording rules define.
 
 Each render is one kubectl call (module-scoped fixture). Renders: the two overlays, plus
 base + shadow component on its own, so the shadow component is also checked without the prod
@@ -7,6 +8,7 @@ patches and without the canary component.
 """
 
 import fnmatch
+import json
 import os
 import re
 import subprocess
@@ -19,6 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
+from conveyor.rollout.plan import default_checks
 from tests.k8s_schema import _crd_schemas, validate
 
 pytestmark = pytest.mark.unit
@@ -44,6 +47,12 @@ RECORDS = (
     "conveyor:istio_latency_seconds:p99_1m",
 )
 RECORD_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+DASHBOARD = MANIFESTS / "monitoring" / "dashboards" / "conveyor-rollout.json"
+DASHBOARD_CONFIGMAP = "conveyor-rollout-dashboard"
+DATASOURCE = "${datasource}"
+# The one raw series the dashboard reads: the model server's score histogram (not a rule).
+SCORE_HISTOGRAM = "conveyor_prediction_score_bucket"
 
 # ---------------------------------------------------------------------------------------------
 # Schemas for the Prometheus Operator kinds (no vendored CRD): only the fields the manifests
@@ -113,6 +122,21 @@ POD_MONITOR_SCHEMA = {
                             "path": {"type": "string", "pattern": "^/"},
                             "interval": _DURATION,
                             "scheme": {"enum": ["http", "https"]},
+                            "relabelings": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["sourceLabels", "targetLabel"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "sourceLabels": {
+                                            "type": "array",
+                                            "items": {"type": "string", "minLength": 1},
+                                        },
+                                        "targetLabel": {"type": "string", "minLength": 1},
+                                    },
+                                },
+                            },
                         },
                     },
                 },
@@ -310,6 +334,27 @@ def _image_problem(where: str, image: str) -> str | None:
 def _flag(args: list[str], name: str) -> str:
     assert name in args, f"{name} missing from {args}"
     return args[args.index(name) + 1]
+
+
+# PromQL, just enough to list the metrics an expression reads: drop strings, range and
+# subquery brackets, label matchers and grouping clauses; what remains that is not a function
+# call or a keyword is a metric name.
+_PROMQL_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_PROMQL_GROUPING = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
+)
+_PROMQL_NAME = re.compile(r"(?<![\w:.])[a-zA-Z_:][a-zA-Z0-9_:]*(?![\w:]|\s*\()")
+_PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
+_LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\)\s*$", re.S)
+
+
+def _metric_names(expr: str) -> set[str]:
+    bare = _PROMQL_STRING.sub('""', expr)
+    bare = re.sub(r"\[[^\]]*\]", " ", bare)
+    assert "$" not in bare, f"dashboard variable left outside a string or range: {expr}"
+    bare = re.sub(r"\{[^}]*\}", " ", bare)
+    bare = _PROMQL_GROUPING.sub(" ", bare)
+    return {n for n in _PROMQL_NAME.findall(bare) if n.lower() not in _PROMQL_KEYWORDS}
 
 
 def _grants(role: dict[str, Any]) -> set[tuple[str, str, str, tuple[str, ...]]]:
@@ -666,6 +711,128 @@ def test_pod_monitor_scrapes_every_predictor(renders: dict[str, Render], name: s
 
 
 # ---------------------------------------------------------------------------------------------
+# Grafana dashboard
+
+
+def _dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel, those inside collapsed rows included."""
+    return [panel for top in dashboard["panels"] for panel in (top, *top.get("panels", []))]
+
+
+def _variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in dashboard["templating"]["list"]}
+
+
+def _expanded(expr: str, dashboard: dict[str, Any]) -> list[str]:
+    """``expr`` once per metrics source (${source} picks the conveyor:revision_* or the
+    conveyor:istio_* rules)."""
+    sources = [s.strip() for s in _variables(dashboard)["source"]["query"].split(",")]
+    return [expr.replace("${source}", s).replace("$source", s) for s in sources]
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_dashboard_configmap_for_the_grafana_sidecar(renders: dict[str, Render], name: str) -> None:
+    render = renders[name]
+    configmap = render.get("ConfigMap", DASHBOARD_CONFIGMAP)  # exact name: no hash suffix
+    assert configmap["metadata"]["namespace"] == render.namespace
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert list(configmap["data"]) == [DASHBOARD.name]
+    assert json.loads(configmap["data"][DASHBOARD.name]) == _dashboard()
+
+
+def test_dashboard_identity_and_variables() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"] == "conveyor-rollout"
+    assert dashboard["title"] == "Conveyor rollout"
+    assert dashboard["schemaVersion"] == 39
+    variables = _variables(dashboard)
+    assert list(variables) == ["datasource", "source", "namespace", "inferenceservice", "revision"]
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["source"]["query"] == "revision,istio"
+    for variable in variables.values():
+        if variable["type"] == "query":
+            assert variable["datasource"]["uid"] == DATASOURCE, variable["name"]
+            assert variable["definition"] == variable["query"]["query"], variable["name"]
+    # revision names are <isvc>-predictor-000NN: the regex gives the InferenceService back
+    regex = variables["inferenceservice"]["regex"]
+    assert regex.startswith("/") and regex.endswith("/")
+    for revision, isvc in (
+        ("fraud-predictor-00003", "fraud"),
+        ("fraud-shadow-predictor-00001", "fraud-shadow"),
+    ):
+        match = re.search(regex[1:-1], revision)
+        assert match is not None and match.group(1) == isvc, revision
+    revision = variables["revision"]
+    assert revision["multi"] is True
+    assert 'revision_name=~"$inferenceservice-predictor-.*"' in revision["definition"]
+
+
+def test_dashboard_reads_only_the_recording_rules_and_the_score_histogram() -> None:
+    dashboard = _dashboard()
+    rules_file = _load_yaml(MANIFESTS / "monitoring" / "rules" / "conveyor-rules.yaml")
+    known = {r["record"] for r in _rules(rules_file["groups"])} | {SCORE_HISTOGRAM}
+    exprs = [(p["title"], t["expr"]) for p in _panels(dashboard) for t in p.get("targets", [])]
+    for variable in _variables(dashboard).values():
+        if variable["type"] == "query":
+            match = _LABEL_VALUES.match(variable["query"]["query"])
+            assert match is not None, f"variable {variable['name']}: not label_values(...)"
+            exprs.append((f"variable {variable['name']}", match.group(1)))
+    assert len(exprs) >= 8
+    read: set[str] = set()
+    for where, expr in exprs:
+        for one in _expanded(expr, dashboard):
+            names = _metric_names(one)
+            assert names, f"{where}: reads no metric: {one}"
+            assert names <= known, f"{where}: {sorted(names - known)} is no recording rule"
+            read |= names
+    # with either source, requests, errors and latency are all plotted
+    assert read == {*RECORDS, SCORE_HISTOGRAM}
+
+
+def test_dashboard_panels_use_the_datasource_variable() -> None:
+    panels = _panels(_dashboard())
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids: {ids}"
+    for panel in panels:
+        assert panel["datasource"]["uid"] == DATASOURCE, panel["title"]
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == DATASOURCE, panel["title"]
+
+
+def test_dashboard_panels_compare_revisions() -> None:
+    panels = {p["title"]: p for p in _panels(_dashboard())}
+    for panel in panels.values():
+        if panel["type"] in ("timeseries", "stat"):
+            # champion, canary and shadow side by side, one series each
+            assert [t["legendFormat"] for t in panel["targets"]] == ["{{revision_name}}"]
+    error = panels["Error ratio per revision"]["fieldConfig"]["defaults"]
+    assert error["unit"] == "percentunit"
+    [bound] = [c.threshold for c in default_checks() if c.name == "error_rate"]
+    assert [s["value"] for s in error["thresholds"]["steps"]] == [None, bound]
+    assert error["custom"]["thresholdsStyle"]["mode"] != "off"
+    assert panels["p99 latency per revision"]["fieldConfig"]["defaults"]["unit"] == "s"
+    assert panels["Request rate per revision"]["fieldConfig"]["defaults"]["unit"] == "reqps"
+    [serving] = panels["Revisions serving"]["targets"]
+    assert serving["expr"].startswith("count by (revision_name) (")
+
+    [scores] = [p for p in panels.values() if p["type"] == "heatmap"]
+    [target] = scores["targets"]
+    assert target["format"] == "heatmap"
+    assert target["expr"].startswith("sum by (le, revision_name) (increase(")
+    assert SCORE_HISTOGRAM in target["expr"]
+    assert "custom predictor" in scores["description"]
+
+    [text] = [p for p in panels.values() if p["type"] == "text"]
+    for where in ("kubectl conveyor status", "conveyor.io/analysis", "conveyor.analysis."):
+        assert where in text["options"]["content"], where
+
+
+# ---------------------------------------------------------------------------------------------
 # The checks themselves can fail
 
 
@@ -697,3 +864,12 @@ def test_checks_reject_bad_objects() -> None:
     }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(POD_MONITOR_SCHEMA).validate(monitor)
+    bucket_expr = 'sum by (le, revision_name) (increase(a_bucket{x=~"a}b"}[$__rate_interval]))'
+    assert _metric_names(bucket_expr) == {"a_bucket"}
+    assert _metric_names("count(rec:x:rate1m > 0) / ignoring(pod) sum(b) or vector(0)") == {
+        "rec:x:rate1m",
+        "b",
+    }
+    assert _metric_names("histogram_quantile(0.99, rate(c[5m] offset 1h)) > bool 1e-3") == {"c"}
+    with pytest.raises(AssertionError, match="dashboard variable"):
+        _metric_names("conveyor:${source}_requests:rate1m")
