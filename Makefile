@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/conveyor-ml/conveyor:0.1.0-python3.11
 CONFIG ?= examples/fraud/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run test compile lint format typecheck images clean lock bench bench-serving venv ui
+.PHONY: tools run test compile lint format typecheck images clean lock bench bench-serving venv ui
 
 venv: $(STAMP)
 
@@ -21,10 +21,14 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
+# Prometheus and nginx from Debian's packages, unpacked into .tools/ (no root, no services).
+tools:
+	bash scripts/fetch-tools.sh
+
 run: $(STAMP)
 	$(BIN)/conveyor run --config $(CONFIG)
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) tools lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 compile: $(STAMP)

@@ -24,8 +24,9 @@ import numpy as np
 from conveyor.errors import BadInputError
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, Cluster, get, update
-from conveyor.rollout.metrics import MetricsError, MetricsProvider, MetricsUnavailable
+from conveyor.rollout.metrics import MetricsProvider, MetricsUnavailable
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
+from conveyor.rollout.prometheus import render
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change
 
@@ -38,19 +39,6 @@ class ScoreSource(Protocol):
     """Recent prediction scores of one side of the rollout (prediction logs), for PSI."""
 
     def scores(self, role: str) -> np.ndarray | None: ...
-
-
-def render(template: str, **labels: str) -> str:
-    """Fill ``{{ name }}`` placeholders; an unfilled one is an error naming it."""
-    import re
-
-    def sub(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in labels:
-            raise MetricsError(f"query template uses {{{{ {key} }}}}, which is not provided")
-        return labels[key]
-
-    return re.sub(r"\{\{\s*([a-z_]+)\s*\}\}", sub, template)
 
 
 @dataclass
@@ -131,12 +119,18 @@ class Analysis:
 
     # ------------------------------------------------------------------ measuring
 
-    def _labels(self, isvc: dict[str, Any], revision: str) -> dict[str, str]:
+    def _labels(
+        self, isvc: dict[str, Any], revision: str, champion: bool = False
+    ) -> dict[str, str]:
+        """Placeholders for one side: the candidate's revision and version, or the champion's."""
+        version = inf.current_model(isvc)["version"]
+        if champion:
+            version = (inf.champion_of(isvc) or {}).get("version", "")
         return {
             "namespace": self.cluster.namespace,
             "target": self.name,
             "revision": revision,
-            "version": inf.current_model(isvc)["version"],
+            "version": version,
             "interval": f"{int(self.spec.interval_seconds)}s",
         }
 
@@ -164,7 +158,7 @@ class Analysis:
         labels = {**self._labels(isvc, candidate), "interval": window}
         result.value = self.metrics.query(render(check.query, **labels))
         if check.op in ("ratio_above", "drop_pct_above"):
-            base = {**self._labels(isvc, champion), "interval": window}
+            base = {**self._labels(isvc, champion, champion=True), "interval": window}
             result.baseline = self.metrics.query(render(check.query, **base))
         if result.value is None:
             result.note = "the query returned no samples"

@@ -86,7 +86,7 @@ class PrometheusProvider:
     def query(self, expr: str) -> float | None:
         """The query's one number now, or ``None`` for no data (see the module docstring)."""
         response = self._get(expr)
-        body = self._json(response, expr)
+        body = self._json(response)
         status = response.status_code
         if status in (400, 422) or (status < 300 and body.get("status") == "error"):
             # 400 bad_data: the PromQL does not parse; 422 execution: it parses but cannot be
@@ -144,7 +144,7 @@ class PrometheusProvider:
             f"{self.url}/api/v1/query", params={"query": expr}, timeout=self.timeout
         )
 
-    def _json(self, response: httpx.Response, expr: str) -> dict[str, Any]:
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
         """The API's JSON envelope; anything else means the URL is not a Prometheus API."""
         try:
             body = response.json()
@@ -165,11 +165,13 @@ class PrometheusProvider:
         result = data.get("result")
         if kind == "scalar":
             return _number(result[1]) if isinstance(result, list) and len(result) == 2 else None
-        if kind != "vector":
+        if kind == "matrix":
             raise MetricsError(
-                f"query {expr!r} returns a {kind}, not an instant vector or scalar; a range "
-                "selector like x[5m] must be wrapped in a function, e.g. rate(x[5m])"
+                f"query {expr!r} returns a range vector (matrix), not one number per series; "
+                "wrap the range selector in a function, e.g. rate(x[5m]) instead of x[5m]"
             )
+        if kind != "vector":
+            raise MetricsError(f"query {expr!r} returns a {kind}, not an instant vector or scalar")
         series = result or []
         if not series:
             return None
