@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/conveyor-ml/conveyor:0.1.0-python3.11
 CONFIG ?= examples/fraud/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: tools run test compile lint format typecheck images clean lock bench bench-serving venv ui
+.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images clean lock bench bench-serving venv ui
 
 venv: $(STAMP)
 
@@ -56,6 +56,14 @@ lock: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
 	$(BIN)/python bench/validate.py
+
+# A real canary on this machine (servers, nginx, Prometheus): SCENARIO=healthy|errors|...
+SCENARIO ?= errors
+rollout-sim: $(STAMP) tools
+	$(BIN)/conveyor rollout-sim --scenario $(SCENARIO)
+
+bench-rollback: $(STAMP) tools
+	$(BIN)/python bench/rollback.py
 
 # Local model server vs `mlflow models serve` on the same model (execs uvicorn: venv on PATH).
 bench-serving: $(STAMP)

@@ -336,6 +336,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout_sim(args: argparse.Namespace) -> int:
+    """One local rollout scenario end to end; prints the decision and its evidence."""
+    from dataclasses import asdict
+
+    from conveyor.rollout.sim import run_scenario
+
+    quiet = args.format == "json"
+    result = run_scenario(
+        args.scenario, interval=args.interval,
+        progress=None if quiet else (lambda line: print(line, flush=True)),
+    )  # fmt: skip
+    final = {"promote": "promoted", "rollback": "rolled_back", "hold": "held"}.get(
+        result.decision, result.decision
+    )
+    if quiet:
+        print(json.dumps({**asdict(result), "final": final, "ok": result.ok}, indent=2))
+    else:
+        print(
+            f"\n{args.scenario}: {final} after {result.intervals_to_decision} interval(s) of "
+            f"{args.interval:g}s (expected {result.expected}); requests {result.requests}, "
+            f"lost {result.lost_requests}\n  evidence: {result.reason}"
+        )
+    return 0
+
+
 def _git_commit() -> str:
     """The commit of the code being run, for the registry's lineage tags ("" outside git)."""
     import subprocess
@@ -548,6 +573,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"MLflow URI (default: $MLFLOW_TRACKING_URI, else {EMBEDDED_TRACKING})",
     )
     p.set_defaults(func=cmd_serve)
+
+    from conveyor.rollout.sim import SCENARIOS
+
+    p = sub.add_parser(
+        "rollout-sim",
+        help="a real canary on this machine: model servers, nginx, Prometheus, the analysis",
+        description="Champion and candidate kserve.ModelServer processes, an nginx router "
+        "honouring the split, a real Prometheus scraping both, bounded load, and the rollout "
+        "analysis deciding each interval. Needs `make tools` (Prometheus and nginx).",
+    )
+    p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
+    p.add_argument("--interval", type=float, default=3.0, help="analysis interval, seconds")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_rollout_sim)
     return parser
 
 

@@ -41,6 +41,28 @@ class ScoreSource(Protocol):
     def scores(self, role: str) -> np.ndarray | None: ...
 
 
+def merge_sparse_bins(
+    expected: np.ndarray, actual: np.ndarray, min_mass: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge neighbouring fixed buckets until each holds ``min_mass`` of the champion's
+    scores: reference-defined bins, so a few empty buckets of a small window cannot blow the
+    PSI up (floored empty bins dominate otherwise)."""
+    merged_e, merged_a, acc_e, acc_a = [], [], 0.0, 0.0
+    for e, a in zip(expected, actual, strict=True):
+        acc_e, acc_a = acc_e + e, acc_a + a
+        if acc_e >= min_mass:
+            merged_e.append(acc_e)
+            merged_a.append(acc_a)
+            acc_e = acc_a = 0.0
+    if acc_e or acc_a:
+        if merged_e:
+            merged_e[-1] += acc_e
+            merged_a[-1] += acc_a
+        else:
+            merged_e, merged_a = [acc_e], [acc_a]
+    return np.asarray(merged_e), np.asarray(merged_a)
+
+
 @dataclass
 class CheckResult:
     name: str
@@ -143,16 +165,23 @@ class Analysis:
             if self.scores is None:
                 result.passed, result.note = True, "not measured: no score source configured"
                 return result
-            new, old = self.scores.scores("candidate"), self.scores.scores("champion")
-            if new is None or old is None or len(new) == 0 or len(old) == 0:
-                result.note = "no prediction scores yet"
-                return result
             import pandas as pd
 
             from conveyor import drift
 
-            profile = drift.profile_column(pd.Series(old, name="score"))
-            result.value = drift.column_psi(profile, pd.Series(new, name="score"))
+            if hasattr(self.scores, "fractions"):  # binned sources (a Prometheus histogram)
+                a, b = self.scores.fractions("champion"), self.scores.fractions("candidate")
+                if a is None or b is None:
+                    result.note = "no prediction scores yet"
+                    return result
+                result.value = drift.psi(*merge_sparse_bins(np.asarray(a), np.asarray(b)))
+            else:
+                new, old = self.scores.scores("candidate"), self.scores.scores("champion")
+                if new is None or old is None or len(new) == 0 or len(old) == 0:
+                    result.note = "no prediction scores yet"
+                    return result
+                profile = drift.profile_column(pd.Series(old, name="score"))
+                result.value = drift.column_psi(profile, pd.Series(new, name="score"))
             result.passed = _compare(check, result.value, None)
             return result
         labels = {**self._labels(isvc, candidate), "interval": window}

@@ -1,4 +1,5 @@
-"""A real Prometheus on 127.0.0.1 for tests (Debian's binary from `make tools`, in .tools/bin).
+"""A real Prometheus on 127.0.0.1 for tests and local rollout scenarios (Debian's binary from
+`make tools`, in .tools/bin; CONVEYOR_TOOLS points elsewhere).
 
 ``PrometheusServer`` writes its own prometheus.yml, keeps its TSDB in a temporary folder and
 listens on a free port, so tests never touch a system Prometheus or each other. The helpers
@@ -7,6 +8,7 @@ under test cannot make the fixture itself wait for the wrong thing.
 """
 
 import math
+import os
 import shutil
 import socket
 import subprocess
@@ -19,8 +21,8 @@ from typing import IO, Self
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-TOOLS_BIN = ROOT / ".tools" / "bin"
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS_BIN = Path(os.environ.get("CONVEYOR_TOOLS") or ROOT / ".tools" / "bin")
 
 Targets = Mapping[str, Sequence[str]]
 

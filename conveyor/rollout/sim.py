@@ -1,0 +1,368 @@
+"""A real rollout on one machine: ``conveyor rollout-sim --scenario NAME``.
+
+Champion and candidate are ``kserve.ModelServer`` processes on 127.0.0.1, nginx (Debian's
+package) routes the canary split, a real Prometheus scrapes both servers, a load generator
+sends bounded traffic through the router, and the same ``Analysis`` that runs on a cluster
+judges the canary from Prometheus each interval. Only the Kubernetes API is stood in for: an
+in-process ``LocalCluster`` applies KServe's canary semantics and moves the router's split.
+Every process started is stopped when the scenario ends, pass or fail.
+"""
+
+import contextlib
+import copy
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conveyor.rollout import actions
+from conveyor.rollout.analysis import Analysis, Decision
+from conveyor.rollout.cluster import ISVC, Kind, NotFoundError
+from conveyor.rollout.localprom import PrometheusServer
+from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
+from conveyor.rollout.prometheus import PrometheusProvider
+from conveyor.rollout.router import NginxRouter
+from conveyor.serving import inference as inf
+from conveyor.serving.client import v1_payload
+from conveyor.serving.inference import Change, ServedModel
+from conveyor.serving.server import LocalServer
+
+# name -> (candidate faults, traffic on, Prometheus stopped after this interval)
+SCENARIOS: dict[str, tuple[dict[str, float], bool, int | None]] = {
+    "healthy": ({}, True, None),
+    "errors": ({"error_rate": 0.05}, True, None),
+    "latency": ({"latency_ms": 60.0}, True, None),
+    "drift": ({"score_shift": 0.35}, True, None),
+    "no-traffic": ({}, False, None),
+    "metrics-down": ({}, True, 1),
+}
+EXPECTED = {"healthy": "promote", "errors": "rollback", "latency": "rollback",
+            "drift": "hold", "no-traffic": "hold", "metrics-down": "hold"}  # fmt: skip
+SEL = 'version="{{ version }}"'
+
+
+def local_plan(interval: float = 3.0) -> RolloutPlan:
+    """The issue's checks as PromQL on the local servers' own metrics (by model version)."""
+    rate = f"rate(conveyor_requests_total{{{SEL}}}[{{{{ interval }}}}])"
+    errors = f'rate(conveyor_requests_total{{{SEL},code="500"}}[{{{{ interval }}}}])'
+    checks = [
+        CheckSpec(name="error_rate", op="above", threshold=0.01, window_intervals=2,
+                  query=f"(sum({errors}) or vector(0)) / sum({rate})"),
+        CheckSpec(name="latency_p99", op="ratio_above", threshold=2.0, window_intervals=2,
+                  alert=True, query="histogram_quantile(0.99, sum by (le) (rate("
+                  f"conveyor_request_seconds_bucket{{{SEL}}}[{{{{ interval }}}}])))"),
+        CheckSpec(name="score_psi", op="psi_above", threshold=0.2, on_fail="hold", alert=True),
+    ]  # fmt: skip
+    analysis = AnalysisSpec(
+        interval_seconds=interval, failure_threshold=2, checks_per_step=1, min_requests=10,
+        max_inconclusive=3, checks=checks,
+        requests_query=f"sum(increase(conveyor_requests_total{{{SEL}}}[{{{{ interval }}}}]))",
+    )  # fmt: skip
+    return RolloutPlan(steps=[20, 50, 100], analysis=analysis)
+
+
+class LocalCluster:
+    """In-process stand-in for the Kubernetes API with KServe's canary semantics (the same
+    rules the fake API server in the tests follows): ``canaryTrafficPercent`` splits traffic
+    between the latest revision and the rolled-out one; removing it promotes; 0 rolls back.
+    ``on_split(candidate_percent)`` is told every change, so the router follows."""
+
+    def __init__(self, namespace: str, on_split: Callable[[int], None], candidate_uri: str) -> None:
+        self.namespace, self.on_split, self.candidate_uri = namespace, on_split, candidate_uri
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.recorded: list[dict[str, Any]] = []
+        self._version = 0
+
+    def _settle(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._version += 1
+        obj["metadata"]["resourceVersion"] = str(self._version)
+        pred = obj["spec"]["predictor"]
+        comp = obj.setdefault("status", {}).setdefault("components", {}).setdefault("predictor", {})
+        revs = comp.setdefault("revisions", [])  # kept for the router, not a KServe field
+        body = {k: v for k, v in pred.items() if k != "canaryTrafficPercent"}
+        if not revs or revs[-1]["spec"] != body:
+            revs.append({"name": f"{obj['metadata']['name']}-predictor-{len(revs) + 1:05d}",
+                         "spec": copy.deepcopy(body)})  # fmt: skip
+        latest = revs[-1]["name"]
+        rolled = comp.get("latestRolledoutRevision") or latest
+        percent = pred.get("canaryTrafficPercent")
+        if percent is None and rolled != latest:
+            comp["previousRolledoutRevision"], rolled = rolled, latest
+        comp.update(latestCreatedRevision=latest, latestReadyRevision=latest,
+                    latestRolledoutRevision=rolled)  # fmt: skip
+        share = 100 if percent is None else int(percent)
+        comp["traffic"] = (
+            [{"revisionName": latest, "percent": 100, "latestRevision": True}]
+            if rolled == latest
+            else [{"revisionName": latest, "percent": share, "latestRevision": True},
+                  {"revisionName": rolled, "percent": 100 - share, "latestRevision": False}]
+        )  # fmt: skip
+        obj["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+        uri = {r["name"]: (r["spec"].get("model") or {}).get("storageUri") for r in revs}
+        self.on_split(sum(t["percent"] for t in comp["traffic"]
+                          if uri.get(t["revisionName"]) == self.candidate_uri))  # fmt: skip
+        return obj
+
+    def find(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        found = self.objects.get((kind.plural, name))
+        return copy.deepcopy(found) if found else None
+
+    def find_all(self, kind: Kind, label_selector: str = "") -> list[dict[str, Any]]:
+        return [copy.deepcopy(o) for (p, _), o in self.objects.items() if p == kind.plural]
+
+    def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+        stored = copy.deepcopy(obj)
+        self.objects[(kind.plural, obj["metadata"]["name"])] = self._settle(stored)
+        return copy.deepcopy(stored)
+
+    def patch(self, kind: Kind, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        current = self.objects.get((kind.plural, name))
+        if current is None:
+            raise NotFoundError(f"{kind.kind} {name!r} not found")
+        status = current.pop("status", {})
+        merged = inf.apply_merge(current, patch)
+        merged["status"] = status
+        self.objects[(kind.plural, name)] = self._settle(merged)
+        return copy.deepcopy(merged)
+
+    def delete(self, kind: Kind, name: str) -> None:
+        self.objects.pop((kind.plural, name), None)
+
+    def event(
+        self, obj: dict[str, Any], reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        self.recorded.append({"reason": reason, "message": message,
+                              "type": "Warning" if warning else "Normal",
+                              "lastTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ")})  # fmt: skip
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return list(self.recorded)
+
+
+class LoadGenerator:
+    """Bounded traffic through the router: ``rps`` requests a second, at most ``limit``."""
+
+    def __init__(self, url: str, name: str, rows: pd.DataFrame, rps: float, limit: int) -> None:
+        self.url, self.name, self.rows, self.rps, self.limit = url, name, rows, rps, limit
+        self.codes: dict[int, int] = {}
+        self.lost = 0  # connection errors: a request the router dropped
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import httpx
+
+        bodies = [v1_payload(self.rows.iloc[[i]]) for i in range(min(len(self.rows), 200))]
+        path = f"/v1/models/{self.name}:predict"
+        with httpx.Client(timeout=10.0) as client:
+            for i in range(self.limit):
+                if self._stop.is_set():
+                    return
+                start = time.monotonic()
+                try:
+                    code = client.post(self.url + path, json=bodies[i % len(bodies)]).status_code
+                    self.codes[code] = self.codes.get(code, 0) + 1
+                except httpx.HTTPError:
+                    self.lost += 1
+                self._stop.wait(max(0.0, 1.0 / self.rps - (time.monotonic() - start)))
+
+    def start(self) -> "LoadGenerator":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=15)
+
+
+class PrometheusScores:
+    """Score distributions per side from the servers' ``conveyor_prediction_score`` histogram
+    (20 buckets of 0.05): each bucket's share of the window's predictions, for PSI."""
+
+    MIN_COUNT = 100  # fewer predictions in the window: no distribution to compare yet
+
+    def __init__(self, provider: PrometheusProvider, versions: dict[str, str], window: str):
+        self.provider, self.versions, self.window = provider, versions, window
+
+    def fractions(self, role: str) -> np.ndarray | None:
+        version, cumulative = self.versions[role], []
+        for i in range(1, 21):
+            le = "1.0" if i == 20 else f"{0.05 * i:.2f}".rstrip("0")
+            q = (f'sum(increase(conveyor_prediction_score_bucket{{version="{version}",'
+                 f'le="{le}"}}[{self.window}]))')  # fmt: skip
+            value = self.provider.query(q)
+            if value is None:
+                return None
+            cumulative.append(value)
+        counts = np.diff(np.concatenate([[0.0], np.maximum.accumulate(cumulative)]))
+        total = counts.sum()
+        return None if total < self.MIN_COUNT else counts / total
+
+    def scores(self, role: str) -> np.ndarray | None:  # the ScoreSource protocol; unused here
+        return None
+
+
+@dataclass
+class ScenarioResult:
+    scenario: str
+    decision: str
+    expected: str
+    intervals: list[str] = field(default_factory=list)
+    intervals_to_decision: int = 0
+    champion_traffic_after: int = 0
+    requests: dict[int, int] = field(default_factory=dict)
+    lost_requests: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.decision == self.expected and self.lost_requests == 0
+
+
+def train_pair(workdir: Path, rows: int = 4000) -> tuple[Path, Path, pd.DataFrame, dict]:
+    """Two small fraud models (v1, v2) trained here, so a scenario needs nothing else."""
+    import json
+
+    import joblib
+
+    from conveyor.config import FeatureSpec, TrainingSpec
+    from conveyor.features import FeatureOutputs, prepare
+    from conveyor.sample import CATEGORICAL_FEATURES, NUMERIC_FEATURES, generate
+    from conveyor.tables import read_table
+    from conveyor.training import SPEC_FILE, build_model, inputs, save_model
+
+    features = FeatureSpec(
+        label="label", key="id", numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES
+    )
+    out = FeatureOutputs.under(workdir / "prep")
+    prepare(generate(rows, seed=11), features, out)
+    spec = json.loads((out.preprocessing / SPEC_FILE).read_text())
+    train = read_table(out.train)
+    dirs = []
+    for version, c in (("1", 1.0), ("2", 0.9)):  # a retrain: close to the champion
+        model = build_model(
+            joblib.load(out.preprocessing / "preprocessor.joblib"),
+            TrainingSpec(estimator="logistic_regression", seed=1, params={"C": c}),
+        )
+        model.fit(inputs(train, spec), train[features.label])
+        folder = workdir / f"v{version}"
+        save_model(model, spec, folder)
+        dirs.append(folder)
+    return dirs[0], dirs[1], read_table(out.holdout), spec
+
+
+@contextlib.contextmanager
+def _all_stopped(*stoppers: Callable[[], None]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for stop in stoppers:
+            with contextlib.suppress(Exception):
+                stop()
+
+
+def run_scenario(
+    name: str,
+    *,
+    interval: float = 3.0,
+    workdir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ScenarioResult:
+    """Run one scenario end to end; every process it starts is stopped when it returns."""
+    if name not in SCENARIOS:
+        from conveyor.errors import BadInputError
+
+        raise BadInputError(f"--scenario {name!r}: choose one of {', '.join(SCENARIOS)}")
+    faults, traffic, down_after = SCENARIOS[name]
+    say = progress or (lambda line: None)
+    started = time.monotonic()
+    work = Path(workdir or tempfile.mkdtemp(prefix=f"conveyor-sim-{name}-"))
+    say(f"[{name}] training two small models")
+    v1_dir, v2_dir, holdout, spec = train_pair(work)
+    rows = holdout[spec["numeric"] + spec["categorical"]]
+    plan = local_plan(interval)
+    champion = LocalServer(v1_dir, "fraud", "1", log=work / "v1.log")
+    candidate = LocalServer(v2_dir, "fraud", "2", log=work / "v2.log", faults=faults)
+    say(f"[{name}] starting champion v1, candidate v2 {faults or ''}, nginx, Prometheus")
+    champion.start()
+    with _all_stopped(champion.stop):
+        candidate.start()
+        with _all_stopped(candidate.stop):
+            _warm_up(candidate.url, rows)
+            router = NginxRouter(champion.url, candidate.url, workdir=work / "nginx").start()
+            with _all_stopped(router.stop):
+                targets = {"models": [u.removeprefix("http://") for u in
+                                      (champion.url, candidate.url)]}  # fmt: skip
+                prom = PrometheusServer(targets).start()
+                with _all_stopped(prom.stop):
+                    return _drive(name, plan, router, prom, rows, traffic, down_after, say,
+                                  started)  # fmt: skip
+
+
+def _warm_up(url: str, rows: pd.DataFrame, calls: int = 30) -> None:
+    """A few requests straight to the server: cold-start latency is not the canary's fault."""
+    import httpx
+
+    with httpx.Client(timeout=10.0) as client:
+        for i in range(calls):
+            client.post(f"{url}/v1/models/fraud:predict", json=v1_payload(rows.iloc[[i]]))
+
+
+def _drive(
+    name: str,
+    plan: RolloutPlan,
+    router: NginxRouter,
+    prom: PrometheusServer,
+    rows: pd.DataFrame,
+    traffic: bool,
+    down_after: int | None,
+    say: Callable[[str], None],
+    started: float,
+) -> ScenarioResult:
+    cluster = LocalCluster("local", router.set_split, candidate_uri="file://v2")
+    v1 = ServedModel("fraud", "1", "file://v1", "1" * 64)
+    v2 = ServedModel("fraud", "2", "file://v2", "2" * 64)
+    actions.deploy(cluster, "fraud", v1, 0, Change("deploy", "champion", "rollout-sim"))
+    load = LoadGenerator(router.url, "fraud", rows, rps=60.0, limit=6000)
+    if traffic:
+        load.start()
+    provider = PrometheusProvider(prom.url)
+    window = f"{int(plan.analysis.interval_seconds * 4)}s"
+    scores = PrometheusScores(provider, {"champion": "1", "candidate": "2"}, window)
+    result = ScenarioResult(name, "", EXPECTED[name])
+    try:
+        time.sleep(plan.analysis.interval_seconds)  # a champion baseline in Prometheus
+        actions.deploy(cluster, "fraud", v2, plan.steps[0], Change("canary", "sim", "sim"))
+        analysis = Analysis(cluster, "fraud", plan, provider, scores=scores, actor="rollout-sim")
+        final: Decision | None = None
+        for count in range(1, 40):
+            time.sleep(plan.analysis.interval_seconds)
+            if down_after is not None and count > down_after:
+                prom.stop()
+            final = analysis.step()
+            result.intervals.append(final.line())
+            say(f"[{name}] {final.line()}")
+            if final.decision in ("promote", "hold", "rollback"):
+                result.intervals_to_decision = count
+                break
+    finally:
+        load.stop()
+    isvc = cluster.find(ISVC, "fraud") or {}
+    traffic_now = isvc.get("status", {}).get("components", {}).get("predictor", {})
+    champ_rev = traffic_now.get("latestRolledoutRevision")
+    result.champion_traffic_after = sum(
+        t["percent"] for t in traffic_now.get("traffic", []) if t["revisionName"] == champ_rev
+    ) if final is not None and final.decision == "rollback" else router.split()  # fmt: skip
+    result.decision = final.decision if final else "none"
+    result.reason = final.reason if final else ""
+    result.requests, result.lost_requests = dict(load.codes), load.lost
+    result.seconds = time.monotonic() - started
+    return result
