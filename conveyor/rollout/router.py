@@ -35,6 +35,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -53,6 +54,7 @@ UPSTREAM_IDLE = "4s"
 START_TIMEOUT = 10.0
 RELOAD_TIMEOUT = 10.0
 STOP_GRACE = 5.0
+PROC = Path("/proc")
 
 
 class RouterError(ServingError):
@@ -89,9 +91,12 @@ def _percent(value: float) -> str:
 
 def _worker_pids(master: int) -> dict[int, str]:
     """pid -> process title of every child of ``master`` (nginx sets the title of an old worker
-    to "worker process is shutting down" once it has closed its listening sockets)."""
+    to "worker process is shutting down" once it has closed its listening sockets). Linux
+    /proc; empty elsewhere."""
     workers: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
+    if not PROC.is_dir():
+        return workers
+    for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -224,7 +229,7 @@ class NginxRouter:
             f"    scgi_temp_path {w}/tmp/scgi;",
             "    log_format conveyor '$remote_addr [$time_local] \"$request\" $status '",
             "        'backend=$conveyor_backend upstream=$upstream_addr '",
-            "        'upstream_status=$upstream_status id=$request_id rt=$request_time';",
+            "        'upstream_status=$upstream_status id=$request_id rt=$request_time pid=$pid';",
             f"    access_log {w}/access.log conveyor;",
             "    server_tokens off;",
             "    client_max_body_size 0;  # no limit: the cluster's ingress sets none either",
@@ -386,13 +391,21 @@ class NginxRouter:
                     )
                 # The listener must be our master's: nginx retries bind() for a while when the
                 # port is taken, and another server answering there is not this router.
-                if _owns_listener(self.proc.pid, self.port) and _worker_pids(self.proc.pid):
+                if self._ready():
                     return self
                 time.sleep(0.05)
             raise RouterError(f"nginx not ready on {self.url} in {START_TIMEOUT}s")
         except BaseException:
             self.stop()
             raise
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if not PROC.is_dir():  # no /proc: a connection must be accepted
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1):
+                return True
+            return False
+        return _owns_listener(self.proc.pid, self.port) and bool(_worker_pids(self.proc.pid))
 
     def _reload(self) -> None:
         """SIGHUP the master, then wait until a new worker runs and no old worker accepts.
@@ -406,6 +419,9 @@ class NginxRouter:
         master = self.proc.pid
         old = set(_worker_pids(master))
         os.kill(master, signal.SIGHUP)
+        if not PROC.is_dir():  # workers cannot be watched: wait out the master's 100 ms
+            time.sleep(0.5)
+            return
         deadline = time.monotonic() + RELOAD_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
