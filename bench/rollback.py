@@ -55,7 +55,7 @@ def main() -> int:
         "## Rollback: fault onset to a decision, in analysis intervals (bench/rollback.py)",
         "",
         f"{dt.date.today()}, this 2-core machine, interval {args.interval:g} s, "
-        f"{args.repeat} run(s) per scenario, failure_threshold 2, max_inconclusive 3. "
+        f"{args.repeat} run(s) per scenario, failure_threshold 2, max_inconclusive 5. "
         "Intervals count from the first interval with candidate traffic. Peer: Flagger's "
         f"default analysis needs threshold ({FLAGGER_THRESHOLD}) x interval for a rollback.",
         "",

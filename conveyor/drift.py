@@ -46,7 +46,9 @@ def profile_column(series: pd.Series, bins: int = 10, max_categories: int = 50) 
                 max=_round(values.max()),
             )
             inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-            edges = np.unique(inner)
+            # Bin with the edges as stored: current_fractions() reads the rounded ones, and a
+            # value on an edge must fall on the same side in both, or identical data drifts.
+            edges = np.unique(np.asarray([_round(e) for e in inner], dtype=np.float64))
         else:
             base.update(kind="numeric")
             edges = np.array([], dtype=np.float64)

@@ -61,7 +61,7 @@ def local_plan(interval: float = 3.0) -> RolloutPlan:
     ]  # fmt: skip
     analysis = AnalysisSpec(
         interval_seconds=interval, failure_threshold=2, checks_per_step=1, min_requests=10,
-        max_inconclusive=3, checks=checks,
+        max_inconclusive=5, checks=checks,
         requests_query=f"sum(increase(conveyor_requests_total{{{SEL}}}[{{{{ interval }}}}]))",
     )  # fmt: skip
     return RolloutPlan(steps=[20, 50, 100], analysis=analysis)
@@ -186,7 +186,7 @@ class PrometheusScores:
     """Score distributions per side from the servers' ``conveyor_prediction_score`` histogram
     (20 buckets of 0.05): each bucket's share of the window's predictions, for PSI."""
 
-    MIN_COUNT = 100  # fewer predictions in the window: no distribution to compare yet
+    MIN_COUNT = 60  # fewer predictions in the window: no distribution to compare yet
 
     def __init__(self, provider: PrometheusProvider, versions: dict[str, str], window: str):
         self.provider, self.versions, self.window = provider, versions, window

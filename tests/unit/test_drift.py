@@ -63,3 +63,17 @@ def test_categorical_profile_and_unseen_category():
 @pytest.mark.parametrize(("value", "band"), [(0.05, "stable"), (0.2, "moderate"), (0.3, "major")])
 def test_bands(value, band):
     assert drift.band(value) == band
+
+
+def test_identical_data_has_zero_psi_even_on_rounded_edges():
+    """Profile fractions and current fractions bin with the same (stored, rounded) edges."""
+    import numpy as np
+    import pandas as pd
+
+    from conveyor import drift
+
+    rng = np.random.default_rng(3)
+    # many ties on a value whose 10-decimal rounding lies above it: a quantile edge sits there
+    values = np.concatenate([np.full(300, 0.12345678906), rng.uniform(0, 1, 300)])
+    series = pd.Series(values)
+    assert drift.column_psi(drift.profile_column(series), series) == 0.0
