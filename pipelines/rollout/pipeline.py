@@ -6,7 +6,7 @@ revision is ready -> smoke test that revision (its ``latest`` tag URL) -> on pas
 up, promote, hold or roll back on its own); without one, walk the plan's steps and promote
 (output ``promoted``); bluegreen switches 100 % in one step and leaves
 ``canaryTrafficPercent: 100`` in place, so the old revision stays rolled out for an instant
-``kubectl conveyor rollback`` until someone (or issue 5's analysis) promotes. On a failed smoke
+rollback until the analysis (with ``prometheus_url``) or a person promotes. On a failed smoke
 test the canary is rolled back (output ``rolled_back``): traffic never left the champion.
 shadow: ``<name>-shadow`` plus a mirroring VirtualService -> smoke test the shadow -> on fail
 the shadow is removed (``rolled_back``); on pass it keeps shadowing.
@@ -126,9 +126,17 @@ def build_pipeline(
                             previous = step
                         promote(**settle).after(previous).set_display_name("promote")
                 with dsl.If(strategy == "bluegreen", name="bluegreen switch"):
-                    deploy_canary(**deploy, percent=100, resources=resources).set_display_name(
-                        "switch 100 %"
-                    )
+                    switch = deploy_canary(**deploy, percent=100, resources=resources)
+                    switch.set_display_name("switch 100 %")
+                    # The old revision stays rolled out: a failing check rolls back instantly.
+                    with dsl.If(prometheus_url != "", name="analysed switch"):
+                        analyse_rollout(
+                            inference_service=inference_service,
+                            namespace=namespace,
+                            plan=plan,
+                            prometheus_url=prometheus_url,
+                            mlflow_tracking_uri=mlflow_tracking_uri,
+                        ).after(switch).set_display_name("analyse: promote or roll back")
             with dsl.If(checked.outputs["Output"] == "failed", name="smoke failed"):
                 rollback(**settle).set_display_name("roll back")
 
