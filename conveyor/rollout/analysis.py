@@ -41,6 +41,26 @@ class ScoreSource(Protocol):
     def scores(self, role: str) -> np.ndarray | None: ...
 
 
+class FeedbackSource(Protocol):
+    """Labelled feedback per side: (true labels, the scores served for them), for online AUC."""
+
+    def labelled(self, role: str) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+
+MIN_FEEDBACK = 50  # labelled rows per side, with both classes, before an AUC is compared
+
+
+def _auc(pair: tuple[np.ndarray, np.ndarray] | None) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    if pair is None:
+        return None
+    y, scores = pair
+    if len(y) < MIN_FEEDBACK or len(set(np.asarray(y).tolist())) < 2:
+        return None
+    return float(roc_auc_score(y, scores))
+
+
 def merge_sparse_bins(
     expected: np.ndarray, actual: np.ndarray, min_mass: float = 0.05
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -77,16 +97,17 @@ class CheckResult:
     def describe(self) -> str:
         if self.passed is None:
             return f"{self.name}: no data ({self.note})" if self.note else f"{self.name}: no data"
-        v = f"{self.value:.4g}" if self.value is not None else "-"
+        if self.value is None:
+            return f"{self.name}: {self.note}"
+        v, verdict = f"{self.value:.4g}", "ok" if self.passed else "FAILED"
         if self.op == "ratio_above" and self.baseline:
-            return (f"{self.name} {v} vs champion {self.baseline:.4g} = "
-                    f"{self.value / self.baseline:.2f}x (bound {self.threshold:g}x)")  # type: ignore[operator]  # fmt: skip
-        if self.op == "drop_pct_above" and self.baseline is not None:
-            return (
-                f"{self.name} {v} vs champion {self.baseline:.4g} (max drop {self.threshold:g} %)"
-            )
+            ratio = self.value / self.baseline
+            return (f"{self.name} {v} vs champion {self.baseline:.4g} = {ratio:.2f}x "
+                    f"(bound {self.threshold:g}x): {verdict}")  # fmt: skip
+        if self.op in ("drop_pct_above", "auc_drop_pct_above") and self.baseline is not None:
+            return (f"{self.name} {v} vs champion {self.baseline:.4g} (max drop "
+                    f"{self.threshold:g} %): {verdict}")  # fmt: skip
         sign = ">" if self.op in ("above", "psi_above") else "<"
-        verdict = "ok" if self.passed else "FAILED"
         return f"{self.name} {v} (fails {sign} {self.threshold:g}): {verdict}"
 
 
@@ -117,7 +138,7 @@ def _compare(check: CheckSpec, value: float, baseline: float | None) -> bool | N
         return None  # nothing to compare against
     if check.op == "ratio_above":
         return value / baseline <= check.threshold
-    return (baseline - value) / baseline * 100.0 <= check.threshold  # drop_pct_above
+    return (baseline - value) / baseline * 100.0 <= check.threshold  # drop_pct_above, auc
 
 
 class Analysis:
@@ -131,6 +152,7 @@ class Analysis:
         metrics: MetricsProvider,
         *,
         scores: ScoreSource | None = None,
+        feedback: FeedbackSource | None = None,
         registry: Any | None = None,
         notifier: Any | None = None,
         actor: str = "conveyor-analysis",
@@ -138,6 +160,7 @@ class Analysis:
         self.cluster, self.name, self.plan, self.metrics = cluster, name, plan, metrics
         self.spec: AnalysisSpec = plan.analysis
         self.scores, self.registry, self.notifier, self.actor = scores, registry, notifier, actor
+        self.feedback = feedback
 
     # ------------------------------------------------------------------ measuring
 
@@ -161,6 +184,17 @@ class Analysis:
     ) -> CheckResult:
         result = CheckResult(check.name, check.op, check.threshold, on_fail=check.on_fail)
         window = f"{int(self.spec.interval_seconds * check.window_intervals)}s"
+        if check.op == "auc_drop_pct_above":
+            if self.feedback is None:
+                result.passed, result.note = True, "not measured: no labelled feedback source"
+                return result
+            result.value = _auc(self.feedback.labelled("candidate"))
+            result.baseline = _auc(self.feedback.labelled("champion"))
+            if result.value is None or result.baseline is None:
+                result.note = f"fewer than {MIN_FEEDBACK} labelled rows with both classes"
+                return result
+            result.passed = _compare(check, result.value, result.baseline)
+            return result
         if check.op == "psi_above":
             if self.scores is None:
                 result.passed, result.note = True, "not measured: no score source configured"

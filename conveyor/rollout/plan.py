@@ -22,12 +22,16 @@ class CheckSpec(StrictModel):
     ``above`` fails when value > threshold; ``below`` when value < threshold; ``ratio_above``
     when candidate / champion > threshold; ``drop_pct_above`` when the candidate is more than
     ``threshold`` % below the champion (the same query on the champion's revision);
-    ``psi_above`` when the PSI of candidate vs champion scores > threshold.
+    ``psi_above`` when the PSI of candidate vs champion scores > threshold;
+    ``auc_drop_pct_above`` when the candidate's ROC AUC on labelled feedback is more than
+    ``threshold`` % below the champion's (needs a feedback source, not a query).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     query: str = ""
-    op: Literal["above", "below", "ratio_above", "drop_pct_above", "psi_above"]
+    op: Literal[
+        "above", "below", "ratio_above", "drop_pct_above", "psi_above", "auc_drop_pct_above"
+    ]
     threshold: float
     window_intervals: int = Field(1, ge=1, le=1000)
     on_fail: Literal["rollback", "hold"] = "rollback"
@@ -35,7 +39,7 @@ class CheckSpec(StrictModel):
 
     @model_validator(mode="after")
     def _query(self) -> "CheckSpec":
-        if self.op != "psi_above" and not self.query.strip():
+        if self.op not in ("psi_above", "auc_drop_pct_above") and not self.query.strip():
             raise ValueError(f"check {self.name!r}: op {self.op} needs a query")
         return self
 
@@ -55,6 +59,10 @@ def default_checks() -> list[CheckSpec]:
         ),
         CheckSpec(
             name="score_psi", op="psi_above", threshold=0.2, on_fail="hold", alert=True,
+        ),
+        CheckSpec(
+            name="online_auc", op="auc_drop_pct_above", threshold=3.0, window_intervals=5,
+            on_fail="rollback", alert=True,
         ),
     ]  # fmt: skip
 

@@ -180,3 +180,35 @@ def test_rollback_and_promotion_are_notified(fake_kube, canary) -> None:
     assert payload["kind"] == "rollout.rollback" and payload["version"] == "2"
     assert payload["champion_version"] == "1"
     assert any(c["name"] == "error_rate" and c["status"] == "failed" for c in payload["checks"])
+
+
+class Feedback:
+    def __init__(self, candidate_noise: float) -> None:
+        rng = np.random.default_rng(1)
+        self.y = rng.integers(0, 2, 400)
+        self.old = np.clip(self.y * 0.6 + rng.normal(0.2, 0.15, 400), 0, 1)
+        self.new = np.clip(self.y * 0.6 + rng.normal(0.2, 0.15 + candidate_noise, 400), 0, 1)
+
+    def labelled(self, role: str):
+        return self.y, self.new if role == "candidate" else self.old
+
+
+def auc_plan() -> RolloutPlan:
+    checks = [CheckSpec(name="online_auc", op="auc_drop_pct_above", threshold=3.0)]
+    return RolloutPlan(analysis=AnalysisSpec(
+        interval_seconds=10, requests_query='req{rev="{{ revision }}"}', checks=checks,
+    ))  # fmt: skip
+
+
+def test_online_quality_drop_rolls_back(fake_kube, canary) -> None:
+    final = Analysis(canary, "fraud", auc_plan(), metrics(), feedback=Feedback(0.6)).run(
+        sleep=lambda s: None
+    )
+    assert final.decision == "rollback"
+    assert "online_auc" in final.reason and "(max drop 3 %): FAILED" in final.reason
+
+
+def test_online_quality_without_feedback_is_not_measured(fake_kube, canary) -> None:
+    d = Analysis(canary, "fraud", auc_plan(), metrics()).step()
+    assert d.decision == "step_up"
+    assert "online_auc: not measured: no labelled feedback source" in d.reason
