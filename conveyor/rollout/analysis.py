@@ -337,10 +337,10 @@ class Analysis:
         if d.decision == "hold":
             patch["metadata"]["annotations"][inf.PHASE] = "Held"
         update(self.cluster, ISVC, self.name, lambda _cur: patch)
-        if d.decision != "continue" or d.interval == 1:
-            obj = get(self.cluster, ISVC, self.name)
-            self.cluster.event(obj, f"Analysis{d.decision.title().replace('_', '')}",
-                               d.reason, warning=d.decision in ("hold", "rollback"))  # fmt: skip
+        obj = get(self.cluster, ISVC, self.name)  # every interval: an Event with the evidence
+        self.cluster.event(obj, f"Analysis{d.decision.title().replace('_', '')}",
+                           f"interval {d.interval}: {d.reason}",
+                           warning=d.decision in ("hold", "rollback"))  # fmt: skip
         if self.registry is not None and model:
             self._tag(model, version, d)
         if self.notifier is not None and d.decision in ("hold", "rollback", "promote", "step_up"):
