@@ -283,6 +283,7 @@ def run_cell(opener: Opener, requests: int, warmup: int, concurrency: int) -> di
     completed = [0] * concurrency
     finished = [0.0] * concurrency
     warm = max(1, math.ceil(warmup / concurrency))
+    stop = threading.Event()  # set when the main thread is interrupted (SIGTERM, Ctrl-C)
 
     def worker(i: int, n: int) -> None:
         call, close = opener()
@@ -293,6 +294,8 @@ def run_cell(opener: Opener, requests: int, warmup: int, concurrency: int) -> di
             finally:
                 start_line.wait(timeout=300)  # a broken barrier stops the others too
             for _ in range(n):
+                if stop.is_set():
+                    break
                 with suppress(httpx.HTTPError):  # a transport error counts as a failed call
                     ok, ms = call()
                     latencies[i].append(ms)
@@ -303,11 +306,16 @@ def run_cell(opener: Opener, requests: int, warmup: int, concurrency: int) -> di
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = [pool.submit(worker, i, n) for i, n in enumerate(shares(requests, concurrency))]
-        start_line.wait(timeout=300)
-        busy0, (client0, server0) = machine_busy_s(), own_cpu_s()
-        started = time.perf_counter()
-        for f in futures:
-            f.result()
+        try:
+            start_line.wait(timeout=300)
+            busy0, (client0, server0) = machine_busy_s(), own_cpu_s()
+            started = time.perf_counter()
+            for f in futures:
+                f.result()
+        except BaseException:
+            stop.set()
+            start_line.abort()
+            raise
     wall = max(finished) - started
     client1, server1 = own_cpu_s()
     client, server = client1 - client0, server1 - server0
@@ -837,6 +845,8 @@ def main() -> int:
         p.error("need concurrency >= 1 and at least one request per thread")
     servers = [s for s in args.servers.split(",") if s]
 
+    # SIGTERM -> SystemExit, so the finally blocks still stop every server and clean up.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="conveyor-bench-serving-"))
     cells: list[dict[str, Any]] = []
