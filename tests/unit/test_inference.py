@@ -139,3 +139,23 @@ def test_plan_validation_names_the_field() -> None:
     with pytest.raises(ValueError, match=r"steps\[0\] = 0 is outside 1..100"):
         RolloutPlan(steps=[0, 100])
     assert RolloutPlan(strategy="bluegreen", steps=[5, 100]).steps == [100]
+
+
+@pytest.mark.parametrize("name", ["rollout.yaml", "rollout-istio.yaml"])
+def test_example_plans_load_and_use_recorded_series(name: str) -> None:
+    """Every query of the shipped plans reads a recording rule that manifests/monitoring defines."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from conveyor.rollout.plan import load_plan
+
+    root = Path(__file__).resolve().parents[2]
+    rules = yaml.safe_load((root / "manifests/monitoring/rules/conveyor-rules.yaml").read_text())
+    recorded = {r["record"] for g in rules["groups"] for r in g["rules"]}
+    plan = load_plan(root / "examples" / "fraud" / name)
+    queries = [plan.analysis.requests_query] + [c.query for c in plan.analysis.checks if c.query]
+    for query in queries:
+        used = set(re.findall(r"conveyor:[a-z0-9_:]+", query))
+        assert used and used <= recorded, (query, used - recorded)
