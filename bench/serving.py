@@ -672,8 +672,9 @@ def reading(cells: list[dict[str, Any]], levels: list[int], parts: list[tuple[st
         if cv1 and mf and mlf:
             line += (
                 f" The rest of each one-client p50 ({cv1['p50'] - conv_ms:.2f} ms for "
-                f"Conveyor, {mf['p50'] - mlf[0]:.2f} ms for MLflow) is HTTP, JSON, routing, "
-                "logging and the client."
+                f"Conveyor, {mf['p50'] - mlf[0]:.2f} ms for MLflow) is what the in-process "
+                "timing leaves out: HTTP, routing, logging, the client and, for MLflow, the hop "
+                "to a pool thread."
             )
         out.append(line)
     logs = [
@@ -794,26 +795,36 @@ WHY = (
     "and more clients only overlap HTTP and client work with the model call. MLflow runs each "
     "request's handler in `asyncio.to_thread` (a pool of min(32, CPUs + 4) = 6 threads here), "
     "so with 8 clients several predicts run at once and contend for the GIL and for "
-    "HistGradientBoosting's OpenMP threads (one per CPU, even for a single row, and idle "
-    "OpenMP workers spin-wait: that is the extra server CPU MLflow shows). (3) V2 goes "
-    "through kserve's InferRequest/InferResponse (one typed tensor per column, decoded into a "
-    "DataFrame), V1 through a plain JSON dict. (4) The log lines are uvicorn's access line; "
-    "for Conveyor also two `kserve.trace` timing lines and, with FastAPI 0.165, a two-line "
-    "`FastAPIDeprecationWarning` about kserve's `ORJSONResponse` on every V1 and V2 request."
+    "HistGradientBoosting's OpenMP threads (one per CPU, even for a single row), which widens "
+    "its p99 and lowers its throughput below the one-client figure. (3) The same OpenMP team "
+    "makes MLflow's one-client latency unsteady: when the team's idle worker spins between "
+    "calls, the server shows close to 2 busy CPUs and answers faster; when it sleeps and must "
+    "be woken (about 1 CPU), slower. Which of the two a run gets varied between runs of this "
+    "benchmark on this machine, so read MLflow's one-client p50 with its server CPU. (4) V2 "
+    "goes through kserve's InferRequest/InferResponse (one typed tensor per column, decoded "
+    "into a DataFrame), V1 through a plain JSON dict. (5) The log lines are uvicorn's access "
+    "line; for Conveyor also two `kserve.trace` timing lines and, with FastAPI 0.165, a "
+    "two-line `FastAPIDeprecationWarning` about kserve's `ORJSONResponse` on every V1 and V2 "
+    "request."
 )
 
 
 def write_results(lines: list[str]) -> None:
-    """Replace this script's section of RESULTS.md (or append it), keeping everything else."""
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    body = text.splitlines()
+    """Replace this script's section of RESULTS.md in place (or append it), keeping the rest."""
+    body = RESULTS.read_text().splitlines() if RESULTS.exists() else []
+    section = [*lines]
+    while section and not section[-1].strip():
+        section.pop()
     if HEADING in body:
         start = body.index(HEADING)
         end = next((i for i in range(start + 1, len(body)) if body[i].startswith("## ")), len(body))
-        body = body[:start] + body[end:]
-    while body and not body[-1].strip():
-        body.pop()
-    RESULTS.write_text("\n".join([*body, "", *lines]).rstrip("\n") + "\n")
+        rest = body[end:]
+        body = body[:start] + section + (["", *rest] if rest else [])
+    else:
+        while body and not body[-1].strip():
+            body.pop()
+        body = [*body, "", *section] if body else section
+    RESULTS.write_text("\n".join(body) + "\n")
     log(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
