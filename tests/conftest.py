@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from conveyor.config import PipelineConfig, load_pipeline_config
 from conveyor.contracts import Contract, load_contract
 from conveyor.sample import generate
+from conveyor.serving.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "fraud"
@@ -45,17 +45,11 @@ def small_df(small_frame: pd.DataFrame) -> pd.DataFrame:
     return small_frame.copy()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 (sqlite backend, proxied artifacts)."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops

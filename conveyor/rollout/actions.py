@@ -33,7 +33,7 @@ def deploy(
     """Serve ``model`` on ``name``: create it at 100 % when absent (a first release has no
     champion to protect), else start a canary at ``percent`` %, or move the running canary of
     the same version to ``percent`` %. Refuses a canary of another version while one runs."""
-    inf._percent(percent)
+    inf.check_percent(percent)
     if cluster.find(ISVC, name) is None:
         obj = inf.inference_service(
             name, cluster.namespace, model, change, resources=resources,
@@ -79,7 +79,7 @@ def deploy(
 
 def set_traffic(cluster: Cluster, name: str, percent: int, change: Change) -> dict[str, Any]:
     """Move the running canary of ``name`` to ``percent`` %."""
-    inf._percent(percent)
+    inf.check_percent(percent)
 
     def step(cur: dict[str, Any]) -> dict[str, Any]:
         if inf.champion_of(cur) is None:

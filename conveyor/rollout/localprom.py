@@ -10,7 +10,6 @@ under test cannot make the fixture itself wait for the wrong thing.
 import math
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from types import TracebackType
 from typing import IO, Self
 
 import httpx
+
+from conveyor.serving.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = Path(os.environ.get("CONVEYOR_TOOLS") or ROOT / ".tools" / "bin")
@@ -36,12 +37,6 @@ def tools_dir(needs: Iterable[str] = ("prometheus",)) -> Path:
             "(scripts/fetch-tools.sh unpacks Debian's packages there, no root needed)"
         )
     return TOOLS_BIN
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def config_yaml(targets: Targets, scrape_interval: str, metrics_path: str) -> str:

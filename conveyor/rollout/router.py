@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from conveyor.serving.server import HOST, ServingError, _owns_listener, free_port
+from conveyor.serving.server import HOST, ServingError, free_port, owns_listener
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_NGINX = ROOT / ".tools" / "bin" / "nginx"
@@ -405,7 +405,7 @@ class NginxRouter:
             with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1):
                 return True
             return False
-        return _owns_listener(self.proc.pid, self.port) and bool(_worker_pids(self.proc.pid))
+        return owns_listener(self.proc.pid, self.port) and bool(_worker_pids(self.proc.pid))
 
     def _reload(self) -> None:
         """SIGHUP the master, then wait until a new worker runs and no old worker accepts.

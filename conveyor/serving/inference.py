@@ -197,7 +197,7 @@ def inference_service(
     return _serialise(isvc)
 
 
-def _percent(value: int) -> int:
+def check_percent(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise BadInputError(f"percent: {value!r} is outside 0..100 (an integer share of traffic)")
     return value
@@ -258,7 +258,7 @@ def canary_patch(
     isvc: dict[str, Any], model: ServedModel, percent: int, change: Change
 ) -> dict[str, Any]:
     """Start a canary of ``model`` at ``percent`` % beside the rolled-out champion."""
-    percent = _percent(percent)
+    percent = check_percent(percent)
     champion = current_model(isvc)
     target = dict(champion["predictor"])
     target["model"] = {**(target.get("model") or {}), "storageUri": model.storage_uri}
@@ -280,7 +280,7 @@ def traffic_patch(percent: int, change: Change) -> dict[str, Any]:
     """Move a running canary to ``percent`` % (no new revision)."""
     return {
         "metadata": {"annotations": {LAST_CHANGE: change.annotation()}},
-        "spec": {"predictor": {"canaryTrafficPercent": _percent(percent)}},
+        "spec": {"predictor": {"canaryTrafficPercent": check_percent(percent)}},
     }
 
 

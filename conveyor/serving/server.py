@@ -21,7 +21,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +229,7 @@ def serve(model_dir: str, name: str, version: str, port: int, max_batch: int) ->
     ).start([model])
 
 
-def _owns_listener(pid: int, port: int) -> bool:
+def owns_listener(pid: int, port: int) -> bool:
     """True when process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux
     /proc; elsewhere assume it does)."""
     table = Path("/proc/net/tcp")
@@ -300,7 +299,7 @@ class LocalServer:
             with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as resp:
                 # Ready, and the listener is ours: another process that grabbed the port
                 # between free_port() and our bind must never be mistaken for this model.
-                if resp.status == 200 and _owns_listener(self.proc.pid, self.port):
+                if resp.status == 200 and owns_listener(self.proc.pid, self.port):
                     return self
             time.sleep(0.2)
         self.stop()
@@ -321,15 +320,6 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def serving(model_dir: str | Path, name: str, version: str, **kw: Any) -> Iterator[LocalServer]:
-    server = LocalServer(model_dir, name, version, **kw)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
