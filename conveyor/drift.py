@@ -13,6 +13,7 @@ import pandas as pd
 
 PSI_FLOOR = 1e-4
 PROFILE_VERSION = 1
+ECDF_POINTS = 100
 STABLE, MODERATE = 0.1, 0.25
 
 
@@ -24,52 +25,94 @@ def _round(x: float) -> float:
     return float(round(float(x), 10))
 
 
-def profile_column(series: pd.Series, bins: int = 10, max_categories: int = 50) -> dict[str, Any]:
-    """Statistics and reference bins of one column."""
+def _sorted_present(series: pd.Series) -> np.ndarray:
+    """The column's non-missing values as sorted float64: one sort serves quantiles, bins and
+    the ECDF (numpy's SIMD sort costs less than one ``np.quantile`` call on a large column)."""
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = np.sort(values)  # NaN sorts last
+    return values[: len(values) - int(np.count_nonzero(np.isnan(values)))]
+
+
+def _quantiles(sorted_values: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """``np.quantile(..., method="linear")`` on an already sorted array, without re-sorting."""
+    pos = qs * (len(sorted_values) - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(sorted_values) - 1)
+    a, b = sorted_values[lo], sorted_values[hi]
+    return a + (b - a) * (pos - lo)
+
+
+def _counts_below(sorted_values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """How many values are strictly below each point (the ECDF's left limit, times n)."""
+    return np.searchsorted(sorted_values, points, side="left")
+
+
+def profile_column(
+    series: pd.Series, bins: int = 10, max_categories: int = 50, ecdf_points: int = ECDF_POINTS
+) -> dict[str, Any]:
+    """Statistics and reference bins of one column.
+
+    Numeric columns also keep an ECDF on a grid of reference quantiles (``ecdf``), so a KS
+    statistic can be computed against a profile without the reference rows.
+    """
     total = len(series)
-    missing = series.isna()
-    n_missing = int(missing.sum())
-    present = series[~missing]
-    base: dict[str, Any] = {"count": total, "nulls": n_missing}
-    if _is_numeric(series):
-        values = present.to_numpy(dtype=np.float64)
-        if len(values):
-            qs = np.quantile(values, [0.01, 0.5, 0.99])
-            base.update(
-                kind="numeric",
-                mean=_round(values.mean()),
-                std=_round(values.std()),
-                min=_round(values.min()),
-                p01=_round(qs[0]),
-                p50=_round(qs[1]),
-                p99=_round(qs[2]),
-                max=_round(values.max()),
-            )
-            inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-            # Bin with the edges as stored: current_fractions() reads the rounded ones, and a
-            # value on an edge must fall on the same side in both, or identical data drifts.
-            edges = np.unique(np.asarray([_round(e) for e in inner], dtype=np.float64))
-        else:
-            base.update(kind="numeric")
-            edges = np.array([], dtype=np.float64)
-        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        base["bins"] = {
-            "edges": [_round(e) for e in edges],
-            "fractions": [_round(c / total) for c in counts] if total else [],
-            "missing": _round(n_missing / total) if total else 0.0,
+    if not _is_numeric(series):
+        return _profile_categorical(series, total, max_categories)
+    values = _sorted_present(series)
+    n_missing = total - len(values)
+    base: dict[str, Any] = {"count": total, "nulls": n_missing, "kind": "numeric"}
+    if len(values):
+        qs = _quantiles(values, np.array([0.01, 0.5, 0.99]))
+        base.update(
+            mean=_round(values.mean()),
+            std=_round(values.std()),
+            min=_round(values[0]),
+            p01=_round(qs[0]),
+            p50=_round(qs[1]),
+            p99=_round(qs[2]),
+            max=_round(values[-1]),
+        )
+        inner = _quantiles(values, np.linspace(0, 1, bins + 1)[1:-1])
+        # Bin with the edges as stored: current_fractions() reads the rounded ones, and a
+        # value on an edge must fall on the same side in both, or identical data drifts.
+        edges = np.unique(np.asarray([_round(e) for e in inner], dtype=np.float64))
+        grid = np.union1d(
+            edges, [_round(q) for q in _quantiles(values, np.linspace(0, 1, ecdf_points + 1))]
+        )
+        base["ecdf"] = {
+            "x": [float(x) for x in grid],
+            "below": [_round(c / len(values)) for c in _counts_below(values, grid)],
         }
-        return base
+    else:
+        edges = np.array([], dtype=np.float64)
+    below = _counts_below(values, edges)
+    counts = np.diff(np.concatenate([[0], below, [len(values)]]))
+    base["bins"] = {
+        "edges": [float(e) for e in edges],
+        "fractions": [_round(c / total) for c in counts] if total else [],
+        "missing": _round(n_missing / total) if total else 0.0,
+    }
+    return base
+
+
+def _profile_categorical(series: pd.Series, total: int, max_categories: int) -> dict[str, Any]:
+    n_missing = int(series.isna().sum())
+    present = series.dropna() if n_missing else series
     freq = present.astype(str).value_counts(sort=False)
     freq = freq.sort_values(ascending=False, kind="stable")
     top = freq.iloc[:max_categories].sort_index()
     other = int(freq.iloc[max_categories:].sum())
-    base.update(kind="categorical", distinct=len(freq))
-    base["bins"] = {
-        "categories": [str(c) for c in top.index],
-        "fractions": [_round(c / total) for c in top.to_numpy()] + [_round(other / total)],
-        "missing": _round(n_missing / total) if total else 0.0,
+    return {
+        "count": total,
+        "nulls": n_missing,
+        "kind": "categorical",
+        "distinct": len(freq),
+        "bins": {
+            "categories": [str(c) for c in top.index],
+            "fractions": [_round(c / total) for c in top.to_numpy()] + [_round(other / total)],
+            "missing": _round(n_missing / total) if total else 0.0,
+        },
     }
-    return base
 
 
 def profile_frame(df: pd.DataFrame, columns: list[str] | None = None, bins: int = 10) -> dict:
@@ -87,20 +130,40 @@ def current_fractions(spec: dict[str, Any], series: pd.Series) -> np.ndarray:
     total = len(series)
     if total == 0:
         return np.zeros(len(spec["bins"]["fractions"]) + 1)
+    if spec["kind"] == "numeric":
+        return numeric_fractions(spec, _sorted_present(series), total)
     missing = series.isna()
     n_missing = int(missing.sum())
     present = series[~missing] if n_missing else series
-    if spec["kind"] == "numeric":
-        edges = np.asarray(spec["bins"]["edges"], dtype=np.float64)
-        values = pd.to_numeric(present, errors="coerce").to_numpy(dtype=np.float64)
-        values = values[~np.isnan(values)]
-        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-    else:
-        cats = spec["bins"]["categories"]
-        codes = pd.Categorical(present.astype(str), categories=cats).codes  # -1 = not a top cat
-        counts = np.bincount(codes + 1, minlength=len(cats) + 1)
-        counts = np.concatenate([counts[1:], counts[:1]])  # "other" goes last, as in the spec
+    cats = spec["bins"]["categories"]
+    codes = pd.Categorical(present.astype(str), categories=cats).codes  # -1 = not a top cat
+    counts = np.bincount(codes + 1, minlength=len(cats) + 1)
+    counts = np.concatenate([counts[1:], counts[:1]])  # "other" goes last, as in the spec
     return np.append(counts, n_missing) / total
+
+
+def numeric_fractions(spec: dict[str, Any], sorted_values: np.ndarray, total: int) -> np.ndarray:
+    """Bin fractions of already sorted, non-missing values (``total`` counts the missing)."""
+    edges = np.asarray(spec["bins"]["edges"], dtype=np.float64)
+    below = _counts_below(sorted_values, edges)
+    counts = np.diff(np.concatenate([[0], below, [len(sorted_values)]]))
+    return np.append(counts, total - len(sorted_values)) / total
+
+
+def ks_statistic(spec: dict[str, Any], sorted_values: np.ndarray) -> float | None:
+    """Largest ECDF gap between the reference (on its quantile grid) and sorted values.
+
+    Evaluated at the reference's grid points, so it can under-read the exact two-sample KS
+    statistic by at most the largest reference mass between two grid points (1/ECDF_POINTS
+    for a continuous column). None for a profile without an ECDF or no values.
+    """
+    ecdf = spec.get("ecdf")
+    if not ecdf or not len(sorted_values):
+        return None
+    grid = np.asarray(ecdf["x"], dtype=np.float64)
+    ref = np.asarray(ecdf["below"], dtype=np.float64)
+    cur = _counts_below(sorted_values, grid) / len(sorted_values)
+    return float(np.max(np.abs(ref - cur))) if len(grid) else 0.0
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, floor: float = PSI_FLOOR) -> float:

@@ -1,0 +1,297 @@
+"""check_drift: is a recent batch still the population the champion was trained on?
+
+Per feature: PSI in the reference's bins (numeric and categorical) and, for numeric features,
+the KS statistic on the reference's ECDF grid; plus the PSI of the model's scores when a model
+is given. The decision (``drift`` or ``stable``) is what a retrain trigger reads. Each column is
+sorted once; bins, ECDF and KS all read the sorted array (see ``bench/drift.py``).
+"""
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conveyor import drift
+from conveyor.config import DriftPolicy
+from conveyor.errors import BadInputError
+
+SCORE = "score"  # key of the model-score profile in a reference profile
+BAR_WIDTH = 24
+
+
+def load_reference(path: str | os.PathLike[str], features: list[str] | None = None) -> dict:
+    """A reference profile (.json), or data (.csv/.parquet) profiled on the fly."""
+    from conveyor.contracts import load_profile
+    from conveyor.tables import read_table
+
+    if str(path).endswith(".json"):
+        return load_profile(path)
+    df = read_table(path)
+    missing = [c for c in features or [] if c not in df.columns]
+    if missing:
+        raise BadInputError(f"{path}: reference data has no column(s) {missing}")
+    profile = drift.profile_frame(df, features)
+    profile["source"] = str(path)
+    return profile
+
+
+def _ks_pvalue(d: float, n: int, m: int) -> float:
+    """Two-sample KS p-value, asymptotic in the effective size n*m/(n+m) (as scipy's asymp)."""
+    from scipy.stats import kstwo
+
+    en = round(n * m / (n + m)) if n and m else 0
+    return float(kstwo.sf(d, en)) if en else 1.0
+
+
+def _feature(name: str, spec: dict[str, Any], series: pd.Series, policy: DriftPolicy) -> dict:
+    total = len(series)
+    expected = np.append(np.asarray(spec["bins"]["fractions"]), spec["bins"]["missing"])
+    row: dict[str, Any] = {"feature": name, "kind": spec["kind"], "ks": None, "ks_pvalue": None}
+    if spec["kind"] == "numeric":
+        if not drift._is_numeric(series):
+            raise BadInputError(
+                f"column {name!r}: the reference profile says numeric, the batch has "
+                f"{series.dtype} values"
+            )
+        values = drift._sorted_present(series)
+        actual = drift.numeric_fractions(spec, values, total)
+        ks = drift.ks_statistic(spec, values)
+        if ks is not None:
+            n_ref = int(spec["count"]) - int(spec["nulls"])
+            row["ks"] = round(ks, 6)
+            row["ks_pvalue"] = _ks_pvalue(ks, n_ref, len(values))
+    else:
+        actual = drift.current_fractions(spec, series)
+    value = drift.psi(expected, actual)
+    value = 0.0 if math.isclose(value, 0.0, abs_tol=1e-12) else value
+    reasons = []
+    if value > policy.psi_threshold:
+        reasons.append(f"PSI {value:.4f} > {policy.psi_threshold:g}")
+    if (
+        policy.ks_threshold is not None
+        and row["ks"] is not None
+        and row["ks"] > policy.ks_threshold
+        and row["ks_pvalue"] < policy.ks_alpha
+    ):
+        reasons.append(
+            f"KS {row['ks']:.4f} > {policy.ks_threshold:g} (p {row['ks_pvalue']:.2g} "
+            f"< {policy.ks_alpha:g})"
+        )
+    row.update(psi=round(value, 6), band=drift.band(value), drifted=bool(reasons), reasons=reasons)
+    return row
+
+
+def check_drift(
+    reference: dict[str, Any],
+    current: pd.DataFrame,
+    policy: DriftPolicy | None = None,
+    current_scores: np.ndarray | None = None,
+    reference_scores: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Compare ``current`` with the ``reference`` profile; returns the drift report.
+
+    Scores: the reference's own ``score`` profile is used unless ``reference_scores`` (the same
+    model on the reference rows) are given; without ``current_scores`` score PSI is skipped.
+    """
+    policy = policy or DriftPolicy()
+    columns = reference.get("columns", {})
+    wanted = policy.features or list(columns)
+    unknown = [c for c in wanted if c not in columns]
+    if unknown:
+        raise BadInputError(
+            f"drift policy features {unknown} are not in the reference profile "
+            f"(it has {sorted(columns)})"
+        )
+    missing = [c for c in wanted if c not in current.columns]
+    if missing:
+        raise BadInputError(
+            f"current batch: column(s) {missing} of the reference profile are missing; "
+            "the batch does not have the features the champion was trained on"
+        )
+    if len(current) < policy.min_rows:
+        raise BadInputError(
+            f"current batch: {len(current)} rows, below drift policy min_rows {policy.min_rows}; "
+            "too few rows to judge drift"
+        )
+    features = [_feature(c, columns[c], current[c], policy) for c in wanted]
+    score = None
+    if current_scores is not None:
+        ref_spec = (
+            drift.profile_column(pd.Series(reference_scores, name=SCORE))
+            if reference_scores is not None
+            else reference.get(SCORE)
+        )
+        if ref_spec is not None:
+            row = _feature(SCORE, ref_spec, pd.Series(current_scores, name=SCORE), policy)
+            over = row["psi"] > policy.score_psi_threshold
+            row["drifted"] = over
+            row["reasons"] = (
+                [f"score PSI {row['psi']:.4f} > {policy.score_psi_threshold:g}"] if over else []
+            )
+            score = row
+    drifted = [f["feature"] for f in features if f["drifted"]]
+    is_drift = len(drifted) >= policy.min_drifted_features or bool(score and score["drifted"])
+    moderate = [f["feature"] for f in features if f["band"] != "stable" and not f["drifted"]]
+    return {
+        "decision": "drift" if is_drift else "stable",
+        "drifted": drifted,
+        "moderate": moderate,
+        "features": sorted(features, key=lambda f: -f["psi"]),
+        "score": score,
+        "rows": {"reference": reference.get("rows"), "current": len(current)},
+        "reference_source": reference.get("source", ""),
+        "policy": policy.model_dump(mode="json"),
+        "summary": summary("drift" if is_drift else "stable", drifted, score, len(features)),
+    }
+
+
+def summary(decision: str, drifted: list[str], score: dict | None, n: int) -> str:
+    """One line: the decision, which features drifted, the score PSI."""
+    parts = [f"{len(drifted)} of {n} features drifted"]
+    if drifted:
+        parts[0] += f" ({', '.join(drifted[:5])}{', ...' if len(drifted) > 5 else ''})"
+    if score is not None:
+        parts.append(f"score PSI {score['psi']:.4f}" + (" (drifted)" if score["drifted"] else ""))
+    return f"{decision}: " + "; ".join(parts)
+
+
+def _bar(value: float, scale: float) -> str:
+    filled = min(BAR_WIDTH, round(BAR_WIDTH * value / scale)) if scale else 0
+    return "█" * filled + "·" * (BAR_WIDTH - filled)
+
+
+def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*report["features"], *([report["score"]] if report["score"] else [])]
+
+
+def _fmt_ks(row: dict[str, Any]) -> str:
+    return "-" if row["ks"] is None else f"{row['ks']:.4f} (p {row['ks_pvalue']:.2g})"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    scale = max(report["policy"]["psi_threshold"] * 2, *(r["psi"] for r in _rows(report)))
+    lines = [report["summary"], f"{'feature':<28} {'PSI':>8}  {'KS':<18} band      bar"]
+    for r in _rows(report):
+        flag = " DRIFT" if r["drifted"] else ""
+        lines.append(
+            f"{r['feature']:<28} {r['psi']:>8.4f}  {_fmt_ks(r):<18} {r['band']:<9} "
+            f"{_bar(r['psi'], scale)}{flag}"
+        )
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    policy = report["policy"]
+    scale = max(policy["psi_threshold"] * 2, *(r["psi"] for r in _rows(report)))
+    out = [
+        f"# Drift check: {report['decision'].upper()}",
+        "",
+        report["summary"],
+        "",
+        f"Reference: {report['reference_source'] or 'profile'} ({report['rows']['reference']} "
+        f"rows); current batch: {report['rows']['current']} rows. A feature drifted when PSI > "
+        f"{policy['psi_threshold']:g} or KS > {policy['ks_threshold']} with p < "
+        f"{policy['ks_alpha']:g}; scores when PSI > {policy['score_psi_threshold']:g}.",
+        "",
+        "| feature | kind | PSI | band | KS | drifted | |",
+        "|---|---|---:|---|---|---|---|",
+    ]
+    for r in _rows(report):
+        out.append(
+            f"| {r['feature']} | {r['kind']} | {r['psi']:.4f} | {r['band']} | {_fmt_ks(r)} | "
+            f"{'**yes**: ' + '; '.join(r['reasons']) if r['drifted'] else 'no'} | "
+            f"`{_bar(r['psi'], scale)}` |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    policy = report["policy"]
+    scale = max(policy["psi_threshold"] * 2, *(r["psi"] for r in _rows(report)))
+    rows = []
+    for r in _rows(report):
+        width = min(100.0, 100.0 * r["psi"] / scale) if scale else 0.0
+        color = "#c0392b" if r["drifted"] else "#e6a23c" if r["band"] != "stable" else "#2e8b57"
+        rows.append(
+            f"<tr><td>{html.escape(r['feature'])}</td><td>{r['kind']}</td>"
+            f"<td style='text-align:right'>{r['psi']:.4f}</td><td>{r['band']}</td>"
+            f"<td>{html.escape(_fmt_ks(r))}</td>"
+            f"<td>{html.escape('; '.join(r['reasons'])) if r['drifted'] else 'no'}</td>"
+            f"<td style='width:240px'><div style='background:{color};height:12px;"
+            f"width:{width:.1f}%'></div></td></tr>"
+        )
+    threshold_at = min(100.0, 100.0 * policy["psi_threshold"] / scale)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift check</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+        "</style></head><body>"
+        f"<h1>Drift check: {report['decision'].upper()}</h1>"
+        f"<p>{html.escape(report['summary'])}</p>"
+        f"<p>Bars: PSI; the threshold {policy['psi_threshold']:g} sits at {threshold_at:.0f}% "
+        "of the bar width.</p><table><tr><th>feature</th><th>kind</th><th>PSI</th><th>band</th>"
+        "<th>KS</th><th>drifted</th><th></th></tr>" + "".join(rows) + "</table></body></html>"
+    )
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """drift.json, drift.md and drift.html in ``out_dir``."""
+    from conveyor.tables import write_json, write_text
+
+    out = Path(out_dir)
+    return {
+        "json": write_json(report, out / "drift.json"),
+        "markdown": write_text(render_markdown(report), out / "drift.md"),
+        "html": write_text(render_html(report), out / "drift.html"),
+    }
+
+
+def champion_stage(
+    batch: str, model_name: str, tracking_uri: str, policy: DriftPolicy, out_dir: str | Path
+) -> dict[str, Any]:
+    """The check_drift stage against the registry: the batch vs the champion's logged profile,
+    scores from the champion itself (sha256-checked). ``decision`` is ``no_reference`` when
+    there is no champion or it was trained before profiles were logged."""
+    import tempfile
+
+    from conveyor.registry import ModelRegistry
+    from conveyor.tables import read_table
+    from conveyor.training import load_model, predict_proba
+
+    registry = ModelRegistry(tracking_uri)
+    champion = registry.by_alias(model_name, "champion")
+    with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
+        profile_path = registry.reference_profile(champion, tmp) if champion else None
+        if champion is None or profile_path is None:
+            why = "no champion" if champion is None else f"v{champion['version']} has no profile"
+            report: dict[str, Any] = {
+                "decision": "no_reference",
+                "summary": f"no_reference: {why}; drift not measured",
+                "features": [],
+                "score": None,
+                "drifted": [],
+            }
+            write_reports_minimal(report, out_dir)
+            return report
+        profile = load_reference(profile_path)
+        model, spec = load_model(registry.download(champion, Path(tmp) / "model"))
+        current = read_table(batch)
+        scores = predict_proba(model, current, spec)
+    report = check_drift(profile, current, policy, current_scores=scores)
+    report["reference_source"] = f"{model_name} v{champion['version']} (champion) training run"
+    write_reports(report, out_dir)
+    return report
+
+
+def write_reports_minimal(report: dict[str, Any], out_dir: str | Path) -> None:
+    """Reports for a check that could not run: the reason is the whole content."""
+    from conveyor.tables import write_json, write_text
+
+    out = Path(out_dir)
+    write_json(report, out / "drift.json")
+    text = f"# Drift check: {report['decision'].upper()}\n\n{report['summary']}\n"
+    write_text(text, out / "drift.md")
+    write_text(f"<html><body><pre>{html.escape(text)}</pre></body></html>", out / "drift.html")
