@@ -240,6 +240,133 @@ class RegistrySpec(StrictModel):
     )
 
 
+class DriftPolicy(StrictModel):
+    """When a batch counts as drifted (check_drift). Defaults follow the conventional PSI bands."""
+
+    psi_threshold: float = Field(
+        0.25, gt=0, description="a feature drifted when its PSI is above this (major band)"
+    )
+    ks_threshold: float | None = Field(
+        0.1, gt=0, le=1, description="numeric: also drifted when KS is above this and p < alpha"
+    )
+    ks_alpha: float = Field(0.05, gt=0, lt=1)
+    score_psi_threshold: float = Field(
+        0.25, gt=0, description="the model's scores drifted when their PSI is above this"
+    )
+    min_drifted_features: int = Field(
+        1, ge=1, description="drift when at least this many features drifted (or the scores)"
+    )
+    min_rows: int = Field(100, ge=1, description="fewer current rows is an error, not a verdict")
+    features: list[str] | None = Field(
+        None, description="features to check (default: every column of the reference profile)"
+    )
+
+
+def check_cron(value: str) -> str:
+    """A standard 5-field cron expression (minute hour day month weekday), checked now rather
+    than by the KFP scheduler later."""
+    from croniter import croniter
+
+    fields = value.split()
+    if len(fields) != 5 or not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is not a 5-field cron expression (minute hour day-of-month month "
+            "day-of-week), e.g. '0 2 * * 0' for Sundays at 02:00 UTC"
+        )
+    return " ".join(fields)
+
+
+class RetrainPolicy(StrictModel):
+    """What starts a retraining run (continuous_training) and what skips one."""
+
+    on_new_data: bool = Field(
+        False, description="retrain when the batch fingerprint differs from the champion's data"
+    )
+    on_drift: bool = Field(True, description="retrain when check_drift says drift")
+    max_age_days: int | None = Field(
+        30, ge=1, le=3650, description="retrain when the champion is older than this"
+    )
+    schedule: str | None = Field(
+        None, description="cron (UTC) of the KFP recurring run that checks the triggers"
+    )
+    skip_if_unchanged: bool = Field(
+        True, description="skip when data, code, config and seed match an earlier training run"
+    )
+    drift: DriftPolicy = DriftPolicy()
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+
+class SmokeProfile(StrictModel):
+    """``--smoke``: the same line on sampled data with a small estimator, for pull requests.
+
+    It registers under ``<model>-smoke`` in experiment ``<experiment>-smoke``, so a PR check
+    never adds versions to the real model."""
+
+    rows: int = Field(5000, ge=500, le=1_000_000, description="rows sampled from the batch")
+    seed: int = 7
+    training: TrainingSpec = TrainingSpec(estimator="logistic_regression", params={"max_iter": 200})
+    latency: LatencySpec = LatencySpec(single_calls=20, batch_rows=200, batch_calls=3, warmup=2)
+
+
+K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+
+
+class StepResources(StrictModel):
+    """Requests and limits of one pipeline step (Kubernetes quantities)."""
+
+    cpu_request: str | None = Field(None, pattern=K8S_QUANTITY)
+    cpu_limit: str | None = Field(None, pattern=K8S_QUANTITY)
+    memory_request: str | None = Field(None, pattern=K8S_QUANTITY)
+    memory_limit: str | None = Field(None, pattern=K8S_QUANTITY)
+    timeout_seconds: int | None = Field(None, ge=1, le=7 * 24 * 3600)
+
+
+class SecretRef(StrictModel):
+    """A Kubernetes Secret by name, its keys exposed as environment variables (kfp-kubernetes
+    ``use_secret_as_env``). Only the names are in the config and the compiled YAML."""
+
+    name: str = Field(pattern=K8S_NAME, max_length=253)
+    env: dict[str, str] = Field(
+        min_length=1, description="secret key -> environment variable, e.g. password: X_PASS"
+    )
+    steps: list[str] | None = Field(None, description="steps that get it (default: all)")
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for key, var in env.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+                raise ValueError(f"env var name {var!r} (for key {key!r}) is not a valid name")
+        return env
+
+
+class ClusterSpec(StrictModel):
+    """Compile-time environment: what differs between clusters, so nobody edits compiled YAML."""
+
+    image: str | None = Field(
+        None, description="component image (default: the Conveyor image of this version)"
+    )
+    namespace: str = Field("kubeflow", pattern=K8S_NAME, max_length=63)
+    mlflow_tracking_uri: str = Field(
+        "", description="MLflow on the cluster (empty: MLFLOW_TRACKING_URI in the pod)"
+    )
+    data_uri: str = Field("", description="default batch URI (s3://, gs://, minio://)")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    resources: dict[str, StepResources] = Field(
+        default_factory=dict,
+        description="per step (validate_data, train, ...) or 'default' for every step",
+    )
+    secrets: list[SecretRef] = Field(default_factory=list)
+    prometheus_url: str = ""
+
+
 class PipelineConfig(StrictModel):
     """What a team writes to template the training pipeline (examples/fraud/pipeline.yaml)."""
 
@@ -252,12 +379,27 @@ class PipelineConfig(StrictModel):
     evaluation: EvaluationSpec = EvaluationSpec()
     tracking: TrackingSpec = TrackingSpec()
     registry: RegistrySpec = RegistrySpec()
+    retrain: RetrainPolicy = RetrainPolicy()
+    smoke: SmokeProfile = SmokeProfile()
+    team: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    rollout: str | None = Field(None, description="rollout plan YAML (continuous_training)")
+    cluster: ClusterSpec = ClusterSpec()
     workdir: str = ".conveyor"
     base_dir: str = Field(".", exclude=True, description="folder the config file lives in")
 
     @property
     def model_name(self) -> str:
         return self.registry.model_name or self.name
+
+    def smoke_profile(self) -> "PipelineConfig":
+        """This config under its ``smoke`` profile (see SmokeProfile)."""
+        cfg = self.model_copy(deep=True)
+        cfg.data.sample.rows = min(cfg.data.sample.rows, self.smoke.rows)
+        cfg.training = self.smoke.training
+        cfg.evaluation.latency = self.smoke.latency
+        cfg.registry.model_name = f"{self.model_name}-smoke"
+        cfg.tracking.experiment = f"{self.tracking.experiment}-smoke"
+        return cfg
 
     def resolve(self, path: str | None) -> str | None:
         """Paths in the config are relative to the config file's folder."""

@@ -249,6 +249,9 @@ def tracker_for(uri: str, experiment: str, artifact_root: str | None = None) -> 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
 STATUS = "conveyor.status"  # approved | held | rolled_back ; a held version is not deployable
 SERVING_PATH = "serving"  # run artifact folder holding model.joblib + model.sha256
+REFERENCE_PATH = "reference"  # run artifact folder holding the drift reference profile
+PROFILE_FILE = "profile.json"
+TRAINING_KEY_TAG = "conveyor.training_key"  # data, code, config and seed of a training run
 RETRIES = 3
 
 
@@ -320,6 +323,7 @@ class ModelRegistry:
                 "aliases": sorted(aliases.get(str(v.version), [])),
                 "tags": dict(v.tags),
                 "status": v.tags.get(STATUS, ""),
+                "created": v.creation_timestamp,
             }
             for v in found
         ]
@@ -333,6 +337,15 @@ class ModelRegistry:
         if hit is None:
             raise BadInputError(f"model {name!r} has no version {version!r}")
         return hit
+
+    def resolve(self, name: str, ref: str) -> dict[str, Any]:
+        """A version by number or alias (``7``, ``candidate``, ``champion``)."""
+        if str(ref).isdigit():
+            return self.get(name, str(ref))
+        row = self.by_alias(name, str(ref))
+        if row is None:
+            raise BadInputError(f"model {name!r} has no alias {ref!r}")
+        return row
 
     # ---- writes
 
@@ -479,6 +492,24 @@ class ModelRegistry:
         v = self.by_alias(name, alias)
         return None if v is None else self.download(v, dest)
 
+    def reference_profile(self, v: dict[str, Any], dest: str | Path) -> Path | None:
+        """The drift reference profile the version's training run logged (None for a version
+        trained before profiles were logged)."""
+        import mlflow.artifacts
+
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=v["run_id"], artifact_path=f"{REFERENCE_PATH}/{PROFILE_FILE}",
+                dst_path=str(dest), tracking_uri=self.uri,
+            )  # fmt: skip
+        except Exception as exc:  # mlflow raises its own types for a missing artifact
+            if "does not exist" in str(exc) or "No such file" in str(exc):
+                return None
+            raise TrackingError(
+                f"{v['name']} v{v['version']}: cannot download the reference profile: {exc}"
+            ) from exc
+        return Path(local)
+
     def download(self, v: dict[str, Any], dest: str | Path) -> Path:
         """Download the serving files of version row ``v``; refuse a sha256 mismatch."""
         import mlflow.artifacts
@@ -533,6 +564,7 @@ def register_stage(
         "git.commit": git_commit or "unknown",
         "data.sha256": run.data.tags.get("data.sha256", ""),
         "features.spec.sha256": run.data.tags.get("features.spec.sha256", ""),
+        TRAINING_KEY_TAG: run.data.tags.get(TRAINING_KEY_TAG, ""),
         "model.sha256": run.data.tags.get("model.sha256", ""),
         "params": params,
         "gate.verdict": gate["verdict"],

@@ -8,6 +8,7 @@ verify the bytes first.
 import hashlib
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,12 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from conveyor import __version__
+from conveyor import __version__, drift
 from conveyor.config import TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, ConveyorError, TrainingError
 from conveyor.evaluation import check_threshold, classification_metrics
 from conveyor.features import feature_frame
-from conveyor.registry import tracker_for
+from conveyor.registry import PROFILE_FILE, REFERENCE_PATH, TRAINING_KEY_TAG, tracker_for
 from conveyor.tables import read_table, resolve_table, sha256_file, write_json
 
 MODEL_FILE = "model.joblib"
@@ -123,6 +124,7 @@ def train(
     data_fingerprint: str = "",
     run_name: str = "train",
     threshold: float = 0.5,
+    training_key: str = "",
 ) -> TrainResult:
     """Fit, save and track one model. The MLflow run is marked FAILED if anything breaks."""
     check_threshold(threshold)
@@ -144,6 +146,7 @@ def train(
         "data.train.sha256": sha256_file(resolve_table(train_path)),
         "data.validation.sha256": sha256_file(resolve_table(validation_path)),
         "features.spec.sha256": sha256_file(prep / SPEC_FILE),
+        **({TRAINING_KEY_TAG: training_key} if training_key else {}),
     }
     run_id = tracker.start_run(
         run_name,
@@ -172,6 +175,9 @@ def train(
             tags={"model.sha256": digest},
         )
         tracker.log_artifacts(run_id, out_dir, "serving")
+        with tempfile.TemporaryDirectory(prefix="conveyor-reference-") as tmp:
+            write_json(reference_profile(train_df, feature_spec, proba), Path(tmp) / PROFILE_FILE)
+            tracker.log_artifacts(run_id, tmp, REFERENCE_PATH)
         example = x_train.head(5)
         tracker.log_sklearn_model(
             run_id, model, "model", example, [f"scikit-learn=={sklearn.__version__}"]
@@ -182,6 +188,19 @@ def train(
         raise
     tracker.end_run(run_id)
     return TrainResult(run_id, digest, Path(out_dir), val_metrics, params)
+
+
+def reference_profile(
+    train_df: pd.DataFrame, feature_spec: dict[str, Any], scores: np.ndarray
+) -> dict[str, Any]:
+    """What check_drift compares a later batch with: the model's input features on its train
+    split, and its scores on the validation split (rows it did not fit)."""
+    profile = drift.profile_frame(
+        train_df, [*feature_spec["numeric"], *feature_spec["categorical"]]
+    )
+    profile["source"] = "train split (features), validation split (scores)"
+    profile["score"] = drift.profile_column(pd.Series(scores, name="score"))
+    return profile
 
 
 def inputs(df: pd.DataFrame, feature_spec: dict[str, Any]) -> pd.DataFrame:

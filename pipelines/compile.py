@@ -10,6 +10,8 @@ from pathlib import Path
 from kfp import compiler
 
 from conveyor.components.analyse_rollout.component import analyse_rollout
+from conveyor.components.check_drift.component import check_drift
+from conveyor.components.check_trigger.component import check_trigger
 from conveyor.components.deploy_canary.component import deploy_canary
 from conveyor.components.deploy_shadow.component import deploy_shadow
 from conveyor.components.evaluate.component import evaluate
@@ -37,6 +39,8 @@ COMPONENTS = {
     "promote": promote,
     "rollback": rollback,
     "analyse_rollout": analyse_rollout,
+    "check_drift": check_drift,
+    "check_trigger": check_trigger,
 }
 EXAMPLE_CONFIG = ROOT / "examples" / "fraud" / "pipeline.yaml"
 EXAMPLE_PLAN = ROOT / "examples" / "fraud" / "rollout.yaml"
@@ -75,6 +79,20 @@ def compiled_files(out_root: Path) -> dict[str, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(rollout, str(path))
     written["pipelines/rollout/pipeline.yaml"] = path
+
+    from conveyor.pipelines.continuous_training.pipeline import build_pipeline as build_ct
+
+    ct = build_ct(
+        config,
+        load_plan(EXAMPLE_PLAN),
+        tracking_uri="",
+        artifact_root="",
+        examples=example_rows(config.resolve(config.evaluation.golden_set)),
+    )
+    path = out_root / "pipelines" / "continuous_training" / "pipeline.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(ct, str(path))
+    written["pipelines/continuous_training/pipeline.yaml"] = path
     return written
 
 

@@ -44,7 +44,7 @@ def test_component_folder_is_complete(name: str):
     assert meta["stability"] in {"alpha", "beta", "stable"}
 
 
-@pytest.mark.parametrize("pipeline", ["training", "rollout"])
+@pytest.mark.parametrize("pipeline", ["training", "rollout", "continuous_training"])
 def test_compiled_pipeline_has_no_local_paths_or_secrets(pipeline: str):
     text = (ROOT / "pipelines" / pipeline / "pipeline.yaml").read_text()
     assert "/work/" not in text and "sqlite:" not in text and ".conveyor/" not in text
@@ -58,6 +58,7 @@ def test_compiled_pipeline_has_no_local_paths_or_secrets(pipeline: str):
         *(f"components/{n}/component.yaml" for n in sorted(COMPONENTS)),
         "pipelines/training/pipeline.yaml",
         "pipelines/rollout/pipeline.yaml",
+        "pipelines/continuous_training/pipeline.yaml",
     ],
 )
 def test_compiled_file_is_valid_yaml_and_loads_in_kfp(rel: str):

@@ -21,6 +21,7 @@ def train(
     mlflow_artifact_root: str = "",
     data_sha256: str = "",
     threshold: float = 0.5,
+    training_key: str = "",
 ) -> NamedTuple("TrainOutputs", [("run_id", str), ("model_sha256", str)]):  # type: ignore[valid-type]
     """Fit sklearn Pipeline(preprocessing + estimator) with fixed seeds and log an MLflow run.
 
@@ -37,6 +38,8 @@ def train(
         mlflow_artifact_root: Artifact folder for a local (sqlite) store; empty on a server.
         data_sha256: Fingerprint of the validated batch (from validate_data), for lineage.
         threshold: Decision threshold for the validation metrics.
+        training_key: Fingerprint of data, code, config and seed (conveyor.retrain), tagged on
+            the run so an unchanged re-run can be skipped.
 
     Returns:
         run_id: The MLflow run id.
@@ -60,6 +63,7 @@ def train(
         model.path,
         data_fingerprint=data_sha256,
         threshold=threshold,
+        training_key=training_key,
     )
     model.metadata.update(
         {"sha256": result.model_sha256, "mlflow_run_id": result.run_id, "framework": "sklearn"}

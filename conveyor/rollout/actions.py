@@ -266,7 +266,7 @@ def resolve_version(
     from conveyor.registry import ModelRegistry
 
     registry = ModelRegistry(tracking_uri)
-    row = registry.get(model_name, str(version))
+    row = registry.resolve(model_name, str(version))  # a number, or an alias like candidate
     model = ServedModel.from_version(row, require_approval=require_approval)
     with tempfile.TemporaryDirectory(prefix="conveyor-verify-") as tmp:
         registry.download(row, tmp)

@@ -123,7 +123,7 @@ def smoke_stage(
     from conveyor.config import model_from_yaml
 
     policy = model_from_yaml(SmokePolicy, policy_json or "{}", "smoke policy")
-    feature_spec = _feature_spec(tracking_uri, model_name, version)
+    feature_spec, version = _feature_spec(tracking_uri, model_name, version)
     rows = pd.DataFrame(json.loads(examples_json or "[]"))
     if rows.empty:
         raise BadInputError("examples_json: no example rows to smoke test with")
@@ -142,8 +142,9 @@ def smoke_stage(
     return report
 
 
-def _feature_spec(tracking_uri: str, model_name: str, version: str) -> dict[str, Any]:
-    """The version's feature_spec.json, from its checksum-verified serving files."""
+def _feature_spec(tracking_uri: str, model_name: str, version: str) -> tuple[dict[str, Any], str]:
+    """The version's feature_spec.json, from its checksum-verified serving files, and the
+    version number (``version`` may be an alias)."""
     import tempfile
 
     from conveyor.registry import ModelRegistry
@@ -151,8 +152,12 @@ def _feature_spec(tracking_uri: str, model_name: str, version: str) -> dict[str,
 
     registry = ModelRegistry(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="conveyor-smoke-") as tmp:
-        folder = registry.download(registry.get(model_name, version), tmp)
-        return dict(json.loads((folder / SPEC_FILE).read_text(encoding="utf-8")))
+        row = registry.resolve(model_name, version) if version else None
+        if row is None:
+            raise BadInputError("version: empty; which registered version is being smoke tested?")
+        folder = registry.download(row, tmp)
+        spec = json.loads((folder / SPEC_FILE).read_text(encoding="utf-8"))
+        return dict(spec), str(row["version"])
 
 
 def promote_stage(

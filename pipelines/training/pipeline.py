@@ -23,12 +23,46 @@ from conveyor.config import PipelineConfig
 from conveyor.contracts import load_contract
 from conveyor.evaluation import component_inputs
 from conveyor.gate import load_policy
+from conveyor.pipelines.platform import configure
 
 
 def _one_line(doc: object) -> str:
     """One-line JSON (valid YAML): kfp copies string defaults into the compiled file's header
     comment, where a multi-line default would break the YAML."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def pipeline_inputs(config: PipelineConfig) -> dict[str, str]:
+    """The config as the pipeline's string parameters (one-line JSON). The training key of an
+    unchanged re-run is computed from exactly these strings (conveyor.retrain.training_key)."""
+    contract_path = config.resolve(config.contract)
+    assert contract_path is not None
+    contract = load_contract(contract_path).model_dump(mode="json", exclude_defaults=True)
+    policy_path = config.resolve(config.gate_policy)
+    # No policy file means an empty policy, which the gate holds (fails closed).
+    policy = _one_line(load_policy(policy_path).model_dump(mode="json")) if policy_path else ""
+    evaluation = component_inputs(config.evaluation, config.resolve(config.evaluation.golden_set))
+    return {
+        "contract": _one_line(contract),
+        "features": json.dumps(config.features.model_dump(mode="json"), sort_keys=True),
+        "training": json.dumps(config.training.model_dump(mode="json"), sort_keys=True),
+        "evaluation": evaluation["evaluation_spec"],
+        "golden_set": evaluation["golden_set"],
+        "golden_set_version": evaluation["golden_set_version"],
+        "policy": policy,
+    }
+
+
+def key_inputs(inputs: dict[str, str]) -> dict[str, str]:
+    """The parts of ``pipeline_inputs`` a training key covers (the golden set's rows count as
+    evaluation config)."""
+    return {
+        "contract": inputs["contract"],
+        "features": inputs["features"],
+        "training": inputs["training"],
+        "evaluation": inputs["evaluation"] + inputs["golden_set"],
+        "policy": inputs["policy"],
+    }
 
 
 def build_pipeline(
@@ -49,19 +83,7 @@ def build_pipeline(
         tracking_uri: MLflow tracking URI default; None uses the config's.
         artifact_root: MLflow artifact folder for a local store; None uses the config's.
     """
-    contract_path = config.resolve(config.contract)
-    assert contract_path is not None
-    contract_text = _one_line(
-        load_contract(contract_path).model_dump(mode="json", exclude_defaults=True)
-    )
-    policy_path = config.resolve(config.gate_policy)
-    # No policy file means an empty policy, which the gate holds (fails closed).
-    policy_text = _one_line(load_policy(policy_path).model_dump(mode="json")) if policy_path else ""
-    features_json = json.dumps(config.features.model_dump(mode="json"), sort_keys=True)
-    training_json = json.dumps(config.training.model_dump(mode="json"), sort_keys=True)
-    evaluation_inputs = component_inputs(
-        config.evaluation, config.resolve(config.evaluation.golden_set)
-    )
+    inputs = pipeline_inputs(config)
     default_uri = config.tracking.uri if tracking_uri is None else tracking_uri
     default_root = config.tracking.artifact_root if artifact_root is None else artifact_root
     with_reference = bool(reference_profile_uri)
@@ -74,19 +96,20 @@ def build_pipeline(
     )
     def training_pipeline(
         data_uri: str = data_uri,
-        contract: str = contract_text,
+        contract: str = inputs["contract"],
         reference_profile_uri: str = reference_profile_uri,
-        features: str = features_json,
-        training: str = training_json,
-        evaluation: str = evaluation_inputs["evaluation_spec"],
-        golden_set: str = evaluation_inputs["golden_set"],
-        golden_set_version: str = evaluation_inputs["golden_set_version"],
-        policy: str = policy_text,
+        features: str = inputs["features"],
+        training: str = inputs["training"],
+        evaluation: str = inputs["evaluation"],
+        golden_set: str = inputs["golden_set"],
+        golden_set_version: str = inputs["golden_set_version"],
+        policy: str = inputs["policy"],
         model_name: str = config.model_name,
         git_commit: str = "",
         mlflow_tracking_uri: str = default_uri,
         mlflow_experiment: str = config.tracking.experiment,
         mlflow_artifact_root: str = default_root,
+        training_key: str = "",
     ) -> str:
         batch = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=True)
         batch.set_display_name("import batch")
@@ -95,11 +118,13 @@ def build_pipeline(
                 artifact_uri=reference_profile_uri, artifact_class=dsl.Artifact, reimport=True
             )
             reference.set_display_name("import reference profile")
-            validated = validate_data(
-                batch=batch.output, contract=contract, reference_profile=reference.output
+            validated = configure(
+                validate_data(
+                    batch=batch.output, contract=contract, reference_profile=reference.output
+                )
             )
         else:
-            validated = validate_data(batch=batch.output, contract=contract)
+            validated = configure(validate_data(batch=batch.output, contract=contract))
         validated.set_display_name("validate data")
         # The same tracking settings for every stage that talks to MLflow.
         mlflow = {
@@ -107,45 +132,54 @@ def build_pipeline(
             "mlflow_experiment": mlflow_experiment,
             "mlflow_artifact_root": mlflow_artifact_root,
         }
-        prepared = prepare_features(
-            dataset=validated.outputs["dataset"], features=features
+        prepared = configure(
+            prepare_features(dataset=validated.outputs["dataset"], features=features)
         ).set_display_name("prepare features")
-        trained = train(
-            train=prepared.outputs["train"],
-            validation=prepared.outputs["validation"],
-            preprocessing=prepared.outputs["preprocessing"],
-            training=training,
-            **mlflow,
-            data_sha256=validated.outputs["data_sha256"],
-            threshold=config.evaluation.threshold,
+        trained = configure(
+            train(
+                train=prepared.outputs["train"],
+                validation=prepared.outputs["validation"],
+                preprocessing=prepared.outputs["preprocessing"],
+                training=training,
+                **mlflow,
+                data_sha256=validated.outputs["data_sha256"],
+                threshold=config.evaluation.threshold,
+                training_key=training_key,
+            )
         ).set_display_name("train")
-        evaluated = evaluate(
-            model=trained.outputs["model"],
-            holdout=prepared.outputs["holdout"],
-            evaluation_spec=evaluation,
-            golden_set=golden_set,
-            golden_set_version=golden_set_version,
-            registered_model_name=model_name,
-            **mlflow,
-            mlflow_run_id=trained.outputs["run_id"],
+        evaluated = configure(
+            evaluate(
+                model=trained.outputs["model"],
+                holdout=prepared.outputs["holdout"],
+                evaluation_spec=evaluation,
+                golden_set=golden_set,
+                golden_set_version=golden_set_version,
+                registered_model_name=model_name,
+                **mlflow,
+                mlflow_run_id=trained.outputs["run_id"],
+            )
         ).set_display_name("evaluate")
-        gated = quality_gate(
-            evaluation=evaluated.outputs["evaluation"],
-            policy=policy,
-            **mlflow,
-            mlflow_run_id=trained.outputs["run_id"],
+        gated = configure(
+            quality_gate(
+                evaluation=evaluated.outputs["evaluation"],
+                policy=policy,
+                **mlflow,
+                mlflow_run_id=trained.outputs["run_id"],
+            )
         ).set_display_name("quality gate")
         verdict = gated.outputs["Output"]
         for outcome in ("approve", "hold"):
             with dsl.If(verdict == outcome, name=f"verdict {outcome}"):
-                register_model(
-                    model_name=model_name,
-                    mlflow_run_id=trained.outputs["run_id"],
-                    gate=gated.outputs["gate"],
-                    evaluation=evaluated.outputs["evaluation"],
-                    mlflow_tracking_uri=mlflow_tracking_uri,
-                    git_commit=git_commit,
+                configure(
+                    register_model(
+                        model_name=model_name,
+                        mlflow_run_id=trained.outputs["run_id"],
+                        gate=gated.outputs["gate"],
+                        evaluation=evaluated.outputs["evaluation"],
+                        mlflow_tracking_uri=mlflow_tracking_uri,
+                        git_commit=git_commit,
+                    )
                 ).set_display_name(f"register ({outcome})")
-        return trained.outputs["run_id"]
+        return verdict
 
     return training_pipeline

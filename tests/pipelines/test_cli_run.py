@@ -48,7 +48,13 @@ def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
     assert "fraud v1 served by kserve.ModelServer at http://127.0.0.1:" in out
     assert "smoke test passed" in out
     assert "shadow replay     : skipped (no other champion to compare with)" in out
+    # Unchanged data, code, config and seed: the re-run skips, naming the version it matches.
     assert main(["run", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped: unchanged inputs: data, code, config and seed match fraud v1" in out
+    assert "[3/5]" not in out, "nothing may be trained on a skipped run"
+    # --force trains anyway: same inputs, so a byte-identical model.
+    assert main(["run", "--config", str(config), "--force"]) == 0
     out = capsys.readouterr().out
     second = _outputs(out)
     assert "[5/5] done" in out and "make ui" in out

@@ -1,0 +1,71 @@
+"""KFP component: has the batch drifted from the champion's training data? (logic:
+conveyor.drift_check)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
+
+from conveyor import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def check_drift(
+    batch: Input[Dataset],
+    policy: str,
+    model_name: str,
+    drift: Output[Artifact],
+    report: Output[Markdown],
+    report_html: Output[HTML],
+    metrics: Output[Metrics],
+    mlflow_tracking_uri: str = "",
+    reference_profile: Input[Artifact] = None,
+) -> str:
+    """PSI per feature (reference bins), KS for numeric features and PSI of the model's scores.
+
+    Without ``reference_profile`` the batch is compared with the profile the champion's
+    training run logged, and the champion (sha256-checked) scores the batch for score PSI.
+    The task succeeds whatever the outcome; the decision is its string output for ``dsl.If``.
+
+    Args:
+        batch: The recent serving or incoming batch (CSV or Parquet).
+        policy: The drift policy as YAML or JSON text (``retrain.drift`` of the pipeline
+            config): PSI, KS and score-PSI thresholds; empty uses the conventional defaults.
+        model_name: Registered model whose champion is the reference.
+        drift: drift.json: per-feature PSI, band, KS and p-value, score PSI, decision.
+        report: The drift report as Markdown (per-feature bars) for the KFP UI.
+        report_html: The drift report as HTML.
+        metrics: ``psi_<feature>``, ``score_psi`` and ``drifted_features`` for the KFP UI.
+        mlflow_tracking_uri: MLflow tracking URI; empty uses MLFLOW_TRACKING_URI.
+        reference_profile: A profile JSON to compare with instead of the champion's
+            (no score PSI then).
+
+    Returns:
+        ``drift``, ``stable``, or ``no_reference`` (no champion, or one without a profile).
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from conveyor import drift_check
+    from conveyor.config import DriftPolicy, model_from_yaml
+    from conveyor.tables import read_table, write_json
+
+    spec = model_from_yaml(DriftPolicy, policy, "policy") if policy.strip() else DriftPolicy()
+    with tempfile.TemporaryDirectory() as out:
+        if reference_profile is not None:
+            profile = drift_check.load_reference(reference_profile.path)
+            result = drift_check.check_drift(profile, read_table(batch.path), spec)
+            drift_check.write_reports(result, out)
+        else:
+            uri = mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+            result = drift_check.champion_stage(batch.path, model_name, uri, spec, out)
+        write_json(result, drift.path)
+        Path(report.path).write_text((Path(out) / "drift.md").read_text())
+        Path(report_html.path).write_text((Path(out) / "drift.html").read_text())
+    for row in result["features"]:
+        metrics.log_metric(f"psi_{row['feature']}", row["psi"])
+    if result.get("score"):
+        metrics.log_metric("score_psi", result["score"]["psi"])
+    metrics.log_metric("drifted_features", len(result["drifted"]))
+    drift.metadata.update({"decision": result["decision"], "summary": result["summary"]})
+    print(result["summary"])
+    return result["decision"]
