@@ -75,6 +75,156 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- drift
+
+DRIFT_EXIT = 5  # `conveyor drift`: the batch drifted over the policy's threshold
+
+
+def _models_uri(value: str) -> tuple[str, str] | None:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, alias or version)."""
+    if not value.startswith("models:/"):
+        return None
+    rest = value[len("models:/") :]
+    name, sep, ref = rest.partition("@") if "@" in rest else rest.partition("/")
+    if not name or not sep or not ref:
+        raise BadInputError(f"{value!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return name, ref
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from conveyor import drift_check
+    from conveyor.config import DriftPolicy, load_pipeline_config, model_from_data
+    from conveyor.tables import read_table
+
+    policy = DriftPolicy()
+    if args.config:
+        config = load_pipeline_config(args.config)
+        policy = config.retrain.drift
+        if policy.features is None:  # the model's inputs, not keys, labels or timestamps
+            features = [*config.features.numeric, *config.features.categorical]
+            policy = policy.model_copy(update={"features": features})
+    if args.features:
+        policy = policy.model_copy(update={"features": args.features.split(",")})
+    if args.psi_threshold is not None:
+        data = {**policy.model_dump(), "psi_threshold": args.psi_threshold}
+        policy = model_from_data(DriftPolicy, data, "--psi-threshold")
+    current = read_table(args.current)
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or EMBEDDED_TRACKING
+    with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
+        model_ref = _models_uri(args.model) if args.model else None
+        ref = _models_uri(args.reference)
+        registry = None
+        if ref or model_ref:
+            from conveyor.registry import ModelRegistry
+
+            registry = ModelRegistry(_absolute_sqlite(uri))
+        if ref:
+            assert registry is not None
+            row = registry.resolve(*ref)
+            path = registry.reference_profile(row, tmp)
+            if path is None:
+                raise BadInputError(
+                    f"{args.reference}: v{row['version']} was trained before reference "
+                    "profiles were logged; pass a profile or data file as --reference"
+                )
+            reference = drift_check.load_reference(path)
+            reference["source"] = f"{ref[0]} v{row['version']} training run"
+            if model_ref is None and not args.no_scores:
+                model_ref = (ref[0], row["version"])
+        else:
+            reference = drift_check.load_reference(args.reference, policy.features)
+        scores = None
+        if model_ref or args.model:
+            from conveyor.training import load_model, predict_proba
+
+            if model_ref:
+                assert registry is not None
+                folder = registry.download(registry.resolve(*model_ref), Path(tmp) / "m")
+            else:
+                folder = Path(args.model)
+            model, spec = load_model(folder)  # sha256 checked
+            scores = predict_proba(model, current, spec)
+        report = drift_check.check_drift(reference, current, policy, current_scores=scores)
+    if args.report_dir:
+        drift_check.write_reports(report, args.report_dir)
+    if args.format == "json":
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print(drift_check.render_text(report))
+    return DRIFT_EXIT if report["decision"] == "drift" else 0
+
+
+# ------------------------------------------------------------------------------ templating
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from conveyor.scaffold import scaffold
+
+    written = scaffold(args.team, args.dir, force=args.force)
+    folder = written[0].parent
+    print("\n".join(f"wrote {p}" for p in written))
+    print(
+        f"next: conveyor validate-config {folder}/pipeline.yaml\n"
+        f"      conveyor run --config {folder}/pipeline.yaml --smoke\n"
+        f"      conveyor compile {folder}/pipeline.yaml -o {args.team}.yaml"
+    )
+    return 0
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    from conveyor.config import load_pipeline_config
+    from conveyor.pipelines.template import next_runs, problems
+
+    try:
+        config = load_pipeline_config(args.config)
+    except BadInputError as exc:
+        print(f"{args.config}: invalid\n{exc}", file=sys.stderr)
+        return BadInputError.exit_code
+    found = problems(config)
+    if found:
+        print(f"{args.config}: invalid", file=sys.stderr)
+        print("\n".join(f"{args.config}: {p}" for p in found), file=sys.stderr)
+        return BadInputError.exit_code
+    cluster = config.cluster
+    lines = [
+        f"{args.config}: valid",
+        f"  pipeline   : {config.name} (team {config.team or config.name}), model "
+        f"{config.model_name}",
+        f"  training   : {config.training.estimator}, seed {config.training.seed}",
+        f"  retrain    : on_new_data {config.retrain.on_new_data}, on_drift "
+        f"{config.retrain.on_drift}, max_age_days {config.retrain.max_age_days}, "
+        f"skip_if_unchanged {config.retrain.skip_if_unchanged}",
+        f"  rollout    : {config.rollout or 'none (continuous_training stops at register)'}",
+        f"  cluster    : namespace {cluster.namespace}, image {cluster.image or '(default)'}, "
+        f"secrets {[s.name for s in cluster.secrets] or 'none'}",
+    ]
+    if config.retrain.schedule:
+        runs = ", ".join(next_runs(config.retrain.schedule))
+        lines.append(f"  schedule   : {config.retrain.schedule!r} (UTC); next {runs}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from conveyor.config import load_pipeline_config
+    from conveyor.pipelines.template import compile_config
+
+    config = load_pipeline_config(args.config)
+    if args.smoke:
+        config = config.smoke_profile()
+    result = compile_config(
+        config, args.out, pipeline=args.pipeline, output_format=args.format, version=args.version
+    )
+    print(
+        f"wrote {result['path']}: {result['pipeline']} pipeline ({args.format}), sha256 "
+        f"{result['sha256'][:12]}, parameters: {', '.join(result['parameters'])}"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------------------- gate
 
 
@@ -157,27 +307,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from conveyor.config import load_pipeline_config
     from conveyor.contracts import load_contract
     from conveyor.sample import generate
-    from conveyor.tables import write_json, write_table
+    from conveyor.tables import write_json
 
     config = load_pipeline_config(args.config)
+    if args.smoke:
+        config = config.smoke_profile()
     load_contract(config.resolve(config.contract) or "")  # an invalid contract stops here (exit 2)
     work = Path(config.workdir).resolve()
     data_dir = work / "data"
     total = 5
     started = time.monotonic()
 
-    if args.data:
-        data_uri = str(Path(args.data).resolve())
-        _progress(1, total, f"data: {data_uri}")
-    elif config.data.source == "file":
-        data_uri = str(Path(config.resolve(config.data.path) or "").resolve())
-        _progress(1, total, f"data: {data_uri}")
-    else:
-        s = config.data.sample
-        _progress(1, total, f"data: generating {s.rows:,} sample rows (seed {s.seed})")
-        data_uri = str(
-            write_table(generate(s.rows, seed=s.seed), data_dir / "transactions.parquet")
-        )
+    data_uri = _batch(config, args.data, data_dir, total, smoke=args.smoke)
 
     reference = config.resolve(config.data.reference_profile)
     if args.reference:
@@ -208,6 +349,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     tracking_uri = _absolute_sqlite(config.tracking.uri)
     artifact_root = str(Path(config.tracking.artifact_root).resolve())
+    key = _unchanged_check(config, data_uri, tracking_uri, force=args.force)
+    if key is None:
+        return 0
     _progress(
         3,
         total,
@@ -224,6 +368,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tracking_uri,
             artifact_root,
             git_commit=_git_commit(),
+            training_key=key,
         )
     except PipelineFailedError as exc:
         return _explain_failure(exc)
@@ -273,7 +418,97 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ServingError.exit_code
+    if args.smoke:  # a PR check fails unless the gate approves: 0 approve, 3 hold, 4 reject
+        from conveyor.gate import EXIT_CODES
+
+        return EXIT_CODES.get(str(result["verdict"]), 1)
     return 0
+
+
+def _batch(config: Any, data: str | None, folder: Path, total: int, smoke: bool = False) -> str:
+    """The batch to run on: --data, the config's file, or the generated sample."""
+    from conveyor.sample import generate
+    from conveyor.tables import write_table
+
+    if data or config.data.source == "file":
+        data_uri = str(Path(data or config.resolve(config.data.path) or "").resolve())
+        _progress(1, total, f"data: {data_uri}")
+        if smoke:
+            data_uri = str(_smoke_sample(data_uri, config.smoke, folder))
+            _progress(1, total, f"data: smoke profile, {config.smoke.rows:,} sampled rows")
+        return data_uri
+    s = config.data.sample
+    _progress(1, total, f"data: generating {s.rows:,} sample rows (seed {s.seed})")
+    return str(write_table(generate(s.rows, seed=s.seed), folder / "transactions.parquet"))
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from conveyor.config import load_pipeline_config
+    from conveyor.pipelines.local import PipelineFailedError, find_output, run_continuous
+    from conveyor.tables import probe_table
+
+    config = load_pipeline_config(args.config)
+    work = Path(config.workdir).resolve()
+    started = time.monotonic()
+    data_uri = _batch(config, args.data, work / "data", 3)
+    probe_table(data_uri)
+    _progress(2, 3, "continuous_training on kfp.local: check drift, check trigger, train if due")
+    try:
+        result = run_continuous(
+            config,
+            data_uri,
+            work / "pipeline_root",
+            _absolute_sqlite(config.tracking.uri),
+            str(Path(config.tracking.artifact_root).resolve()),
+            git_commit=_git_commit(),
+            force=args.force,
+        )
+    except PipelineFailedError as exc:
+        return _explain_failure(exc)
+    run_dir: Path = result["run_dir"]
+    _progress(3, 3, f"{result['decision']} in {time.monotonic() - started:.0f}s")
+    for task, name in (("check-drift", "report"), ("check-trigger", "report")):
+        path = find_output(run_dir, task, name)
+        if path is not None:
+            print(path.read_text().strip(), f"\n({path})\n")
+    if result["run_id"]:
+        print(f"trained: MLflow run {result['run_id']} (outputs under {run_dir})")
+    return 0
+
+
+def _smoke_sample(data_uri: str, smoke: Any, folder: Path) -> Path:
+    """A seeded sample of the batch for the smoke profile (the whole batch when smaller)."""
+    from conveyor.tables import read_table, write_table
+
+    df = read_table(data_uri)
+    if len(df) > smoke.rows:
+        df = df.sample(n=smoke.rows, random_state=smoke.seed).sort_index()
+    return write_table(df, folder / "smoke_sample.parquet")
+
+
+def _unchanged_check(config: Any, data_uri: str, tracking_uri: str, force: bool) -> str | None:
+    """The run's training key, or None after printing which earlier run already trained on
+    the same data, code, config and seed (skip-if-unchanged; --force trains anyway)."""
+    from conveyor import retrain
+    from conveyor.pipelines.training.pipeline import key_inputs, pipeline_inputs
+    from conveyor.registry import ModelRegistry
+    from conveyor.tables import resolve_table, sha256_file
+
+    data_sha256 = sha256_file(resolve_table(data_uri))
+    key = retrain.training_key(
+        data_sha256, git_commit=_git_commit(), **key_inputs(pipeline_inputs(config))
+    )
+    if force or not config.retrain.skip_if_unchanged:
+        return key
+    match = retrain.find_unchanged(ModelRegistry(tracking_uri), config.model_name, key)
+    if match is None:
+        return key
+    print(
+        f"skipped: unchanged inputs: data, code, config and seed match "
+        f"{retrain.describe(match, config.model_name)}; nothing to train "
+        "(conveyor run --force trains anyway)"
+    )
+    return None
 
 
 def _serve_locally(
@@ -312,13 +547,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or EMBEDDED_TRACKING
     registry = ModelRegistry(_absolute_sqlite(uri))
-    row = (
-        registry.by_alias(args.name, args.version)
-        if not args.version.isdigit()
-        else registry.get(args.name, args.version)
-    )
-    if row is None:
-        raise BadInputError(f"model {args.name!r} has no alias {args.version!r}")
+    row = registry.resolve(args.name, args.version)
     with tempfile.TemporaryDirectory(prefix="conveyor-serve-") as tmp:
         folder = registry.download(row, tmp)  # sha256 checked against the registry tag
         server = LocalServer(folder, args.served_name or args.name, row["version"], port=args.port)
@@ -505,6 +734,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser(
+        "new",
+        help="scaffold a team's pipeline template (config, contract, gate policy, rollout plan)",
+        description="Write DIR/TEAM/ with pipeline.yaml, contract.yaml, gate_policy.yaml and "
+        "rollout.yaml: a template that runs as written on the sample data, every field "
+        "commented with what to change.",
+    )
+    p.add_argument("team", help="team name (lowercase, digits, '-'): names pipeline and model")
+    p.add_argument("--dir", default=".", help="parent folder (default: current)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser(
+        "validate-config",
+        help="check a pipeline config and every file it names, with field paths",
+        description="Validate CONFIG (schema, then the contract, gate policy, rollout plan and "
+        "golden set it names, step names, cron). Exit 0 valid, 2 invalid: one line per "
+        "problem with its field path, the value and the bound.",
+    )
+    p.add_argument("config", help="pipeline config YAML")
+    p.set_defaults(func=cmd_validate_config)
+
+    p = sub.add_parser(
+        "compile",
+        help="compile a config into a KFP pipeline (or Kubernetes Pipeline objects)",
+        description="Compile the training, rollout or continuous_training pipeline for "
+        "CONFIG, with its cluster settings (image, MLflow URI, namespace, resources, node "
+        "selector, Secrets by name) applied: the output is ready to submit or apply.",
+    )
+    p.add_argument("config", help="pipeline config YAML")
+    p.add_argument("-o", "--out", required=True, help="output YAML")
+    p.add_argument(
+        "--pipeline",
+        choices=["training", "rollout", "continuous_training"],
+        default="continuous_training",
+    )
+    p.add_argument(
+        "--format",
+        choices=["kfp", "kubernetes"],
+        default="kfp",
+        help="kfp: pipeline spec for `conveyor submit`; kubernetes: Pipeline + PipelineVersion "
+        "objects (KFP 2.14+) for kubectl apply / GitOps",
+    )
+    p.add_argument("--version", help="PipelineVersion name suffix (default: content hash)")
+    p.add_argument("--smoke", action="store_true", help="compile the config's smoke profile")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser(
+        "drift",
+        help="has a batch drifted from the reference (PSI, KS, score PSI)?",
+        description="Compare CURRENT with a reference: PSI per feature in the reference's "
+        "bins, KS on numeric features, PSI of the model's scores. Exit 0 stable, 5 drift over "
+        "the threshold, 2 bad input.",
+    )
+    p.add_argument(
+        "--reference",
+        required=True,
+        help="profile .json, data .csv/.parquet, or models:/NAME@ALIAS (the profile that "
+        "version's training run logged; its model also scores the batch)",
+    )
+    p.add_argument("--current", required=True, help="recent batch, .csv or .parquet")
+    p.add_argument("--model", help="model folder or models:/NAME@ALIAS for score PSI")
+    p.add_argument("--no-scores", action="store_true", help="skip score PSI for models:/ refs")
+    p.add_argument(
+        "--config",
+        help="pipeline config: its retrain.drift policy applies and its features are checked",
+    )
+    p.add_argument("--features", help="comma-separated features to check (default: all)")
+    p.add_argument("--psi-threshold", type=float, help="override the policy's PSI threshold")
+    p.add_argument(
+        "--tracking-uri",
+        help=f"MLflow URI for models:/ (default: $MLFLOW_TRACKING_URI, else {EMBEDDED_TRACKING})",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    p.add_argument("--report-dir", help="also write drift.json, drift.md and drift.html here")
+    p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser(
         "gate",
         help="apply a gate policy to an evaluation (approve / hold / reject)",
         description="Apply POLICY to the candidate's evaluation.json (and the champion's). "
@@ -556,7 +862,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="use this batch instead of the config's data source")
     p.add_argument("--reference", help="reference profile for drift checks")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the config's smoke profile: sampled rows, small estimator, registered as "
+        "<model>-smoke; exits with the gate verdict (0 approve, 3 hold, 4 reject), for PR checks",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train even when an earlier run had the same data, code, config and seed",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "retrain",
+        help="the continuous_training pipeline on kfp.local: drift + trigger check, then train",
+        description="Check the batch for drift against the champion's profile, apply the "
+        "config's retrain policy (skip an unchanged re-run; else no champion, new data, drift, "
+        "max age) and run the training pipeline only when a trigger fired.",
+    )
+    p.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"pipeline config (default {DEFAULT_CONFIG})"
+    )
+    p.add_argument("--data", help="the incoming batch (default: the config's data source)")
+    p.add_argument("--force", action="store_true", help="retrain whatever the policy says")
+    p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser(
         "serve",
@@ -587,6 +918,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=3.0, help="analysis interval, seconds")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_rollout_sim)
+    from conveyor import cli_kfp
+
+    cli_kfp.add_parsers(sub)
     return parser
 
 

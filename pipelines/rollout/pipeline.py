@@ -26,6 +26,7 @@ from conveyor.components.deploy_shadow.component import deploy_shadow
 from conveyor.components.promote.component import promote
 from conveyor.components.rollback.component import rollback
 from conveyor.components.smoke_test.component import smoke_test
+from conveyor.pipelines.platform import configure
 from conveyor.rollout.plan import RolloutPlan
 
 
@@ -92,52 +93,60 @@ def build_pipeline(
         settle = {**where, "reason": reason}
 
         with dsl.If(strategy == "shadow", name="strategy shadow"):
-            shadow = deploy_shadow(**deploy, percent=shadow_percent)
+            shadow = configure(deploy_shadow(**deploy, percent=shadow_percent))
             shadow.set_display_name("deploy shadow")
-            checked = smoke_test(**smoke, target="shadow").after(shadow)
+            checked = configure(smoke_test(**smoke, target="shadow")).after(shadow)
             checked.set_display_name("smoke test shadow")
             with dsl.If(checked.outputs["Output"] == "failed", name="shadow smoke failed"):
-                rollback(**settle).set_display_name("remove shadow")
+                configure(rollback(**settle)).set_display_name("remove shadow")
 
         with dsl.If(strategy != "shadow", name="strategy canary or bluegreen"):
-            staged = deploy_canary(**deploy, percent=0, resources=resources)
+            staged = configure(deploy_canary(**deploy, percent=0, resources=resources))
             staged.set_display_name("deploy at 0 %")
-            checked = smoke_test(**smoke, target="candidate").after(staged)
+            checked = configure(smoke_test(**smoke, target="candidate")).after(staged)
             checked.set_display_name("smoke test candidate")
             with dsl.If(checked.outputs["Output"] == "passed", name="smoke passed"):
                 with dsl.If(strategy == "canary", name="canary"):
                     with dsl.If(prometheus_url != "", name="analysed steps"):
-                        first = deploy_canary(**deploy, percent=steps[0], resources=resources)
+                        first = configure(
+                            deploy_canary(**deploy, percent=steps[0], resources=resources)
+                        )
                         first.set_display_name(f"canary {steps[0]} %")
-                        analyse_rollout(
-                            inference_service=inference_service,
-                            namespace=namespace,
-                            plan=plan,
-                            prometheus_url=prometheus_url,
-                            mlflow_tracking_uri=mlflow_tracking_uri,
+                        configure(
+                            analyse_rollout(
+                                inference_service=inference_service,
+                                namespace=namespace,
+                                plan=plan,
+                                prometheus_url=prometheus_url,
+                                mlflow_tracking_uri=mlflow_tracking_uri,
+                            )
                         ).after(first).set_display_name("analyse: step up, promote or roll back")
                     with dsl.If(prometheus_url == "", name="steps without analysis"):
                         previous = None
                         for percent in steps:
-                            step = deploy_canary(**deploy, percent=percent, resources=resources)
+                            step = configure(
+                                deploy_canary(**deploy, percent=percent, resources=resources)
+                            )
                             step.set_display_name(f"canary {percent} %")
                             if previous is not None:
                                 step.after(previous)
                             previous = step
-                        promote(**settle).after(previous).set_display_name("promote")
+                        configure(promote(**settle)).after(previous).set_display_name("promote")
                 with dsl.If(strategy == "bluegreen", name="bluegreen switch"):
-                    switch = deploy_canary(**deploy, percent=100, resources=resources)
+                    switch = configure(deploy_canary(**deploy, percent=100, resources=resources))
                     switch.set_display_name("switch 100 %")
                     # The old revision stays rolled out: a failing check rolls back instantly.
                     with dsl.If(prometheus_url != "", name="analysed switch"):
-                        analyse_rollout(
-                            inference_service=inference_service,
-                            namespace=namespace,
-                            plan=plan,
-                            prometheus_url=prometheus_url,
-                            mlflow_tracking_uri=mlflow_tracking_uri,
+                        configure(
+                            analyse_rollout(
+                                inference_service=inference_service,
+                                namespace=namespace,
+                                plan=plan,
+                                prometheus_url=prometheus_url,
+                                mlflow_tracking_uri=mlflow_tracking_uri,
+                            )
                         ).after(switch).set_display_name("analyse: promote or roll back")
             with dsl.If(checked.outputs["Output"] == "failed", name="smoke failed"):
-                rollback(**settle).set_display_name("roll back")
+                configure(rollback(**settle)).set_display_name("roll back")
 
     return rollout_pipeline

@@ -1,0 +1,138 @@
+"""A team's pipeline from its config file: check it, compile it (KFP IR or Kubernetes objects).
+
+``conveyor validate-config``, ``conveyor compile`` and ``conveyor new`` call this. Everything
+that differs between clusters (image, MLflow URI, namespace, data URI, resources, node
+selector, Secrets by name) comes from ``config.cluster``, so nobody edits compiled YAML.
+"""
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kfp import compiler
+
+from conveyor.config import PipelineConfig
+from conveyor.errors import BadInputError, ConveyorError
+from conveyor.pipelines.platform import check_steps, set_image, settings
+
+PIPELINES = ("training", "rollout", "continuous_training")
+
+
+def problems(config: PipelineConfig) -> list[str]:
+    """Everything wrong with a config beyond its own schema: the files it names (contract,
+    gate policy, rollout plan, golden set) must load, and step names must exist."""
+    from conveyor.contracts import load_contract
+    from conveyor.evaluation import component_inputs
+    from conveyor.gate import load_policy
+    from conveyor.rollout.plan import load_plan
+
+    found: list[str] = []
+    checks: list[tuple[str, Any, str | None]] = [
+        ("contract", load_contract, config.contract),
+        ("gate_policy", load_policy, config.gate_policy),
+        ("rollout", load_plan, config.rollout),
+    ]
+    for field, load, path in checks:
+        if path is None:
+            continue
+        try:
+            load(config.resolve(path))
+        except ConveyorError as exc:
+            found.append(f"{field}: {exc}")
+    try:
+        component_inputs(config.evaluation, config.resolve(config.evaluation.golden_set))
+    except ConveyorError as exc:
+        found.append(f"evaluation.golden_set: {exc}")
+    found += check_steps(config.cluster)
+    drift_features = config.retrain.drift.features or []
+    model_inputs = {*config.features.numeric, *config.features.categorical}
+    for name in drift_features:
+        if name not in model_inputs:
+            found.append(
+                f"retrain.drift.features: {name!r} is not a model input "
+                f"(features.numeric / features.categorical)"
+            )
+    if config.data.source == "file" and config.data.path and "://" not in config.data.path:
+        path = config.resolve(config.data.path)
+        if path and not Path(path).is_file():
+            found.append(f"data.path: {path} does not exist")
+    return found
+
+
+def next_runs(cron: str, count: int = 3) -> list[str]:
+    """The next ``count`` firing times of a (UTC) cron expression, ISO 8601."""
+    from datetime import UTC, datetime
+
+    from croniter import croniter
+
+    it = croniter(cron, datetime.now(UTC))
+    return [it.get_next(datetime).isoformat() for _ in range(count)]
+
+
+def build(config: PipelineConfig, pipeline: str) -> Any:
+    """The pipeline object for ``pipeline`` with the cluster settings applied."""
+    from conveyor.pipelines.rollout.pipeline import example_rows
+    from conveyor.rollout.plan import load_plan
+
+    if pipeline not in PIPELINES:
+        raise BadInputError(f"--pipeline: {pipeline!r} is not one of {', '.join(PIPELINES)}")
+    cluster = config.cluster
+    uri = cluster.mlflow_tracking_uri
+    data_uri = cluster.data_uri or (config.data.path or "" if config.data.source == "file" else "")
+    plan = load_plan(config.resolve(config.rollout)) if config.rollout else None
+    examples = example_rows(config.resolve(config.evaluation.golden_set))
+    with settings(cluster):
+        if pipeline == "training":
+            from conveyor.pipelines.training.pipeline import build_pipeline
+
+            return build_pipeline(config, data_uri=data_uri, tracking_uri=uri, artifact_root="")
+        if pipeline == "rollout":
+            from conveyor.pipelines.rollout.pipeline import build_pipeline as build_rollout
+
+            if plan is None:
+                raise BadInputError(
+                    "rollout: the config names no rollout plan; add `rollout: rollout.yaml`"
+                )
+            return build_rollout(plan, config.model_name, config.name, examples, uri)
+        from conveyor.pipelines.continuous_training.pipeline import build_pipeline as build_ct
+
+        return build_ct(config, plan, data_uri, uri, "", examples)
+
+
+def compile_config(
+    config: PipelineConfig,
+    out: str | Path,
+    pipeline: str = "continuous_training",
+    output_format: str = "kfp",
+    version: str | None = None,
+) -> dict[str, Any]:
+    """Compile ``pipeline`` for ``config`` to ``out``; ``output_format`` ``kubernetes`` writes
+    Pipeline + PipelineVersion objects (version: content hash unless given)."""
+    found = problems(config)
+    if found:
+        raise BadInputError("\n".join(found))
+    built = build(config, pipeline)
+    with tempfile.TemporaryDirectory(prefix="conveyor-compile-") as tmp:
+        raw = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(built, str(raw))
+        documents = [d for d in yaml.safe_load_all(raw.read_text()) if d]
+        set_image(documents, config.cluster.image)
+        text = yaml.safe_dump_all(documents, sort_keys=False)
+        raw.write_text(text)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if output_format == "kubernetes":
+            from conveyor.pipelines.k8s_native import dump_all, kubernetes_native
+
+            objs = kubernetes_native(
+                raw, namespace=config.cluster.namespace, version=version or f"v{digest[:10]}"
+            )
+            text = dump_all(objs)
+        elif output_format != "kfp":
+            raise BadInputError(f"--format: {output_format!r} is not kfp or kubernetes")
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    parameters = sorted(documents[0]["root"]["inputDefinitions"]["parameters"])
+    return {"path": str(target), "pipeline": pipeline, "sha256": digest, "parameters": parameters}
