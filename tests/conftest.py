@@ -227,3 +227,28 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         api.kubeconfig_path = path  # type: ignore[attr-defined]
         yield api
+
+
+@pytest.fixture
+def fake_kfp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A started fake Kubeflow Pipelines API (v2beta1 REST) on 127.0.0.1; stopped afterwards.
+
+    kfp.Client reads ~/.config/kfp/context.json (a saved namespace changes what it sends):
+    pointed at an empty tmp path so the developer's own context never leaks into tests.
+    """
+    import kfp
+
+    from tests.fakes.kfp_api import FakeKfpApi
+
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    for var in (
+        "KF_PIPELINES_TOKEN",
+        "KFP_HOST",
+        "KF_PIPELINES_ENDPOINT",
+        "KF_PIPELINES_UI_ENDPOINT",
+        "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME",
+        "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    with FakeKfpApi() as api:
+        yield api
