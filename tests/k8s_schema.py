@@ -11,6 +11,12 @@ import yaml
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CRD_FILES = ("serving.kserve.io_inferenceservices.yaml", "networking.istio.io_crds.yaml")
+# Kubeflow Pipelines' Kubernetes-native store (Pipeline, PipelineVersion); vendored from
+# kubeflow/pipelines, not ../shared/schemas (see schemas/README.md).
+KFP_CRD_FILES = (
+    "pipelines.kubeflow.org_pipelines.yaml",
+    "pipelines.kubeflow.org_pipelineversions.yaml",
+)
 # The Kubernetes minor the core kinds are checked against (kubernetes-validate bundles it).
 KUBE_VERSION = "1.30"
 # libyaml's loader reads the 2 MB InferenceService CRD several times faster.
@@ -21,7 +27,7 @@ LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> openAPIV3Schema for every served version in the vendored CRDs."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for name in CRD_FILES:
+    for name in CRD_FILES + KFP_CRD_FILES:
         for doc in yaml.load_all((SCHEMAS / name).read_text(), Loader=LOADER):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
@@ -60,6 +66,36 @@ def validate(obj: dict[str, Any]) -> None:
         raise AssertionError(
             f"{name}: no schema for {api_version} {kind} (not a core kind and no vendored CRD)"
         ) from exc
+
+
+def pruned_fields(obj: dict[str, Any]) -> list[str]:
+    """Paths of ``obj`` that its (structural) CRD schema does not declare. The API server
+    drops them silently, or refuses the object under ``kubectl apply``'s default strict field
+    validation; jsonschema alone accepts them. Only for kinds with a vendored CRD."""
+    schema = _crd_schemas()[(obj.get("apiVersion", ""), obj.get("kind", ""))]
+    return _undeclared(obj, schema, "")
+
+
+def _undeclared(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    if isinstance(obj, dict):
+        props, extra = schema.get("properties"), schema.get("additionalProperties")
+        for key, value in obj.items():
+            where = f"{path}/{key}"
+            if path == "" and key in ("apiVersion", "kind", "metadata"):
+                continue  # type and object meta are the API server's own, never pruned
+            if props is not None and key in props:
+                found += _undeclared(value, props[key], where)
+            elif isinstance(extra, dict):
+                found += _undeclared(value, extra, where)
+            elif extra is not True:
+                found.append(where)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(obj):
+            found += _undeclared(item, schema["items"], f"{path}/{i}")
+    return found
 
 
 def validate_all(docs: list[dict[str, Any]]) -> None:
