@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/conveyor-ml/conveyor:0.1.0-python3.11
 CONFIG ?= examples/fraud/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images clean lock bench bench-serving venv ui
+.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images clean lock bench bench-serving bench-drift venv ui
 
 venv: $(STAMP)
 
@@ -68,6 +68,11 @@ bench-rollback: $(STAMP) tools
 # Local model server vs `mlflow models serve` on the same model (execs uvicorn: venv on PATH).
 bench-serving: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/serving.py
+
+# check_drift vs evidently's PSI drift preset and one numpy pass, 1M vs 1M rows (bench extra).
+bench-drift: $(STAMP)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
+	$(BIN)/python bench/drift.py
 
 images:
 	@engine=$$(command -v docker || command -v podman || true); \
