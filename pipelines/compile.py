@@ -15,6 +15,7 @@ from conveyor.components.check_trigger.component import check_trigger
 from conveyor.components.deploy_canary.component import deploy_canary
 from conveyor.components.deploy_shadow.component import deploy_shadow
 from conveyor.components.evaluate.component import evaluate
+from conveyor.components.finalize_rollout.component import finalize_rollout
 from conveyor.components.prepare_features.component import prepare_features
 from conveyor.components.promote.component import promote
 from conveyor.components.quality_gate.component import quality_gate
@@ -41,6 +42,7 @@ COMPONENTS = {
     "analyse_rollout": analyse_rollout,
     "check_drift": check_drift,
     "check_trigger": check_trigger,
+    "finalize_rollout": finalize_rollout,
 }
 EXAMPLE_CONFIG = ROOT / "examples" / "fraud" / "pipeline.yaml"
 EXAMPLE_PLAN = ROOT / "examples" / "fraud" / "rollout.yaml"

@@ -24,7 +24,7 @@ _CLUSTER: contextvars.ContextVar[ClusterSpec | None] = contextvars.ContextVar(
 STEPS = (
     "validate_data", "prepare_features", "train", "evaluate", "quality_gate", "register_model",
     "check_drift", "check_trigger", "deploy_canary", "deploy_shadow", "smoke_test", "promote",
-    "rollback", "analyse_rollout",
+    "rollback", "analyse_rollout", "finalize_rollout",
 )  # fmt: skip
 
 

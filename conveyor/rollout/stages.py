@@ -212,6 +212,31 @@ def rollback_stage(
     return version
 
 
+def finalize_stage(
+    state: str,
+    error: str,
+    inference_service: str,
+    namespace: str,
+    model_name: str,
+    tracking_uri: str,
+) -> str:
+    """The rollout pipeline's exit handler: after a failed task, undo a canary in progress
+    (champion annotation present) or a shadow; a finished rollout is left as it is."""
+    if state == "SUCCEEDED":
+        return "succeeded"
+    cluster = _cluster(namespace)
+    isvc = cluster.find(ISVC, inference_service)
+    canary = isvc is not None and inf.champion_of(isvc) is not None
+    shadow = cluster.find(ISVC, inf.shadow_name(inference_service)) is not None
+    if not canary and not shadow:
+        print(f"rollout {state.lower()}: no canary or shadow in progress, nothing to undo")
+        return "unchanged"
+    why = f"rollout pipeline {state.lower()}: {(error or 'a task failed').strip()[:300]}"
+    version = rollback_stage(inference_service, namespace, model_name, tracking_uri, why)
+    print(f"{why}; v{version} rolled back, traffic on the champion")
+    return "rolled_back"
+
+
 def analyse_stage(
     inference_service: str,
     namespace: str,

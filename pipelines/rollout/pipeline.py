@@ -23,6 +23,7 @@ from kfp import dsl
 from conveyor.components.analyse_rollout.component import analyse_rollout
 from conveyor.components.deploy_canary.component import deploy_canary
 from conveyor.components.deploy_shadow.component import deploy_shadow
+from conveyor.components.finalize_rollout.component import finalize_rollout
 from conveyor.components.promote.component import promote
 from conveyor.components.rollback.component import rollback
 from conveyor.components.smoke_test.component import smoke_test
@@ -92,61 +93,70 @@ def build_pipeline(
                  "policy": smoke_policy}  # fmt: skip
         settle = {**where, "reason": reason}
 
-        with dsl.If(strategy == "shadow", name="strategy shadow"):
-            shadow = configure(deploy_shadow(**deploy, percent=shadow_percent))
-            shadow.set_display_name("deploy shadow")
-            checked = configure(smoke_test(**smoke, target="shadow")).after(shadow)
-            checked.set_display_name("smoke test shadow")
-            with dsl.If(checked.outputs["Output"] == "failed", name="shadow smoke failed"):
-                configure(rollback(**settle)).set_display_name("remove shadow")
+        # A task that fails mid-rollout (crash, timeout, API error) must not leave a canary
+        # holding traffic: the exit handler runs whatever happened and undoes it.
+        guard = configure(finalize_rollout(**where))
+        guard.set_display_name("on failure: traffic back on the champion")
+        with dsl.ExitHandler(guard, name="rollout"):
+            with dsl.If(strategy == "shadow", name="strategy shadow"):
+                shadow = configure(deploy_shadow(**deploy, percent=shadow_percent))
+                shadow.set_display_name("deploy shadow")
+                checked = configure(smoke_test(**smoke, target="shadow")).after(shadow)
+                checked.set_display_name("smoke test shadow")
+                with dsl.If(checked.outputs["Output"] == "failed", name="shadow smoke failed"):
+                    configure(rollback(**settle)).set_display_name("remove shadow")
 
-        with dsl.If(strategy != "shadow", name="strategy canary or bluegreen"):
-            staged = configure(deploy_canary(**deploy, percent=0, resources=resources))
-            staged.set_display_name("deploy at 0 %")
-            checked = configure(smoke_test(**smoke, target="candidate")).after(staged)
-            checked.set_display_name("smoke test candidate")
-            with dsl.If(checked.outputs["Output"] == "passed", name="smoke passed"):
-                with dsl.If(strategy == "canary", name="canary"):
-                    with dsl.If(prometheus_url != "", name="analysed steps"):
-                        first = configure(
-                            deploy_canary(**deploy, percent=steps[0], resources=resources)
+            with dsl.If(strategy != "shadow", name="strategy canary or bluegreen"):
+                staged = configure(deploy_canary(**deploy, percent=0, resources=resources))
+                staged.set_display_name("deploy at 0 %")
+                checked = configure(smoke_test(**smoke, target="candidate")).after(staged)
+                checked.set_display_name("smoke test candidate")
+                with dsl.If(checked.outputs["Output"] == "passed", name="smoke passed"):
+                    with dsl.If(strategy == "canary", name="canary"):
+                        with dsl.If(prometheus_url != "", name="analysed steps"):
+                            first = configure(
+                                deploy_canary(**deploy, percent=steps[0], resources=resources)
+                            )
+                            first.set_display_name(f"canary {steps[0]} %")
+                            configure(
+                                analyse_rollout(
+                                    inference_service=inference_service,
+                                    namespace=namespace,
+                                    plan=plan,
+                                    prometheus_url=prometheus_url,
+                                    mlflow_tracking_uri=mlflow_tracking_uri,
+                                )
+                            ).after(first).set_display_name(
+                                "analyse: step up, promote or roll back"
+                            )
+                        with dsl.If(prometheus_url == "", name="steps without analysis"):
+                            previous = None
+                            for percent in steps:
+                                step = configure(
+                                    deploy_canary(**deploy, percent=percent, resources=resources)
+                                )
+                                step.set_display_name(f"canary {percent} %")
+                                if previous is not None:
+                                    step.after(previous)
+                                previous = step
+                            configure(promote(**settle)).after(previous).set_display_name("promote")
+                    with dsl.If(strategy == "bluegreen", name="bluegreen switch"):
+                        switch = configure(
+                            deploy_canary(**deploy, percent=100, resources=resources)
                         )
-                        first.set_display_name(f"canary {steps[0]} %")
-                        configure(
-                            analyse_rollout(
-                                inference_service=inference_service,
-                                namespace=namespace,
-                                plan=plan,
-                                prometheus_url=prometheus_url,
-                                mlflow_tracking_uri=mlflow_tracking_uri,
-                            )
-                        ).after(first).set_display_name("analyse: step up, promote or roll back")
-                    with dsl.If(prometheus_url == "", name="steps without analysis"):
-                        previous = None
-                        for percent in steps:
-                            step = configure(
-                                deploy_canary(**deploy, percent=percent, resources=resources)
-                            )
-                            step.set_display_name(f"canary {percent} %")
-                            if previous is not None:
-                                step.after(previous)
-                            previous = step
-                        configure(promote(**settle)).after(previous).set_display_name("promote")
-                with dsl.If(strategy == "bluegreen", name="bluegreen switch"):
-                    switch = configure(deploy_canary(**deploy, percent=100, resources=resources))
-                    switch.set_display_name("switch 100 %")
-                    # The old revision stays rolled out: a failing check rolls back instantly.
-                    with dsl.If(prometheus_url != "", name="analysed switch"):
-                        configure(
-                            analyse_rollout(
-                                inference_service=inference_service,
-                                namespace=namespace,
-                                plan=plan,
-                                prometheus_url=prometheus_url,
-                                mlflow_tracking_uri=mlflow_tracking_uri,
-                            )
-                        ).after(switch).set_display_name("analyse: promote or roll back")
-            with dsl.If(checked.outputs["Output"] == "failed", name="smoke failed"):
-                configure(rollback(**settle)).set_display_name("roll back")
+                        switch.set_display_name("switch 100 %")
+                        # The old revision stays rolled out: a failing check rolls back instantly.
+                        with dsl.If(prometheus_url != "", name="analysed switch"):
+                            configure(
+                                analyse_rollout(
+                                    inference_service=inference_service,
+                                    namespace=namespace,
+                                    plan=plan,
+                                    prometheus_url=prometheus_url,
+                                    mlflow_tracking_uri=mlflow_tracking_uri,
+                                )
+                            ).after(switch).set_display_name("analyse: promote or roll back")
+                with dsl.If(checked.outputs["Output"] == "failed", name="smoke failed"):
+                    configure(rollback(**settle)).set_display_name("roll back")
 
     return rollout_pipeline

@@ -75,3 +75,22 @@ def test_failed_smoke_test_rolls_back_with_traffic_on_champion(
     v2 = ModelRegistry(registry_uri).get("fraud", "2")
     assert v2["status"] == "rolled_back" and "candidate" not in v2["aliases"]
     assert "champion" in ModelRegistry(registry_uri).get("fraud", "1")["aliases"]
+
+
+def test_a_task_that_fails_mid_rollout_leaves_traffic_on_the_champion(
+    champion_live, registry_uri, fraud_models, tmp_path
+) -> None:
+    """The exit handler: the smoke task crashes (no example rows) after the candidate was
+    deployed at 0 %; finalize_rollout puts the champion's spec back and marks v2 rolled back."""
+    with LocalServer(fraud_models.dirs["2"], "fraud", "2") as candidate:
+        with pytest.raises(RuntimeError, match="smoke-test"):
+            run_rollout(tmp_path, registry_uri, candidate.url, examples="[]")
+    assert split(champion_live) == {"fraud-predictor-00001": 100}
+    reasons = [e["reason"] for e in champion_live.events("models")]
+    assert reasons == ["Deployed", "CanaryStarted", "RolledBack"]
+    isvc = KubeCluster().find(actions.ISVC, "fraud")
+    assert isvc is not None
+    assert "conveyor.io/champion" not in (isvc["metadata"].get("annotations") or {})
+    assert "rollout pipeline failed" in isvc["metadata"]["annotations"]["conveyor.io/last-change"]
+    v2 = ModelRegistry(registry_uri).get("fraud", "2")
+    assert v2["status"] == "rolled_back"
