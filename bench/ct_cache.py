@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from results import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
@@ -112,9 +112,7 @@ def main() -> int:
     for name, r in results.items():
         ratio = r["rerun"] / r["first"]
         verdict = "met" if ratio < GOAL else "not met"
-        lines.append(
-            f"| {name} | {r['first']:.1f} | {r['rerun']:.2f} | {ratio:.1%} | {verdict} |"
-        )
+        lines.append(f"| {name} | {r['first']:.1f} | {r['rerun']:.2f} | {ratio:.1%} | {verdict} |")
     lines += [
         "",
         "What a skipped run costs: `conveyor run` hashes the batch and asks MLflow for the "
