@@ -564,13 +564,14 @@ def register_stage(
         "git.commit": git_commit or "unknown",
         "data.sha256": run.data.tags.get("data.sha256", ""),
         "features.spec.sha256": run.data.tags.get("features.spec.sha256", ""),
-        TRAINING_KEY_TAG: run.data.tags.get(TRAINING_KEY_TAG, ""),
         "model.sha256": run.data.tags.get("model.sha256", ""),
         "params": params,
         "gate.verdict": gate["verdict"],
         "gate.report": f"runs:/{run_id}/gate/gate.md",
         "serving.uri": f"{run.info.artifact_uri}/{SERVING_PATH}",
     }
+    if run.data.tags.get(TRAINING_KEY_TAG):  # only runs started with a key (no empty tags)
+        tags[TRAINING_KEY_TAG] = run.data.tags[TRAINING_KEY_TAG]
     for key in HEADLINE:
         value = evaluation.get("metrics", {}).get(key)
         if value is not None:

@@ -55,6 +55,8 @@ def training_key(
 
 def find_unchanged(registry: Any, model_name: str, key: str) -> dict[str, Any] | None:
     """The registered version, or else the finished training run, with this training key."""
+    if not key:
+        return None
     for v in registry.versions(model_name):
         if v["tags"].get(TRAINING_KEY_TAG) == key:
             status = v["status"] or "registered"

@@ -95,10 +95,16 @@ def build(config: PipelineConfig, pipeline: str) -> Any:
                 raise BadInputError(
                     "rollout: the config names no rollout plan; add `rollout: rollout.yaml`"
                 )
-            return build_rollout(plan, config.model_name, config.name, examples, uri)
+            return build_rollout(
+                plan, config.model_name, config.name, examples, uri,
+                namespace=cluster.namespace, prometheus_url=cluster.prometheus_url,
+            )  # fmt: skip
         from conveyor.pipelines.continuous_training.pipeline import build_pipeline as build_ct
 
-        return build_ct(config, plan, data_uri, uri, "", examples)
+        return build_ct(
+            config, plan, data_uri, uri, "", examples,
+            namespace=cluster.namespace, prometheus_url=cluster.prometheus_url,
+        )  # fmt: skip
 
 
 def compile_config(

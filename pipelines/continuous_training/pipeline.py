@@ -30,6 +30,8 @@ def build_pipeline(
     tracking_uri: str | None = None,
     artifact_root: str | None = None,
     examples: list[dict] | None = None,
+    namespace: str = "",
+    prometheus_url: str = "",
 ):  # -> a kfp GraphComponent
     """Compose the continuous-training pipeline for ``config`` (and ``plan``, if given).
 
@@ -40,6 +42,8 @@ def build_pipeline(
         tracking_uri: MLflow tracking URI default; None uses the config's.
         artifact_root: MLflow artifact folder for a local store; None uses the config's.
         examples: Rows for the rollout's smoke test (the golden set).
+        namespace: Default namespace of the rollout (empty: the pipeline pod's own).
+        prometheus_url: Default Prometheus for the rollout's analysis (empty: no analysis).
     """
     training = build_training(
         config, data_uri=data_uri, tracking_uri=tracking_uri, artifact_root=artifact_root
@@ -75,8 +79,8 @@ def build_pipeline(
         mlflow_tracking_uri: str = default_uri,
         mlflow_experiment: str = config.tracking.experiment,
         mlflow_artifact_root: str = default_root,
-        namespace: str = "",
-        prometheus_url: str = "",
+        namespace: str = namespace,
+        prometheus_url: str = prometheus_url,
     ) -> str:
         batch = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=True)
         batch.set_display_name("import batch")

@@ -51,6 +51,8 @@ def build_pipeline(
     inference_service: str,
     examples: list[dict],
     tracking_uri: str = "",
+    namespace: str = "",
+    prometheus_url: str = "",
 ):  # -> a kfp GraphComponent
     """Compose the rollout pipeline with ``plan`` baked in (steps unrolled at compile time)."""
     examples_json = _one_line(examples)
@@ -69,7 +71,7 @@ def build_pipeline(
         strategy: str = plan.strategy,
         model_name: str = model_name,
         inference_service: str = inference_service,
-        namespace: str = "",
+        namespace: str = namespace,
         mlflow_tracking_uri: str = tracking_uri,
         smoke_endpoint: str = "",
         examples: str = examples_json,
@@ -78,7 +80,7 @@ def build_pipeline(
         shadow_percent: float = plan.shadow_percent,
         require_approval: bool = plan.require_approval,
         reason: str = "",
-        prometheus_url: str = "",
+        prometheus_url: str = prometheus_url,
         plan: str = plan_json,
     ):
         where = {

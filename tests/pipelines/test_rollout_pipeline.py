@@ -82,9 +82,11 @@ def test_a_task_that_fails_mid_rollout_leaves_traffic_on_the_champion(
 ) -> None:
     """The exit handler: the smoke task crashes (no example rows) after the candidate was
     deployed at 0 %; finalize_rollout puts the champion's spec back and marks v2 rolled back."""
-    with LocalServer(fraud_models.dirs["2"], "fraud", "2") as candidate:
-        with pytest.raises(RuntimeError, match="smoke-test"):
-            run_rollout(tmp_path, registry_uri, candidate.url, examples="[]")
+    with (
+        LocalServer(fraud_models.dirs["2"], "fraud", "2") as candidate,
+        pytest.raises(RuntimeError, match="smoke-test"),
+    ):
+        run_rollout(tmp_path, registry_uri, candidate.url, examples="[]")
     assert split(champion_live) == {"fraud-predictor-00001": 100}
     reasons = [e["reason"] for e in champion_live.events("models")]
     assert reasons == ["Deployed", "CanaryStarted", "RolledBack"]
