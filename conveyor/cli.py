@@ -500,6 +500,9 @@ def _unchanged_check(config: Any, data_uri: str, tracking_uri: str, force: bool)
     )
     if force or not config.retrain.skip_if_unchanged:
         return key
+    sqlite = tracking_uri.removeprefix("sqlite:///")
+    if sqlite != tracking_uri and not Path(sqlite).exists():
+        return key  # no store yet, so nothing trained before (and none is created for a look)
     match = retrain.find_unchanged(ModelRegistry(tracking_uri), config.model_name, key)
     if match is None:
         return key
@@ -563,6 +566,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, not raised
             signal.sigwait(stop)
     return 0
+
+
+def cmd_scorelog(args: argparse.Namespace) -> int:
+    from conveyor.rollout.scorelog import run
+
+    return run(args.host, args.port)
 
 
 def cmd_rollout_sim(args: argparse.Namespace) -> int:
@@ -904,6 +913,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"MLflow URI (default: $MLFLOW_TRACKING_URI, else {EMBEDDED_TRACKING})",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "scorelog",
+        help="receive KServe inference-logger events, export the prediction-score histogram",
+        description="Serve POST /log for KServe's inference logger (CloudEvents, binary mode), "
+        "turn each V1/V2 response into positive-class scores and export them as "
+        "conveyor_prediction_score{model,version} on GET /metrics for the rollout's score_psi "
+        "check; GET /healthz for probes. Point each revision's spec.predictor.logger.url at "
+        "http://conveyor-scorelog.<ns>.svc.cluster.local/log?model=<model>&version=<version>. "
+        "Runs until SIGTERM or Ctrl-C.",
+    )
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    p.set_defaults(func=cmd_scorelog)
 
     from conveyor.rollout.sim import SCENARIOS
 

@@ -199,7 +199,7 @@ def cmd_canary(cluster: Cluster, args: argparse.Namespace) -> int:
         require_approval=args.require_approval,
     )  # fmt: skip
     change = _change(args, "canary", version=model.version, percent=args.percent)
-    actions.deploy(cluster, args.name, model, args.percent, change)
+    actions.deploy(cluster, args.name, model, args.percent, change, score_log=args.score_log)
     return _show(cluster, args, lambda: None)
 
 
@@ -249,7 +249,7 @@ def cmd_shadow(cluster: Cluster, args: argparse.Namespace) -> int:
         require_approval=args.require_approval,
     )  # fmt: skip
     change = _change(args, "shadow", version=model.version, percent=args.percent)
-    actions.deploy_shadow(cluster, args.name, model, args.percent, change)
+    actions.deploy_shadow(cluster, args.name, model, args.percent, change, score_log=args.score_log)
     return _show(cluster, args, lambda: None)
 
 
@@ -260,7 +260,7 @@ def cmd_analyze(cluster: Cluster, args: argparse.Namespace) -> int:
     """Run the plan's analysis on a running canary: a live line per interval, then the end."""
     from conveyor.rollout.analysis import Analysis, Decision
     from conveyor.rollout.plan import RolloutPlan, load_plan
-    from conveyor.rollout.prometheus import PrometheusProvider
+    from conveyor.rollout.prometheus import PrometheusProvider, score_source
 
     plan = load_plan(args.plan) if args.plan else RolloutPlan()
     if args.interval is not None:
@@ -279,9 +279,11 @@ def cmd_analyze(cluster: Cluster, args: argparse.Namespace) -> int:
         from conveyor.rollout.notify import notifier_for
 
         notifier = notifier_for(plan.notifications)
+    provider = PrometheusProvider(url)
+    scores = score_source(provider, get(cluster, ISVC, args.name), plan)
     analysis = Analysis(
-        cluster, args.name, plan, PrometheusProvider(url), registry=registry,
-        notifier=notifier, actor=_actor(),
+        cluster, args.name, plan, provider, registry=registry, notifier=notifier,
+        actor=_actor(), scores=scores,
     )  # fmt: skip
 
     def progress(d: Decision) -> None:
@@ -352,12 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--version", help="registered version (omit to step the running canary)")
     c.add_argument("--percent", type=_percent, required=True, help="traffic share, 0-100")
+    score_log = "score-log receiver URL: a new InferenceService logs its responses there "
+    c.add_argument("--score-log", help=score_log + "(a canary inherits it)")
     write_verb("promote", "the canary takes 100 %% and becomes champion (MLflow alias too)")
     write_verb("rollback", "all traffic back to the champion; the champion's spec restored")
     s = write_verb("shadow", "mirror --percent of requests to <name>-shadow serving --version")
     s.add_argument("--version", help="registered version to shadow")
     s.add_argument("--percent", type=float, default=10.0, help="mirrored share (default 10)")
     s.add_argument("--off", action="store_true", help="stop mirroring and remove the shadow")
+    s.add_argument("--score-log", help=score_log + "(the shadow's scores, for comparison)")
     a = sub.add_parser(
         "analyze", parents=[common], help="judge the running canary from online metrics: step "
         "up, promote, hold or roll back, one line per interval",

@@ -18,6 +18,7 @@ def deploy_canary(
     require_approval: bool = False,
     reason: str = "",
     resources: str = "",
+    score_log_url: str = "",
 ) -> str:
     """Serve a registered version on a KServe InferenceService at ``percent`` % of traffic.
 
@@ -37,6 +38,8 @@ def deploy_canary(
         require_approval: Refuse a version without a person's recorded approval.
         reason: Why, recorded in the annotation and the Kubernetes Event.
         resources: JSON of requests/limits/replicas for the model container (empty: defaults).
+        score_log_url: The score-log receiver; a new InferenceService logs its responses
+            there (a canary inherits the logger, re-labelled with its version). Empty: none.
 
     Returns:
         The model version now taking ``percent`` % of traffic.
@@ -47,6 +50,7 @@ def deploy_canary(
     state = deploy_canary_stage(
         inference_service, namespace, model_name, version, percent,
         mlflow_tracking_uri, require_approval, reason, resources,
+        score_log_url=score_log_url,
     )  # fmt: skip
     write_json(state, status.path)
     status.metadata.update({"phase": state["phase"], "canaryTrafficPercent": percent})

@@ -17,6 +17,7 @@ def deploy_shadow(
     mlflow_tracking_uri: str = "",
     require_approval: bool = False,
     reason: str = "",
+    score_log_url: str = "",
 ) -> str:
     """Serve a version on ``<inference_service>-shadow`` and mirror ``percent`` % of requests.
 
@@ -34,6 +35,8 @@ def deploy_shadow(
         mlflow_tracking_uri: MLflow URI; empty uses MLFLOW_TRACKING_URI.
         require_approval: Refuse a version without a person's recorded approval.
         reason: Why, recorded in the annotation and the Kubernetes Event.
+        score_log_url: The score-log receiver; the shadow logs its responses there under
+            its own version, so its scores can be compared with the champion's. Empty: none.
 
     Returns:
         The shadowed model version.
@@ -43,7 +46,7 @@ def deploy_shadow(
 
     state = deploy_shadow_stage(
         inference_service, namespace, model_name, version, percent,
-        mlflow_tracking_uri, require_approval, reason,
+        mlflow_tracking_uri, require_approval, reason, score_log_url=score_log_url,
     )  # fmt: skip
     write_json(state, status.path)
     status.metadata.update({"shadow": version, "mirrorPercent": percent})

@@ -29,6 +29,7 @@ def deploy(
     resources: Resources | None = None,
     service_account: str = "conveyor-model",
     tag_routing: bool = True,
+    score_log: str | None = None,
 ) -> dict[str, Any]:
     """Serve ``model`` on ``name``: create it at 100 % when absent (a first release has no
     champion to protect), else start a canary at ``percent`` %, or move the running canary of
@@ -37,7 +38,7 @@ def deploy(
     if cluster.find(ISVC, name) is None:
         obj = inf.inference_service(
             name, cluster.namespace, model, change, resources=resources,
-            service_account=service_account, tag_routing=tag_routing,
+            service_account=service_account, tag_routing=tag_routing, score_log=score_log,
         )  # fmt: skip
         created = cluster.create(ISVC, obj)
         _record(cluster, created, "Deployed", change, f"v{model.version} serving 100 %")
@@ -137,6 +138,7 @@ def deploy_shadow(
     *,
     resources: Resources | None = None,
     service_account: str = "conveyor-model",
+    score_log: str | None = None,
 ) -> dict[str, Any]:
     """``<name>-shadow`` serves ``model``; a VirtualService mirrors ``percent`` % of ``name``'s
     requests to it. The champion and its traffic are untouched."""
@@ -145,7 +147,7 @@ def deploy_shadow(
     shadow = inf.shadow_name(name)
     desired = inf.inference_service(
         shadow, cluster.namespace, model, change, resources=resources,
-        service_account=service_account, tag_routing=False, role="shadow",
+        service_account=service_account, tag_routing=False, role="shadow", score_log=score_log,
     )  # fmt: skip
     if cluster.find(ISVC, shadow) is None:
         cluster.create(ISVC, desired)

@@ -113,6 +113,13 @@ class RolloutPlan(StrictModel):
     tag_routing: bool = True
     analysis: AnalysisSpec = AnalysisSpec()
     notifications: NotificationSpec | None = None
+    score_log_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s?#]+$",
+        description="the score-log receiver (manifests/components/scorelog), e.g. "
+        "http://conveyor-scorelog.models.svc.cluster.local/log: every revision logs its "
+        "responses there and score_psi reads the scores from Prometheus",
+    )
 
     @field_validator("steps")
     @classmethod

@@ -12,12 +12,15 @@ The failure modes are kept apart because the analysis treats them differently:
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import numpy as np
 
 from conveyor.rollout.metrics import MetricsError, MetricsUnavailable
+from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -204,3 +207,110 @@ def _series_name(metric: dict[str, str]) -> str:
     name = metric.get("__name__", "")
     pairs = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
     return f"{name}{{{pairs}}}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Score distributions from the prediction-score histogram
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _promql_string(value: str) -> str:
+    """``value`` as a double-quoted PromQL string literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def bucket_bound(bound: float) -> str:
+    """A bucket's ``le`` label exactly as prometheus_client writes it (``0.1``, ``1.0``)."""
+    from prometheus_client.utils import floatToGoString
+
+    return str(floatToGoString(bound))
+
+
+class PrometheusScores:
+    """Score distributions per side of a rollout from the ``conveyor_prediction_score``
+    histogram (20 buckets of 0.05): each bucket's share of the window's predictions, for PSI.
+
+    ``versions`` maps a role (``champion``, ``candidate``) to the ``version`` label of its
+    series. ``labels`` adds label matchers shared by both roles: ``{"model": "fraud"}``
+    keeps two models' version 3 apart, ``{"namespace": "conveyor-dev"}`` picks the series
+    Prometheus scraped from that namespace's score-log receiver or model servers. Series
+    that still differ in other labels (several pods or receivers) are summed.
+
+    The local model servers (``conveyor.serving.server``) export the histogram themselves;
+    on a cluster the score-log receiver (``conveyor.rollout.scorelog``) exports it from
+    KServe's inference logger. Both use ``SCORE_BUCKETS``.
+    """
+
+    MIN_COUNT = 60  # fewer predictions in the window: no distribution to compare yet
+
+    def __init__(
+        self,
+        provider: PrometheusProvider,
+        versions: Mapping[str, str],
+        window: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        metric: str = SCORE_METRIC,
+        buckets: Sequence[float] = SCORE_BUCKETS,
+        min_count: int = MIN_COUNT,
+    ) -> None:
+        extra = dict(labels or {})
+        for name in extra:
+            if not _LABEL_NAME.match(name) or name.startswith("__"):
+                raise MetricsError(f"label matcher {name!r} is not a valid Prometheus label name")
+            if name in ("version", "le"):
+                raise MetricsError(
+                    f"label matcher {name!r} is set per bucket and role by PrometheusScores; "
+                    "give the versions in `versions` instead"
+                )
+        if list(buckets) != sorted(buckets) or not buckets:
+            raise MetricsError(f"buckets {list(buckets)} must be a non-empty ascending sequence")
+        self.provider, self.versions, self.window = provider, dict(versions), window
+        self.labels, self.metric = extra, metric
+        self.buckets, self.min_count = tuple(buckets), min_count
+
+    def selector(self, role: str, bound: float) -> str:
+        """The series selector of one role's cumulative bucket ``le=bound``."""
+        if role not in self.versions:
+            known = ", ".join(sorted(self.versions)) or "none"
+            raise MetricsError(f"no version given for role {role!r} (given: {known})")
+        matchers = {**self.labels, "version": self.versions[role], "le": bucket_bound(bound)}
+        inner = ",".join(f"{k}={_promql_string(str(v))}" for k, v in matchers.items())
+        return f"{self.metric}_bucket{{{inner}}}"
+
+    def fractions(self, role: str) -> np.ndarray | None:
+        """Each bucket's share of ``role``'s predictions in the window; ``None`` for fewer
+        than ``min_count`` predictions or a bucket without data."""
+        cumulative = []
+        for bound in self.buckets:
+            expr = f"sum(increase({self.selector(role, bound)}[{self.window}]))"
+            value = self.provider.query(expr)
+            if value is None:
+                return None
+            cumulative.append(value)
+        counts = np.diff(np.concatenate([[0.0], np.maximum.accumulate(cumulative)]))
+        total = counts.sum()
+        return None if total < self.min_count else counts / total
+
+    def scores(self, role: str) -> np.ndarray | None:
+        """The ScoreSource protocol: a histogram keeps no raw scores (``fractions`` instead)."""
+        return None
+
+
+def score_source(
+    provider: PrometheusProvider, isvc: dict[str, Any], plan: Any
+) -> "PrometheusScores | None":
+    """The cluster's score source for a running canary: the score-log receiver's histogram
+    for the champion's and candidate's versions (None without ``plan.score_log_url`` or a
+    canary, so score_psi says "not measured" rather than waiting for series that never come)."""
+    from conveyor.serving import inference as inf
+
+    champion = inf.champion_of(isvc)
+    if not plan.score_log_url or champion is None:
+        return None
+    model = (isvc.get("metadata", {}).get("labels") or {}).get(inf.MODEL)
+    versions = {"champion": champion["version"], "candidate": inf.current_model(isvc)["version"]}
+    window = f"{int(plan.analysis.interval_seconds * 4)}s"
+    return PrometheusScores(provider, versions, window, labels={"model": model} if model else None)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from conveyor.rollout import actions
@@ -26,7 +25,7 @@ from conveyor.rollout.analysis import Analysis, Decision
 from conveyor.rollout.cluster import ISVC, Kind, NotFoundError
 from conveyor.rollout.localprom import PrometheusServer
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
-from conveyor.rollout.prometheus import PrometheusProvider
+from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores
 from conveyor.rollout.router import NginxRouter
 from conveyor.serving import inference as inf
 from conveyor.serving.client import v1_payload
@@ -180,33 +179,6 @@ class LoadGenerator:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=15)
-
-
-class PrometheusScores:
-    """Score distributions per side from the servers' ``conveyor_prediction_score`` histogram
-    (20 buckets of 0.05): each bucket's share of the window's predictions, for PSI."""
-
-    MIN_COUNT = 60  # fewer predictions in the window: no distribution to compare yet
-
-    def __init__(self, provider: PrometheusProvider, versions: dict[str, str], window: str):
-        self.provider, self.versions, self.window = provider, versions, window
-
-    def fractions(self, role: str) -> np.ndarray | None:
-        version, cumulative = self.versions[role], []
-        for i in range(1, 21):
-            le = "1.0" if i == 20 else f"{0.05 * i:.2f}".rstrip("0")
-            q = (f'sum(increase(conveyor_prediction_score_bucket{{version="{version}",'
-                 f'le="{le}"}}[{self.window}]))')  # fmt: skip
-            value = self.provider.query(q)
-            if value is None:
-                return None
-            cumulative.append(value)
-        counts = np.diff(np.concatenate([[0.0], np.maximum.accumulate(cumulative)]))
-        total = counts.sum()
-        return None if total < self.MIN_COUNT else counts / total
-
-    def scores(self, role: str) -> np.ndarray | None:  # the ScoreSource protocol; unused here
-        return None
 
 
 @dataclass

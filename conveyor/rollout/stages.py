@@ -46,6 +46,7 @@ def deploy_canary_stage(
     reason: str,
     resources_json: str = "",
     wait_seconds: float = 600.0,
+    score_log_url: str = "",
 ) -> dict[str, Any]:
     """Deploy or step, then wait until the new revision is ready (a revision that never gets
     ready is rolled back). The version's checksum and approval are checked before any write."""
@@ -62,8 +63,9 @@ def deploy_canary_stage(
             # A first release (created at 100 %) or a re-run: nothing to step.
             return actions.status(cluster, inference_service)
     actions.deploy(
-        cluster, inference_service, model, percent, change, resources=_resources(resources_json)
-    )
+        cluster, inference_service, model, percent, change,
+        resources=_resources(resources_json), score_log=score_log_url or None,
+    )  # fmt: skip
     try:
         actions.wait_ready(cluster, inference_service, timeout=wait_seconds)
     except ClusterError:
@@ -84,6 +86,7 @@ def deploy_shadow_stage(
     require_approval: bool,
     reason: str,
     wait_seconds: float = 600.0,
+    score_log_url: str = "",
 ) -> dict[str, Any]:
     cluster = _cluster(namespace)
     model = actions.resolve_version(
@@ -91,7 +94,9 @@ def deploy_shadow_stage(
     )
     change = Change("shadow", reason or "rollout pipeline", _actor(),
                     details={"version": model.version, "percent": percent})  # fmt: skip
-    actions.deploy_shadow(cluster, inference_service, model, percent, change)
+    actions.deploy_shadow(
+        cluster, inference_service, model, percent, change, score_log=score_log_url or None
+    )
     actions.wait_ready(cluster, inf.shadow_name(inference_service), timeout=wait_seconds)
     return actions.status(cluster, inference_service)
 
@@ -251,7 +256,7 @@ def analyse_stage(
     from conveyor.registry import ModelRegistry
     from conveyor.rollout.analysis import Analysis
     from conveyor.rollout.plan import RolloutPlan
-    from conveyor.rollout.prometheus import PrometheusProvider
+    from conveyor.rollout.prometheus import PrometheusProvider, score_source
 
     plan = model_from_yaml(RolloutPlan, plan_json or "{}", "rollout plan")
     if not prometheus_url:
@@ -263,9 +268,11 @@ def analyse_stage(
 
         notifier = notifier_for(plan.notifications)
     lines: list[str] = []
+    cluster, provider = _cluster(namespace), PrometheusProvider(prometheus_url)
     analysis = Analysis(
-        _cluster(namespace), inference_service, plan, PrometheusProvider(prometheus_url),
+        cluster, inference_service, plan, provider,
         registry=ModelRegistry(uri) if uri else None, notifier=notifier, actor=_actor(),
+        scores=score_source(provider, get(cluster, ISVC, inference_service), plan),
     )  # fmt: skip
 
     def progress(d: Any) -> None:

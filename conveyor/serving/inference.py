@@ -141,6 +141,24 @@ def predictor(
     return _serialise(spec)
 
 
+def score_log_url(base: str, model: ServedModel) -> str:
+    """The inference-logger URL of one version: the score-log receiver labels the scores it
+    receives by the query (each revision's spec carries its own version)."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    query = urlencode({"model": model.model_name, "version": model.version})
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/log", query, ""))
+
+
+def with_score_log(predictor_spec: dict[str, Any], model: ServedModel, base: str | None) -> dict:
+    """``spec.predictor`` with KServe's inference logger sending responses to the score-log
+    receiver at ``base`` (None: unchanged). Responses only: the receiver needs the scores."""
+    if not base:
+        return predictor_spec
+    return {**predictor_spec, "logger": {"mode": "response", "url": score_log_url(base, model)}}
+
+
 def _omp_threads(cpu_limit: str) -> str:
     """Whole cores in a CPU limit ("1", "2", "1500m"), at least one."""
     cores = float(cpu_limit[:-1]) / 1000 if cpu_limit.endswith("m") else float(cpu_limit)
@@ -165,8 +183,10 @@ def inference_service(
     service_account: str = "conveyor-model",
     tag_routing: bool = True,
     role: str = "primary",
+    score_log: str | None = None,
 ) -> dict[str, Any]:
-    """A Serverless-mode InferenceService serving ``model`` at 100 %."""
+    """A Serverless-mode InferenceService serving ``model`` at 100 % (its responses logged to
+    the score-log receiver at ``score_log``, when given)."""
     from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec
     from kubernetes.client import V1ObjectMeta
 
@@ -190,11 +210,12 @@ def inference_service(
         metadata=V1ObjectMeta(
             name=name, namespace=namespace, labels=labels, annotations=annotations
         ),
-        spec=V1beta1InferenceServiceSpec(
-            predictor=predictor(model, resources or Resources(), service_account)
-        ),
+        spec=V1beta1InferenceServiceSpec(predictor={}),
     )
-    return _serialise(isvc)
+    out = _serialise(isvc)
+    spec = predictor(model, resources or Resources(), service_account)
+    out["spec"]["predictor"] = with_score_log(spec, model, score_log)
+    return out
 
 
 def check_percent(value: int) -> int:
@@ -263,6 +284,9 @@ def canary_patch(
     target = dict(champion["predictor"])
     target["model"] = {**(target.get("model") or {}), "storageUri": model.storage_uri}
     target["canaryTrafficPercent"] = percent
+    logger = target.get("logger") or {}
+    if logger.get("url"):  # the new revision logs its scores under its own version
+        target["logger"] = {**logger, "url": score_log_url(logger["url"], model)}
     return {
         "metadata": {
             "annotations": {

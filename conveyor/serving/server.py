@@ -28,6 +28,11 @@ from conveyor.errors import ConveyorError
 
 HOST = "127.0.0.1"
 MAX_BATCH_ROWS = 10_000
+# The positive-class score histogram, per model and version: 20 buckets of 0.05 (plus +Inf).
+# The score-log receiver (conveyor.rollout.scorelog) exports the same series from KServe's
+# inference logger, and PrometheusScores reads it back bucket by bucket: all three share these.
+SCORE_METRIC = "conveyor_prediction_score"
+SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 
 class ServingError(ConveyorError):
@@ -103,10 +108,7 @@ def _model_class() -> type:
                  0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
     )  # fmt: skip
     score = Histogram(
-        "conveyor_prediction_score",
-        "Positive-class scores",
-        ["model", "version"],
-        buckets=tuple(round(0.05 * i, 2) for i in range(1, 21)),
+        SCORE_METRIC, "Positive-class scores", ["model", "version"], buckets=SCORE_BUCKETS
     )
     faults = Faults.from_env()
 

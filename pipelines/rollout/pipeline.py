@@ -60,6 +60,7 @@ def build_pipeline(
     resources_json = _one_line(plan.resources.model_dump(mode="json"))
     plan_json = _one_line(plan.model_dump(mode="json"))
     steps = list(plan.steps)
+    score_log_default = plan.score_log_url or ""
 
     @dsl.pipeline(
         name=f"{inference_service}-rollout",
@@ -82,6 +83,7 @@ def build_pipeline(
         reason: str = "",
         prometheus_url: str = prometheus_url,
         plan: str = plan_json,
+        score_log_url: str = score_log_default,
     ):
         where = {
             "inference_service": inference_service,
@@ -90,7 +92,7 @@ def build_pipeline(
             "mlflow_tracking_uri": mlflow_tracking_uri,
         }
         deploy = {**where, "version": version, "require_approval": require_approval,
-                  "reason": reason}  # fmt: skip
+                  "reason": reason, "score_log_url": score_log_url}  # fmt: skip
         smoke = {**where, "version": version, "examples": examples, "endpoint": smoke_endpoint,
                  "policy": smoke_policy}  # fmt: skip
         settle = {**where, "reason": reason}

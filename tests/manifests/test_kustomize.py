@@ -21,6 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
+from conveyor import COMPONENT_IMAGE
 from conveyor.rollout.plan import default_checks
 from tests.k8s_schema import _crd_schemas, validate
 
@@ -708,6 +709,48 @@ def test_pod_monitor_scrapes_every_predictor(renders: dict[str, Render], name: s
     assert names <= set(expression["values"])
     ports = {e["port"]: e["path"] for e in monitor["podMetricsEndpoints"]}
     assert ports == {"http-usermetric": "/metrics", "user-port": "/metrics"}
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_scorelog_receiver_wiring(renders: dict[str, Render], name: str) -> None:
+    """The inference-logger receiver: `conveyor scorelog` from the component image, reached
+    at conveyor-scorelog:80 (the logger URL), probed on /healthz and scraped on /metrics."""
+    render = renders[name]
+    spec = render.get("Deployment", "conveyor-scorelog")["spec"]
+    pod = spec["template"]["spec"]
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pod["automountServiceAccountToken"] is False
+    assert (
+        render.get("ServiceAccount", pod["serviceAccountName"])["automountServiceAccountToken"]
+        is False
+    )
+    [container] = pod["containers"]
+    assert container["image"] == COMPONENT_IMAGE
+    assert container["command"] == ["conveyor"]
+    args = container["args"]
+    assert args[0] == "scorelog"
+    assert _flag(args, "--host") == "0.0.0.0"
+    [port] = container["ports"]
+    assert _flag(args, "--port") == str(port["containerPort"]) == "8080"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+        assert container[probe]["httpGet"]["port"] in (port["name"], 8080)
+
+    service = render.get("Service", "conveyor-scorelog")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    [service_port] = service["spec"]["ports"]
+    assert service_port["port"] == 80
+    assert service_port["targetPort"] in (port["name"], 8080)
+
+    monitor = render.get("PodMonitor", "conveyor-scorelog")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= pod_labels.items()
+    [endpoint] = monitor["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == (port["name"], "/metrics")
+    # the predictors' monitor must not select the receiver (its series would be scraped twice)
+    predictors = render.get("PodMonitor", "conveyor-predictors")["spec"]["selector"]
+    assert "serving.kserve.io/inferenceservice" not in pod_labels, predictors
 
 
 # ---------------------------------------------------------------------------------------------

@@ -159,3 +159,55 @@ def test_example_plans_load_and_use_recorded_series(name: str) -> None:
     for query in queries:
         used = set(re.findall(r"conveyor:[a-z0-9_:]+", query))
         assert used and used <= recorded, (query, used - recorded)
+
+
+SCORE_LOG = "http://conveyor-scorelog.models.svc.cluster.local/log"
+
+
+def test_score_log_logger_is_versioned_and_a_canary_relabels_it() -> None:
+    """Each revision logs its responses under its own version: the champion's spec keeps
+    version 1, the canary's (inherited logger) says version 2."""
+    obj = inf.inference_service("fraud", "models", V1, change(), score_log=SCORE_LOG)
+    validate(obj)
+    logger = obj["spec"]["predictor"]["logger"]
+    assert logger == {"mode": "response", "url": f"{SCORE_LOG}?model=fraud&version=1"}
+    obj["metadata"]["resourceVersion"] = "1"
+    after = merge_patch(obj, inf.canary_patch(obj, V2, 10, change("canary")))
+    validate(after)
+    assert after["spec"]["predictor"]["logger"]["url"] == f"{SCORE_LOG}?model=fraud&version=2"
+    champion = inf.champion_of(after)
+    assert champion is not None
+    assert champion["predictor"]["logger"]["url"].endswith("version=1")
+    # Rollback restores the champion's spec, logger included.
+    back = merge_patch(after, inf.rollback_patch(after, change("rollback")))
+    assert back["spec"]["predictor"]["logger"]["url"].endswith("version=1")
+
+
+def test_no_score_log_means_no_logger() -> None:
+    obj = inf.inference_service("fraud", "models", V1, change())
+    assert "logger" not in obj["spec"]["predictor"]
+    after = merge_patch({**obj, "metadata": {**obj["metadata"], "resourceVersion": "1"}},
+                        inf.canary_patch(obj, V2, 10, change("canary")))  # fmt: skip
+    assert "logger" not in after["spec"]["predictor"]
+
+
+def test_score_log_url_must_be_http() -> None:
+    with pytest.raises(BadInputError, match="score_log_url"):
+        from conveyor.config import model_from_data
+
+        model_from_data(RolloutPlan, {"score_log_url": "conveyor-scorelog/log"}, "plan")
+
+
+def test_cluster_score_source_reads_the_canary_versions() -> None:
+    from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores, score_source
+
+    provider = PrometheusProvider("http://127.0.0.1:9")
+    stable = inf.inference_service("fraud", "models", V1, change(), score_log=SCORE_LOG)
+    stable["metadata"]["resourceVersion"] = "1"
+    canary = merge_patch(stable, inf.canary_patch(stable, V2, 10, change("canary")))
+    plan = RolloutPlan(score_log_url=SCORE_LOG)
+    source = score_source(provider, canary, plan)
+    assert isinstance(source, PrometheusScores)
+    assert source.versions == {"champion": "1", "candidate": "2"}
+    assert score_source(provider, stable, plan) is None, "no canary: nothing to compare"
+    assert score_source(provider, canary, RolloutPlan()) is None, "no receiver configured"
