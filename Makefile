@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/conveyor-ml/conveyor:0.1.0-python3.11
 CONFIG ?= examples/fraud/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images clean lock bench bench-serving bench-drift venv ui
+.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images clean lock bench bench-serving bench-drift bench-ct venv ui
 
 venv: $(STAMP)
 
@@ -25,8 +25,10 @@ $(STAMP): requirements-dev.lock pyproject.toml
 tools:
 	bash scripts/fetch-tools.sh
 
+# ARGS=--force trains even when nothing changed since the last run (skip-if-unchanged).
+ARGS ?=
 run: $(STAMP)
-	$(BIN)/conveyor run --config $(CONFIG)
+	$(BIN)/conveyor run --config $(CONFIG) $(ARGS)
 
 test: $(STAMP) tools lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -73,6 +75,10 @@ bench-serving: $(STAMP)
 bench-drift: $(STAMP)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
 	$(BIN)/python bench/drift.py
+
+# First run vs an unchanged re-run (skip-if-unchanged), conveyor run and conveyor retrain.
+bench-ct: $(STAMP)
+	$(BIN)/python bench/ct_cache.py
 
 images:
 	@engine=$$(command -v docker || command -v podman || true); \
