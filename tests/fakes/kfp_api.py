@@ -41,10 +41,11 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.http import BackgroundServer
 
 Obj = dict[str, Any]
 API = "/apis/v2beta1"
@@ -211,7 +212,7 @@ def _public(obj: Obj) -> Obj:
     return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
 
 
-class FakeKfpApi:
+class FakeKfpApi(BackgroundServer):
     """In-memory KFP API (v2beta1 REST) over HTTP; see the module docstring for what it covers.
 
     ``token``: when set, every request must carry ``Authorization: Bearer <token>`` (else 401).
@@ -229,50 +230,13 @@ class FakeKfpApi:
         self._lock = threading.RLock()
         self._seq = 0
         self._clock = datetime.now(UTC).replace(microsecond=0)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # lifecycle
 
-    def start(self) -> "FakeKfpApi":
-        if self._server is not None:
-            raise RuntimeError("FakeKfpApi is already running")
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-kfp-api",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    thread_name = "fake-kfp-api"
 
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> "FakeKfpApi":
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeKfpApi is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # test hooks
 

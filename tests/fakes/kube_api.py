@@ -20,11 +20,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.fakes.http import BackgroundServer
 
 KSERVE_GROUP = "serving.kserve.io"
 ISVC_PLURAL = "inferenceservices"
@@ -410,7 +411,7 @@ def _condition(old: Obj | None, kind: str, ok: bool, reason: str = "", message: 
 # --- the server --------------------------------------------------------------------------------
 
 
-class FakeKubeAPI:
+class FakeKubeAPI(BackgroundServer):
     """In-memory Kubernetes API over HTTP; see the module docstring for what it covers."""
 
     def __init__(
@@ -431,51 +432,14 @@ class FakeKubeAPI:
         self._conflicts = 0
         self._resource_version = 0
         self._users: dict[str, str] = {}  # bearer token -> user name for 403 messages
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.requests: list[tuple[str, str]] = []
 
     # lifecycle
 
-    def start(self) -> "FakeKubeAPI":
-        if self._server is not None:
-            raise RuntimeError("FakeKubeAPI is already running")
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # stop() waits one poll at most
-            name="fake-kube-api",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    thread_name = "fake-kube-api"
 
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> "FakeKubeAPI":
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeKubeAPI is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_port}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def write_kubeconfig(
         self,
