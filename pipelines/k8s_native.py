@@ -149,6 +149,8 @@ def load_package(
         where = str(path)
         try:
             docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        except FileNotFoundError:
+            raise BadInputError(f"{where}: cannot read: no such pipeline package") from None
         except OSError as exc:
             raise BadInputError(f"{where}: cannot read the compiled pipeline ({exc})") from exc
         except yaml.YAMLError as exc:
@@ -168,8 +170,9 @@ def load_package(
             platform_specs.append(doc)
         else:
             raise BadInputError(
-                f"{where}: a document with keys {sorted(doc)[:6]} is neither a pipeline spec "
-                "(pipelineInfo) nor a platform spec (platforms)"
+                f"{where}: not a compiled KFP pipeline: a document with keys {sorted(doc)[:6]} "
+                "is neither a pipeline spec (pipelineInfo) nor a platform spec (platforms); "
+                "compile it with `make compile` or kfp.compiler.Compiler"
             )
     if len(pipeline_specs) != 1 or len(platform_specs) > 1:
         raise BadInputError(

@@ -24,12 +24,12 @@ from typing import Any
 import kfp
 import kfp_server_api
 import urllib3
-import yaml
 from croniter import croniter
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from conveyor.errors import BadInputError, ConveyorError
+from conveyor.pipelines.k8s_native import load_package as read_package
 
 TOKEN_ENV = "KF_PIPELINES_TOKEN"
 DEFAULT_EXPERIMENT = "conveyor"
@@ -64,31 +64,16 @@ def load_package(package: str | Path) -> dict[str, Any]:
         raise BadInputError(
             f"{path}: expected a compiled pipeline .yaml (e.g. pipelines/training/pipeline.yaml)"
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such pipeline package") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read the pipeline package ({exc})") from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"{path}: not valid YAML ({exc})") from None
-    spec = docs[0] if docs else None
-    if (
-        not isinstance(spec, dict)
-        or not isinstance(spec.get("pipelineInfo"), dict)
-        or not spec["pipelineInfo"].get("name")
-        or not isinstance(spec.get("root"), dict)
-    ):
+    spec, platform = read_package(path)  # either document order, as KFP accepts it
+    if not spec["pipelineInfo"].get("name") or not isinstance(spec.get("root"), dict):
         raise BadInputError(
             f"{path}: not a compiled KFP pipeline (pipelineInfo.name and root are required); "
             "compile it with `make compile` or kfp.compiler.Compiler"
         )
     try:  # kfp.Client parses it into the proto: fail here, before any request
         json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
-        for extra in docs[1:]:
-            json_format.ParseDict(extra, pipeline_spec_pb2.PlatformSpec())
+        if platform is not None:
+            json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
     except (json_format.ParseError, TypeError, ValueError) as exc:
         raise BadInputError(f"{path}: not a valid KFP pipeline spec ({exc})") from None
     return spec
