@@ -456,3 +456,27 @@ def test_kubernetes_format_takes_an_explicit_version(cluster_config, tmp_path):
     objs = _docs(_compile(cluster_config, tmp_path / "r.yaml", *args))
     validate_all(objs)
     assert objs[1]["metadata"]["name"] == f"{TEAM}-rollout-2026.11.1"
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fraud" / "pipeline.yaml"
+
+
+def test_the_shipped_example_validates_and_compiles_with_its_cluster_block(tmp_path, capsys):
+    """examples/fraud/pipeline.yaml is the template in full: Secrets by name only, the train
+    step's own resources, the S3 secret only on the steps that read the batch."""
+    assert main(["validate-config", str(EXAMPLE)]) == 0
+    assert "schedule   : '0 2 * * 0'" in capsys.readouterr().out
+    out = tmp_path / "ct.yaml"
+    assert main(["compile", str(EXAMPLE), "-o", str(out)]) == 0
+    spec, platform_spec = yaml.safe_load_all(out.read_text())
+    executors = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    s3 = {name for name, ex in executors.items()
+          if any(s["secretName"] == "fraud-s3" for s in ex.get("secretAsEnv", []))}  # fmt: skip
+    assert s3 == {"exec-validate-data", "exec-check-drift", "exec-check-trigger"}
+    train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert train["resourceCpuRequest"] == "2" and train["resourceMemoryLimit"] == "8Gi"
+    default = spec["deploymentSpec"]["executors"]["exec-check-drift"]["container"]["resources"]
+    assert default["resourceCpuRequest"] == "500m" and default["resourceMemoryLimit"] == "2Gi"
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["namespace"]["defaultValue"] == "fraud"
+    assert params["data_uri"]["defaultValue"] == "s3://fraud-data/transactions/latest.parquet"
