@@ -58,7 +58,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-from validate import RESULTS, ROOT, log, machine, wait_quiet  # bench/ is sys.path[0]
+from results import write_section  # bench/ is sys.path[0]
+from validate import RESULTS, ROOT, log, machine, wait_quiet
 
 CONFIG = ROOT / "examples" / "fraud" / "pipeline.yaml"
 HEADING = "## Serving: single-row latency and throughput (bench/serving.py)"
@@ -811,20 +812,7 @@ WHY = (
 
 def write_results(lines: list[str]) -> None:
     """Replace this script's section of RESULTS.md in place (or append it), keeping the rest."""
-    body = RESULTS.read_text().splitlines() if RESULTS.exists() else []
-    section = [*lines]
-    while section and not section[-1].strip():
-        section.pop()
-    if HEADING in body:
-        start = body.index(HEADING)
-        end = next((i for i in range(start + 1, len(body)) if body[i].startswith("## ")), len(body))
-        rest = body[end:]
-        body = body[:start] + section + (["", *rest] if rest else [])
-    else:
-        while body and not body[-1].strip():
-            body.pop()
-        body = [*body, "", *section] if body else section
-    RESULTS.write_text("\n".join(body) + "\n")
+    write_section(HEADING, lines, RESULTS)
     log(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
