@@ -77,6 +77,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- drift
 
+# conveyor.rollout.sim.SCENARIOS, named here so building the parser does not import the sim
+# (a test keeps the two equal).
+SIM_SCENARIOS = ("drift", "errors", "healthy", "latency", "metrics-down", "no-traffic")
 DRIFT_EXIT = 5  # `conveyor drift`: the batch drifted over the policy's threshold
 
 
@@ -319,6 +322,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     data_uri = _batch(config, args.data, data_dir, total, smoke=args.smoke)
+    # Skip-if-unchanged first: an unchanged re-run costs a hash and one registry query.
+    tracking_uri = _absolute_sqlite(config.tracking.uri)
+    key = _unchanged_check(config, data_uri, tracking_uri, force=args.force)
+    if key is None:
+        return 0
 
     reference = config.resolve(config.data.reference_profile)
     if args.reference:
@@ -347,11 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if reference_uri:
         load_profile(reference_uri)
 
-    tracking_uri = _absolute_sqlite(config.tracking.uri)
     artifact_root = str(Path(config.tracking.artifact_root).resolve())
-    key = _unchanged_check(config, data_uri, tracking_uri, force=args.force)
-    if key is None:
-        return 0
     _progress(
         3,
         total,
@@ -490,8 +494,8 @@ def _unchanged_check(config: Any, data_uri: str, tracking_uri: str, force: bool)
     """The run's training key, or None after printing which earlier run already trained on
     the same data, code, config and seed (skip-if-unchanged; --force trains anyway)."""
     from conveyor import retrain
-    from conveyor.pipelines.training.pipeline import key_inputs, pipeline_inputs
     from conveyor.registry import ModelRegistry
+    from conveyor.retrain import key_inputs, pipeline_inputs
     from conveyor.tables import resolve_table, sha256_file
 
     data_sha256 = sha256_file(resolve_table(data_uri))
@@ -928,8 +932,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     p.set_defaults(func=cmd_scorelog)
 
-    from conveyor.rollout.sim import SCENARIOS
-
     p = sub.add_parser(
         "rollout-sim",
         help="a real canary on this machine: model servers, nginx, Prometheus, the analysis",
@@ -937,7 +939,7 @@ def build_parser() -> argparse.ArgumentParser:
         "honouring the split, a real Prometheus scraping both, bounded load, and the rollout "
         "analysis deciding each interval. Needs `make tools` (Prometheus and nginx).",
     )
-    p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
+    p.add_argument("--scenario", required=True, choices=SIM_SCENARIOS)
     p.add_argument("--interval", type=float, default=3.0, help="analysis interval, seconds")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_rollout_sim)

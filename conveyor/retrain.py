@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor import __version__
-from conveyor.config import RetrainPolicy
+from conveyor.config import PipelineConfig, RetrainPolicy
 from conveyor.registry import TRAINING_KEY_TAG
 
 RETRAIN, SKIP = "retrain", "skip"
@@ -51,6 +51,49 @@ def training_key(
     }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _one_line(doc: object) -> str:
+    """One-line JSON (valid YAML): kfp copies string defaults into the compiled file's header
+    comment, where a multi-line default would break the YAML."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def pipeline_inputs(config: PipelineConfig) -> dict[str, str]:
+    """The config as the pipeline's string parameters (one-line JSON). The training key of an
+    unchanged re-run is computed from exactly these strings (conveyor.retrain.training_key)."""
+    from conveyor.contracts import load_contract
+    from conveyor.evaluation import component_inputs
+    from conveyor.gate import load_policy
+
+    contract_path = config.resolve(config.contract)
+    assert contract_path is not None
+    contract = load_contract(contract_path).model_dump(mode="json", exclude_defaults=True)
+    policy_path = config.resolve(config.gate_policy)
+    # No policy file means an empty policy, which the gate holds (fails closed).
+    policy = _one_line(load_policy(policy_path).model_dump(mode="json")) if policy_path else ""
+    evaluation = component_inputs(config.evaluation, config.resolve(config.evaluation.golden_set))
+    return {
+        "contract": _one_line(contract),
+        "features": json.dumps(config.features.model_dump(mode="json"), sort_keys=True),
+        "training": json.dumps(config.training.model_dump(mode="json"), sort_keys=True),
+        "evaluation": evaluation["evaluation_spec"],
+        "golden_set": evaluation["golden_set"],
+        "golden_set_version": evaluation["golden_set_version"],
+        "policy": policy,
+    }
+
+
+def key_inputs(inputs: dict[str, str]) -> dict[str, str]:
+    """The parts of ``pipeline_inputs`` a training key covers (the golden set's rows count as
+    evaluation config)."""
+    return {
+        "contract": inputs["contract"],
+        "features": inputs["features"],
+        "training": inputs["training"],
+        "evaluation": inputs["evaluation"] + inputs["golden_set"],
+        "policy": inputs["policy"],
+    }
 
 
 def find_unchanged(registry: Any, model_name: str, key: str) -> dict[str, Any] | None:

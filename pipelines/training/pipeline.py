@@ -9,8 +9,6 @@ a config file; every config value becomes a pipeline parameter default, so a com
 ``pipeline.yaml`` can still be run with other data, contract or tracking server.
 """
 
-import json
-
 from kfp import dsl
 
 from conveyor.components.evaluate.component import evaluate
@@ -20,49 +18,8 @@ from conveyor.components.register_model.component import register_model
 from conveyor.components.train.component import train
 from conveyor.components.validate_data.component import validate_data
 from conveyor.config import PipelineConfig
-from conveyor.contracts import load_contract
-from conveyor.evaluation import component_inputs
-from conveyor.gate import load_policy
 from conveyor.pipelines.platform import configure
-
-
-def _one_line(doc: object) -> str:
-    """One-line JSON (valid YAML): kfp copies string defaults into the compiled file's header
-    comment, where a multi-line default would break the YAML."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-
-def pipeline_inputs(config: PipelineConfig) -> dict[str, str]:
-    """The config as the pipeline's string parameters (one-line JSON). The training key of an
-    unchanged re-run is computed from exactly these strings (conveyor.retrain.training_key)."""
-    contract_path = config.resolve(config.contract)
-    assert contract_path is not None
-    contract = load_contract(contract_path).model_dump(mode="json", exclude_defaults=True)
-    policy_path = config.resolve(config.gate_policy)
-    # No policy file means an empty policy, which the gate holds (fails closed).
-    policy = _one_line(load_policy(policy_path).model_dump(mode="json")) if policy_path else ""
-    evaluation = component_inputs(config.evaluation, config.resolve(config.evaluation.golden_set))
-    return {
-        "contract": _one_line(contract),
-        "features": json.dumps(config.features.model_dump(mode="json"), sort_keys=True),
-        "training": json.dumps(config.training.model_dump(mode="json"), sort_keys=True),
-        "evaluation": evaluation["evaluation_spec"],
-        "golden_set": evaluation["golden_set"],
-        "golden_set_version": evaluation["golden_set_version"],
-        "policy": policy,
-    }
-
-
-def key_inputs(inputs: dict[str, str]) -> dict[str, str]:
-    """The parts of ``pipeline_inputs`` a training key covers (the golden set's rows count as
-    evaluation config)."""
-    return {
-        "contract": inputs["contract"],
-        "features": inputs["features"],
-        "training": inputs["training"],
-        "evaluation": inputs["evaluation"] + inputs["golden_set"],
-        "policy": inputs["policy"],
-    }
+from conveyor.retrain import pipeline_inputs
 
 
 def build_pipeline(

@@ -85,3 +85,10 @@ def test_usage_errors_exit_2(capsys):
         main(["sample", "--rows", "ten", "--out", "x.csv"])
     assert exit_.value.code == 2
     assert "invalid int value: 'ten'" in capsys.readouterr().err
+
+
+def test_the_parser_names_every_rollout_sim_scenario():
+    from conveyor.cli import SIM_SCENARIOS
+    from conveyor.rollout.sim import SCENARIOS
+
+    assert tuple(sorted(SCENARIOS)) == SIM_SCENARIOS
