@@ -471,7 +471,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         return _explain_failure(exc)
     run_dir: Path = result["run_dir"]
     _progress(3, 3, f"{result['decision']} in {time.monotonic() - started:.0f}s")
-    for task, name in (("check-drift", "report"), ("check-trigger", "report")):
+    for task, name in (("check-trigger", "drift_report"), ("check-trigger", "report")):
         path = find_output(run_dir, task, name)
         if path is not None:
             print(path.read_text().strip(), f"\n({path})\n")

@@ -1,7 +1,7 @@
 """KFP component: retrain or skip, and the training key (logic: conveyor.retrain)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Output, OutputPath
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output, OutputPath
 
 from conveyor import COMPONENT_IMAGE
 
@@ -17,6 +17,10 @@ def check_trigger(
     evaluation: str,
     gate_policy: str,
     report: Output[Markdown],
+    drift: Output[Artifact],
+    drift_report: Output[Markdown],
+    drift_html: Output[HTML],
+    metrics: Output[Metrics],
     training_key: OutputPath(str),  # type: ignore[valid-type]
     drift_decision: str = "",
     git_commit: str = "",
@@ -29,8 +33,9 @@ def check_trigger(
     features, training and evaluation config and the gate policy (seeds included) match an
     earlier training run, training is skipped and the report names that version or run.
     Otherwise it retrains when there is no champion, on new data (``on_new_data``), on drift
-    (``on_drift`` and ``drift_decision == "drift"``) or when the champion is older than
-    ``max_age_days``. The decision is the string output, for ``dsl.If``.
+    (``on_drift``: the batch against the champion's logged profile, as check_drift does, run
+    here only when its answer can matter) or when the champion is older than ``max_age_days``.
+    The decision is the string output, for ``dsl.If``.
 
     Args:
         batch: The incoming batch (CSV or Parquet).
@@ -42,8 +47,13 @@ def check_trigger(
         evaluation: The evaluation spec plus golden set, as the training pipeline receives it.
         gate_policy: The gate policy text.
         report: Why: the reasons that fired, or what the skip matched.
+        drift: drift.json of the drift check (``not_checked`` with the reason when skipped).
+        drift_report: The drift report as Markdown (per-feature bars).
+        drift_html: The drift report as HTML.
+        metrics: ``psi_<feature>``, ``score_psi`` and ``drifted_features``.
         training_key: Output: the fingerprint the train step tags its run with.
-        drift_decision: check_drift's output (``drift``, ``stable``, ``no_reference``).
+        drift_decision: A drift decision from elsewhere (e.g. check_drift's output); empty
+            runs the drift check here.
         git_commit: Commit of the code being run.
         force: Retrain whatever the policy says.
         mlflow_tracking_uri: MLflow tracking URI; empty uses MLFLOW_TRACKING_URI.
@@ -52,12 +62,15 @@ def check_trigger(
         ``retrain`` or ``skip``.
     """
     import os
+    import tempfile
     from pathlib import Path
 
     from conveyor import retrain
     from conveyor.config import RetrainPolicy, model_from_yaml
+    from conveyor.tables import write_json
 
     spec = model_from_yaml(RetrainPolicy, policy, "policy") if policy.strip() else RetrainPolicy()
+    out = tempfile.mkdtemp(prefix="conveyor-drift-")
     result = retrain.trigger_stage(
         batch.path,
         model_name=model_name,
@@ -73,8 +86,27 @@ def check_trigger(
         git_commit=git_commit,
         drift_decision=drift_decision,
         force=force,
+        drift_dir=out,
     )
-    Path(report.path).write_text(retrain.render_markdown(result))
+    checked = result["drift"] or {
+        "decision": drift_decision or "not_checked",
+        "features": [],
+        "score": None,
+        "drifted": [],
+        "summary": "given by caller",
+    }
+    write_json(checked, drift.path)
+    for name, target in (("drift.md", drift_report.path), ("drift.html", drift_html.path)):
+        source = Path(out) / name
+        Path(target).write_text(source.read_text() if source.is_file() else checked["summary"])
+    for row in checked["features"]:
+        metrics.log_metric(f"psi_{row['feature']}", row["psi"])
+    if checked.get("score"):
+        metrics.log_metric("score_psi", checked["score"]["psi"])
+    metrics.log_metric("drifted_features", len(checked["drifted"]))
+    drift.metadata.update({"decision": checked["decision"]})
+    summary = checked.get("summary", "")
+    Path(report.path).write_text(retrain.render_markdown(result, summary))
     Path(training_key).write_text(result["training_key"])
     print(result["decision"], "; ".join(result["reasons"]) or result["skipped_because"])
     return str(result["decision"])

@@ -1,20 +1,20 @@
 """The ``continuous_training`` pipeline: trigger check, then training, then (optionally) rollout.
 
-import batch -> check_drift (against the champion's logged profile; the champion scores the
-batch) -> check_trigger (skip an unchanged re-run; else no champion, new data, drift or a
-champion older than max_age_days) -> under ``dsl.If(retrain)`` the ``training`` pipeline
-(tagged with the training key) -> when the config names a rollout plan and the gate approved,
-the ``rollout`` pipeline for the new ``candidate``.
+import batch -> check_trigger (skip an unchanged re-run; else no champion, new data, drift of
+the batch against the champion's logged profile (the champion scores it) or a champion older
+than max_age_days; the drift check runs only when its answer can matter) -> under
+``dsl.If(retrain)`` the ``training`` pipeline (tagged with the training key) -> when the
+config names a rollout plan and the gate approved, the ``rollout`` pipeline for the new
+``candidate``.
 
 Scheduled with ``conveyor schedule`` (a KFP recurring run, max concurrency 1, no catch-up),
-this is the retraining loop: most runs end after the trigger check, costing two small tasks.
+this is the retraining loop: most runs end after the trigger check, one small task.
 """
 
 import json
 
 from kfp import dsl
 
-from conveyor.components.check_drift.component import check_drift
 from conveyor.components.check_trigger.component import check_trigger
 from conveyor.config import PipelineConfig
 from conveyor.pipelines.platform import configure
@@ -50,11 +50,6 @@ def build_pipeline(
     )
     keyed = key_inputs(pipeline_inputs(config))
     retrain_json = json.dumps(config.retrain.model_dump(mode="json"), sort_keys=True)
-    drift_policy = config.retrain.drift
-    if drift_policy.features is None:  # the model's inputs, not keys, labels or timestamps
-        features = [*config.features.numeric, *config.features.categorical]
-        drift_policy = drift_policy.model_copy(update={"features": features})
-    drift_json = json.dumps(drift_policy.model_dump(mode="json"), sort_keys=True)
     default_uri = config.tracking.uri if tracking_uri is None else tracking_uri
     default_root = config.tracking.artifact_root if artifact_root is None else artifact_root
     rollout = None
@@ -72,7 +67,6 @@ def build_pipeline(
     def continuous_training(
         data_uri: str = data_uri,
         retrain_policy: str = retrain_json,
-        drift_policy: str = drift_json,
         force: bool = False,
         model_name: str = config.model_name,
         git_commit: str = "",
@@ -84,14 +78,6 @@ def build_pipeline(
     ) -> str:
         batch = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=True)
         batch.set_display_name("import batch")
-        drifted = configure(
-            check_drift(
-                batch=batch.output,
-                policy=drift_policy,
-                model_name=model_name,
-                mlflow_tracking_uri=mlflow_tracking_uri,
-            )
-        ).set_display_name("check drift")
         trigger = configure(
             check_trigger(
                 batch=batch.output,
@@ -102,7 +88,6 @@ def build_pipeline(
                 training=keyed["training"],
                 evaluation=keyed["evaluation"],
                 gate_policy=keyed["policy"],
-                drift_decision=drifted.outputs["Output"],
                 git_commit=git_commit,
                 force=force,
                 mlflow_tracking_uri=mlflow_tracking_uri,

@@ -38,7 +38,7 @@ def test_drifted_batch_retrains_clean_one_skips_and_unchanged_rerun_skips(workdi
     #    run logged the drift reference profile the next checks compare with.
     assert main(["retrain", "--config", str(config), "--data", "clean.parquet"]) == 0
     out = capsys.readouterr().out
-    assert "Drift check: NO_REFERENCE" in out and "no champion" in out
+    assert "Drift check: NOT_CHECKED" in out and "not checked: no champion" in out
     assert "Retrain trigger: RETRAIN" in out
     registry = ModelRegistry(f"sqlite:///{workdir / '.conveyor' / 'mlflow.db'}")
     (v1,) = registry.versions("fraud")
@@ -50,8 +50,9 @@ def test_drifted_batch_retrains_clean_one_skips_and_unchanged_rerun_skips(workdi
     # 2. a clean batch from the same generator: no drift, no other trigger -> skip
     assert main(["retrain", "--config", str(config), "--data", "clean.parquet"]) == 0
     out = capsys.readouterr().out
-    assert "Drift check: STABLE" in out
-    assert "unchanged inputs" in out and "fraud v1" in out  # same bytes as v1's batch
+    # same bytes as v1's batch: skipped before the drift check would even run
+    assert "Drift check: NOT_CHECKED" in out and "not checked: unchanged inputs" in out
+    assert "unchanged inputs" in out and "fraud v1" in out
     assert main(["sample", "--rows", "3000", "--out", "clean2.parquet", "--seed", "23"]) == 0
     assert main(["retrain", "--config", str(config), "--data", "clean2.parquet"]) == 0
     out = capsys.readouterr().out
@@ -66,7 +67,7 @@ def test_drifted_batch_retrains_clean_one_skips_and_unchanged_rerun_skips(workdi
     assert "- drift: check_drift over threshold" in out
     runs = _train_runs(workdir)
     assert len(runs) == 2
-    drift_report = next(workdir.glob(".conveyor/pipeline_root/*/check-drift/drift"))
+    drift_report = next(workdir.glob(".conveyor/pipeline_root/*/check-trigger/drift"))
     assert drift_report.is_file()
 
     # 4. the same drifted batch again: unchanged inputs -> skip, naming what it matched
