@@ -64,8 +64,8 @@ def pipeline_inputs(config: PipelineConfig) -> dict[str, str]:
     """The config as the pipeline's string parameters (one-line JSON). The training key of an
     unchanged re-run is computed from exactly these strings (conveyor.retrain.training_key)."""
     from conveyor.contracts import load_contract
-    from conveyor.evaluation import component_inputs
     from conveyor.gate import load_policy
+    from conveyor.golden import component_inputs
 
     contract_path = config.resolve(config.contract)
     assert contract_path is not None
