@@ -496,9 +496,9 @@ def _unchanged_check(config: Any, data_uri: str, tracking_uri: str, force: bool)
     from conveyor import retrain
     from conveyor.registry import ModelRegistry
     from conveyor.retrain import key_inputs, pipeline_inputs
-    from conveyor.tables import resolve_table, sha256_file
+    from conveyor.tables import probe_table, sha256_file
 
-    data_sha256 = sha256_file(resolve_table(data_uri))
+    data_sha256 = sha256_file(probe_table(data_uri))  # an unreadable batch: exit 2, named
     key = retrain.training_key(
         data_sha256, git_commit=_git_commit(), **key_inputs(pipeline_inputs(config))
     )

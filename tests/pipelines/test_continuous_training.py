@@ -44,7 +44,9 @@ def test_drifted_batch_retrains_clean_one_skips_and_unchanged_rerun_skips(workdi
     (v1,) = registry.versions("fraud")
     assert v1["status"] == "approved" and len(v1["tags"][TRAINING_KEY_TAG]) == 64
     assert registry.reference_profile(v1, workdir / "ref") is not None
-    assert main(["models", "promote", "fraud", "1", "--reason", "first champion"]) == 0
+    # explicit store: an in-process mlflow.set_tracking_uri elsewhere may have set the env var
+    store = f"sqlite:///{workdir / '.conveyor' / 'mlflow.db'}"
+    assert main(["models", "--tracking-uri", store, "promote", "fraud", "1"]) == 0
     capsys.readouterr()
 
     # 2. a clean batch from the same generator: no drift, no other trigger -> skip

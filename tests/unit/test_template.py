@@ -472,10 +472,10 @@ def test_the_shipped_example_validates_and_compiles_with_its_cluster_block(tmp_p
     executors = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     s3 = {name for name, ex in executors.items()
           if any(s["secretName"] == "fraud-s3" for s in ex.get("secretAsEnv", []))}  # fmt: skip
-    assert s3 == {"exec-validate-data", "exec-check-drift", "exec-check-trigger"}
+    assert s3 == {"exec-validate-data", "exec-check-trigger"}  # check_drift: not in this one
     train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert train["resourceCpuRequest"] == "2" and train["resourceMemoryLimit"] == "8Gi"
-    default = spec["deploymentSpec"]["executors"]["exec-check-drift"]["container"]["resources"]
+    default = spec["deploymentSpec"]["executors"]["exec-check-trigger"]["container"]["resources"]
     assert default["resourceCpuRequest"] == "500m" and default["resourceMemoryLimit"] == "2Gi"
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["namespace"]["defaultValue"] == "fraud"
