@@ -221,9 +221,19 @@ def _registry_step(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Callab
 def cmd_promote(cluster: Cluster, args: argparse.Namespace) -> int:
     isvc = get(cluster, ISVC, args.name)
     model, version = _model_name(cluster, args), inf.current_model(isvc)["version"]
-    actions.promote(cluster, args.name, _change(args, "promote", version=version))
-    reason = args.reason or "promoted with kubectl conveyor"
-    return _show(cluster, args, _registry_step(args, lambda r: r.promote(model, version, reason)))
+    change = _change(args, "promote", version=version)
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = "" if isinstance(cluster, DryRun) else uri
+    registry = None
+    if uri:
+        from conveyor.registry import ModelRegistry
+
+        registry = ModelRegistry(uri)
+    elif not isinstance(cluster, DryRun):
+        sys.stderr.write("note: no --tracking-uri; MLflow aliases left as they are\n")
+    # Registry first, traffic second; a failed traffic change puts the aliases back.
+    actions.promote_release(cluster, args.name, change, registry, model)
+    return _show(cluster, args, lambda: None)
 
 
 def cmd_rollback(cluster: Cluster, args: argparse.Namespace) -> int:

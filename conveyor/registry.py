@@ -446,6 +446,30 @@ class ModelRegistry:
         self._event(name, str(version), "promote to champion", reason or "no reason given")
         return self.get(name, version)
 
+    def alias_snapshot(self, name: str) -> dict[str, str]:
+        """Where ``champion`` and ``previous-champion`` point now (absent: not in the dict)."""
+        out = {}
+        for alias in (CHAMPION, PREVIOUS):
+            v = self.by_alias(name, alias)
+            if v is not None:
+                out[alias] = v["version"]
+        return out
+
+    def restore_aliases(self, name: str, snapshot: dict[str, str], reason: str) -> None:
+        """Put ``champion`` and ``previous-champion`` back where ``snapshot`` had them: the
+        compensating step when a traffic change fails after the registry moved first."""
+        moved = self.by_alias(name, CHAMPION)
+        for alias in (CHAMPION, PREVIOUS):
+            if alias in snapshot:
+                self._set_alias(name, alias, snapshot[alias])
+            elif self.by_alias(name, alias) is not None:
+                _with_retry(
+                    f"delete alias {alias!r}",
+                    lambda a=alias: self.client.delete_registered_model_alias(name, a),
+                )
+        if moved is not None and moved["version"] != snapshot.get(CHAMPION):
+            self._event(name, moved["version"], "promotion undone", reason)
+
     def rollback(self, name: str, reason: str = "") -> dict[str, Any]:
         """Move ``champion`` back to ``previous-champion``."""
         previous = self.by_alias(name, PREVIOUS)

@@ -110,6 +110,42 @@ def promote(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
     return out
 
 
+def promote_release(
+    cluster: Cluster,
+    name: str,
+    change: Change,
+    registry: Any = None,
+    model_name: str = "",
+    *,
+    first_release_ok: bool = False,
+) -> dict[str, Any]:
+    """Promote in both systems, registry first: moving an alias is reversible and refuses an
+    unapproved version (or an unreachable MLflow) before any traffic moves; if the traffic
+    change then fails, the aliases are put back, so the two never disagree.
+
+    ``first_release_ok``: a service with no canary (a first release at 100 %) only moves the
+    alias; otherwise that is refused as "no canary in progress"."""
+    isvc = get(cluster, ISVC, name)
+    version = inf.current_model(isvc)["version"]
+    canary = inf.champion_of(isvc) is not None
+    if not canary and not first_release_ok:
+        raise BadInputError(f"{name}: no canary in progress; v{version} already serves 100 %")
+    snapshot = None
+    if registry is not None:
+        snapshot = registry.alias_snapshot(model_name)
+        registry.promote(model_name, version, change.reason)
+    if not canary:
+        return isvc
+    try:
+        return promote(cluster, name, change)
+    except BaseException as exc:
+        if registry is not None and snapshot is not None:
+            registry.restore_aliases(
+                model_name, snapshot, f"traffic change failed: {str(exc)[:200]}"
+            )
+        raise
+
+
 def rollback(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
     """All traffic back on the champion's revision and its spec restored, in one write."""
     failed: dict[str, str] = {}

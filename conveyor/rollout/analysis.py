@@ -326,9 +326,10 @@ class Analysis:
             actions.set_traffic(self.cluster, self.name, nxt, change)
             d.percent = nxt
         elif d.decision == "promote":
-            actions.promote(self.cluster, self.name, change)
-            if self.registry is not None and model:
-                self.registry.promote(model, version, f"analysis: {d.reason}")
+            # Registry first, traffic second; a failed traffic change puts the aliases back.
+            registry = self.registry if model else None
+            change.reason = f"analysis: {d.reason}"
+            actions.promote_release(self.cluster, self.name, change, registry, model)
         elif d.decision == "rollback":
             actions.rollback(self.cluster, self.name, change)
             if self.registry is not None and model:

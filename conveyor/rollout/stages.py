@@ -168,23 +168,21 @@ def _feature_spec(tracking_uri: str, model_name: str, version: str) -> tuple[dic
 def promote_stage(
     inference_service: str, namespace: str, model_name: str, tracking_uri: str, reason: str
 ) -> str:
-    """Traffic to 100 % on the candidate, then MLflow ``champion`` moves to it."""
+    """MLflow ``champion`` moves to the candidate, then traffic to 100 % on it (the alias is
+    put back if the traffic change fails)."""
     from conveyor.registry import ModelRegistry
 
     cluster = _cluster(namespace)
-    isvc = get(cluster, ISVC, inference_service)
-    version = inf.current_model(isvc)["version"]
     why = reason or "rollout pipeline: smoke test and steps passed"
-    if inf.champion_of(isvc) is not None:
-        actions.promote(cluster, inference_service, Change("promote", why, _actor()))
-    # else: a first release already serves 100 %; only the registry alias moves.
-    if not (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
         print("promote: no MLflow tracking URI; the champion alias was not moved")
-    else:
-        ModelRegistry(tracking_uri or os.environ["MLFLOW_TRACKING_URI"]).promote(
-            model_name, version, why
-        )
-    return version
+    out = actions.promote_release(
+        cluster, inference_service, Change("promote", why, _actor()),
+        ModelRegistry(uri) if uri else None, model_name,
+        first_release_ok=True,  # a first release already serves 100 %: only the alias moves
+    )  # fmt: skip
+    return str(inf.current_model(out)["version"])
 
 
 def rollback_stage(

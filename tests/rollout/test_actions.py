@@ -188,3 +188,48 @@ def test_events_and_status_read_back(live) -> None:
     assert s["events"][-1]["reason"] == "Deployed"
     assert s["lastChange"]["action"] == "deploy"
     assert live.find(ISVC, "fraud") is not None
+
+
+def _registry_with_canary(registry_uri: str):
+    from conveyor.registry import ModelRegistry
+
+    registry = ModelRegistry(registry_uri)
+    registry.promote("fraud", "1", "baseline")
+    return registry
+
+
+def test_promote_release_puts_the_aliases_back_when_traffic_cannot_move(
+    fake_kube, live, registry_uri
+) -> None:
+    """Registry first, traffic second: a 403 on the traffic change undoes the alias move, so
+    MLflow never names a champion the cluster does not serve."""
+    registry = _registry_with_canary(registry_uri)
+    actions.deploy(live, "fraud", V2, 50, why("canary"))
+    fake_kube.deny("patch", "inferenceservices")
+    with pytest.raises(ClusterError, match=r"(?i)forbidden"):
+        actions.promote_release(live, "fraud", why("promote"), registry, "fraud")
+    assert split(fake_kube) == {"fraud-predictor-00001": 50, "fraud-predictor-00002": 50}
+    assert registry.alias_snapshot("fraud") == {"champion": "1"}
+    v2_events = [k for k in registry.get("fraud", "2")["tags"] if k.startswith("conveyor.event")]
+    trail = " ".join(registry.get("fraud", "2")["tags"][k] for k in v2_events)
+    assert "promotion undone" in trail and "traffic change failed" in trail
+
+
+def test_promote_release_refuses_an_unapproved_version_before_traffic_moves(
+    fake_kube, live, registry_uri
+) -> None:
+    registry = _registry_with_canary(registry_uri)
+    registry.client.set_model_version_tag("fraud", "2", "conveyor.status", "held")
+    actions.deploy(live, "fraud", V2, 50, why("canary"))
+    with pytest.raises(BadInputError, match="v2 is held"):
+        actions.promote_release(live, "fraud", why("promote"), registry, "fraud")
+    assert split(fake_kube) == {"fraud-predictor-00001": 50, "fraud-predictor-00002": 50}
+    assert registry.alias_snapshot("fraud") == {"champion": "1"}
+
+
+def test_promote_release_moves_both(fake_kube, live, registry_uri) -> None:
+    registry = _registry_with_canary(registry_uri)
+    actions.deploy(live, "fraud", V2, 50, why("canary"))
+    actions.promote_release(live, "fraud", why("promote"), registry, "fraud")
+    assert split(fake_kube) == {"fraud-predictor-00002": 100}
+    assert registry.alias_snapshot("fraud") == {"champion": "2", "previous-champion": "1"}
