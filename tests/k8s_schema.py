@@ -73,10 +73,11 @@ def pruned_fields(obj: dict[str, Any]) -> list[str]:
     drops them silently, or refuses the object under ``kubectl apply``'s default strict field
     validation; jsonschema alone accepts them. Only for kinds with a vendored CRD."""
     schema = _crd_schemas()[(obj.get("apiVersion", ""), obj.get("kind", ""))]
-    return _undeclared(obj, schema, "")
+    return undeclared_fields(obj, schema, "")
 
 
-def _undeclared(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
+def undeclared_fields(obj: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Paths in ``obj`` that the structural ``schema`` does not declare (see pruned_fields)."""
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         return []
     found: list[str] = []
@@ -87,14 +88,14 @@ def _undeclared(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
             if path == "" and key in ("apiVersion", "kind", "metadata"):
                 continue  # type and object meta are the API server's own, never pruned
             if props is not None and key in props:
-                found += _undeclared(value, props[key], where)
+                found += undeclared_fields(value, props[key], where)
             elif isinstance(extra, dict):
-                found += _undeclared(value, extra, where)
+                found += undeclared_fields(value, extra, where)
             elif extra is not True:
                 found.append(where)
     elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(obj):
-            found += _undeclared(item, schema["items"], f"{path}/{i}")
+            found += undeclared_fields(item, schema["items"], f"{path}/{i}")
     return found
 
 

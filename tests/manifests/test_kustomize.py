@@ -23,7 +23,7 @@ import yaml
 
 from conveyor import COMPONENT_IMAGE
 from conveyor.rollout.plan import default_checks
-from tests.k8s_schema import _crd_schemas, validate
+from tests.k8s_schema import _crd_schemas, undeclared_fields, validate
 
 pytestmark = pytest.mark.unit
 
@@ -261,31 +261,6 @@ def _load_yaml(path: Path) -> Any:
 # Helpers
 
 
-def _pruned_fields(obj: Any, schema: dict[str, Any], path: str = "") -> list[str]:
-    """Fields of ``obj`` that a structural CRD schema does not declare: the API server would
-    silently drop them (a misspelt ``canaryTrafficPercent`` would just vanish)."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    found: list[str] = []
-    if isinstance(obj, dict):
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, value in obj.items():
-            where = f"{path}/{key}"
-            if path == "" and key in ("apiVersion", "kind", "metadata"):
-                continue  # type and object meta are the API server's own, never pruned
-            if props is not None and key in props:
-                found += _pruned_fields(value, props[key], where)
-            elif isinstance(extra, dict):
-                found += _pruned_fields(value, extra, where)
-            elif extra is not True:
-                found.append(where)
-    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(obj):
-            found += _pruned_fields(item, schema["items"], f"{path}/{i}")
-    return found
-
-
 def _istio_fqdn(host: str, namespace: str) -> str:
     """Istio reads a host without dots as <host>.<namespace of the rule>.svc.cluster.local."""
     return host if "." in host else f"{host}.{namespace}.svc.cluster.local"
@@ -386,7 +361,7 @@ def test_every_object_is_valid(renders: dict[str, Render], name: str) -> None:
         validate(doc)
         schema = crds.get((doc["apiVersion"], doc["kind"]))
         if schema is not None:
-            assert _pruned_fields(doc, schema) == [], f"{label}: fields the API server drops"
+            assert undeclared_fields(doc, schema) == [], f"{label}: fields the API server drops"
 
 
 @pytest.mark.parametrize("name", RENDERS)
@@ -887,7 +862,7 @@ def test_checks_reject_bad_objects() -> None:
         "spec": {"predictor": {"canaryTrafficPercnt": 10, "model": {"modelFormat": {"name": "a"}}}},
     }
     schema = _crd_schemas()[("serving.kserve.io/v1beta1", "InferenceService")]
-    assert _pruned_fields(isvc, schema) == ["/spec/predictor/canaryTrafficPercnt"]
+    assert undeclared_fields(isvc, schema) == ["/spec/predictor/canaryTrafficPercnt"]
     assert _image_problem("c", "ghcr.io/mlflow/mlflow") is not None
     assert _image_problem("c", "ghcr.io/mlflow/mlflow:latest") is not None
     assert _image_problem("c", "localhost:5000/mlflow") is not None
