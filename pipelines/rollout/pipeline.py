@@ -96,6 +96,8 @@ def build_pipeline(
         smoke = {**where, "version": version, "examples": examples, "endpoint": smoke_endpoint,
                  "policy": smoke_policy}  # fmt: skip
         settle = {**where, "reason": reason}
+        analysis = {**where, "plan": plan, "prometheus_url": prometheus_url}
+        analysis.pop("model_name")
 
         # A task that fails mid-rollout (crash, timeout, API error) must not leave a canary
         # holding traffic: the exit handler runs whatever happened and undoes it.
@@ -122,17 +124,8 @@ def build_pipeline(
                                 deploy_canary(**deploy, percent=steps[0], resources=resources)
                             )
                             first.set_display_name(f"canary {steps[0]} %")
-                            configure(
-                                analyse_rollout(
-                                    inference_service=inference_service,
-                                    namespace=namespace,
-                                    plan=plan,
-                                    prometheus_url=prometheus_url,
-                                    mlflow_tracking_uri=mlflow_tracking_uri,
-                                )
-                            ).after(first).set_display_name(
-                                "analyse: step up, promote or roll back"
-                            )
+                            analysed = configure(analyse_rollout(**analysis)).after(first)
+                            analysed.set_display_name("analyse: step up, promote or roll back")
                         with dsl.If(prometheus_url == "", name="steps without analysis"):
                             previous = None
                             for percent in steps:
@@ -151,15 +144,8 @@ def build_pipeline(
                         switch.set_display_name("switch 100 %")
                         # The old revision stays rolled out: a failing check rolls back instantly.
                         with dsl.If(prometheus_url != "", name="analysed switch"):
-                            configure(
-                                analyse_rollout(
-                                    inference_service=inference_service,
-                                    namespace=namespace,
-                                    plan=plan,
-                                    prometheus_url=prometheus_url,
-                                    mlflow_tracking_uri=mlflow_tracking_uri,
-                                )
-                            ).after(switch).set_display_name("analyse: promote or roll back")
+                            analysed = configure(analyse_rollout(**analysis)).after(switch)
+                            analysed.set_display_name("analyse: promote or roll back")
                 with dsl.If(checked.outputs["Output"] == "failed", name="smoke failed"):
                     configure(rollback(**settle)).set_display_name("roll back")
 
