@@ -666,8 +666,8 @@ def _release_summary(
         )
         lines.append(
             f"registry: no champion existed, so this local run promoted v{mine['version']} to "
-            "champion; the next `make run` is compared against it (on a cluster, promotion is "
-            "`conveyor models promote` after a rollout)"
+            "champion; the next run on new data (or `make run ARGS=--force`) is compared "
+            "against it (on a cluster, promotion is `conveyor models promote` after a rollout)"
         )
     return lines
 
