@@ -575,7 +575,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_scorelog(args: argparse.Namespace) -> int:
     from conveyor.rollout.scorelog import run
 
-    return run(args.host, args.port)
+    return run(args.host, args.port, args.max_pending)
 
 
 def cmd_rollout_sim(args: argparse.Namespace) -> int:
@@ -926,10 +926,18 @@ def build_parser() -> argparse.ArgumentParser:
         "conveyor_prediction_score{model,version} on GET /metrics for the rollout's score_psi "
         "check; GET /healthz for probes. Point each revision's spec.predictor.logger.url at "
         "http://conveyor-scorelog.<ns>.svc.cluster.local/log?model=<model>&version=<version>. "
+        'POST /feedback {"id": <ce-id>, "labels": [0, 1, ...]} labels a logged response '
+        "(the client sets ce-id on its predict request) into "
+        "conveyor_feedback_score{model,version,label} for the auc_drop_pct_above check. "
         "Runs until SIGTERM or Ctrl-C.",
     )
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    p.add_argument(
+        "--max-pending", type=int, default=100_000, metavar="N",
+        help="logged response ids kept in memory for POST /feedback; the least recent is "
+        "evicted beyond N (default 100000)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_scorelog)
 
     p = sub.add_parser(

@@ -270,7 +270,7 @@ def cmd_analyze(cluster: Cluster, args: argparse.Namespace) -> int:
     """Run the plan's analysis on a running canary: a live line per interval, then the end."""
     from conveyor.rollout.analysis import Analysis, Decision
     from conveyor.rollout.plan import RolloutPlan, load_plan
-    from conveyor.rollout.prometheus import PrometheusProvider, score_source
+    from conveyor.rollout.prometheus import PrometheusProvider, feedback_source, score_source
 
     plan = load_plan(args.plan) if args.plan else RolloutPlan()
     if args.interval is not None:
@@ -290,10 +290,11 @@ def cmd_analyze(cluster: Cluster, args: argparse.Namespace) -> int:
 
         notifier = notifier_for(plan.notifications)
     provider = PrometheusProvider(url)
-    scores = score_source(provider, get(cluster, ISVC, args.name), plan)
+    isvc = get(cluster, ISVC, args.name)
     analysis = Analysis(
         cluster, args.name, plan, provider, registry=registry, notifier=notifier,
-        actor=_actor(), scores=scores,
+        actor=_actor(), scores=score_source(provider, isvc, plan),
+        feedback=feedback_source(provider, isvc, plan),
     )  # fmt: skip
 
     def progress(d: Decision) -> None:

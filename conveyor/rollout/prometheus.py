@@ -22,6 +22,8 @@ import numpy as np
 from conveyor.rollout.metrics import MetricsError, MetricsUnavailable
 from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
 
+FEEDBACK_SCORE_METRIC = "conveyor_feedback_score"  # conveyor.rollout.scorelog exports it
+
 DEFAULT_TIMEOUT = 5.0
 
 # `{{ name }}` as Flagger's metric templates write it; anything between the braces is captured so
@@ -228,7 +230,71 @@ def bucket_bound(bound: float) -> str:
     return str(floatToGoString(bound))
 
 
-class PrometheusScores:
+class _BucketReader:
+    """Reads one role's bucket counts of a histogram over a window: the query code shared by
+    ``PrometheusScores`` and ``PrometheusFeedback``.
+
+    ``versions`` maps a role (``champion``, ``candidate``) to the ``version`` label of its
+    series; ``labels`` adds matchers shared by both roles. Series that still differ in other
+    labels (several pods or receivers) are summed.
+    """
+
+    MIN_COUNT = 60
+    RESERVED: tuple[str, ...] = ("version", "le")  # set per bucket and role, never by `labels`
+
+    def __init__(
+        self,
+        provider: PrometheusProvider,
+        versions: Mapping[str, str],
+        window: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        metric: str = SCORE_METRIC,
+        buckets: Sequence[float] = SCORE_BUCKETS,
+        min_count: int | None = None,
+    ) -> None:
+        extra = dict(labels or {})
+        for name in extra:
+            if not _LABEL_NAME.match(name) or name.startswith("__"):
+                raise MetricsError(f"label matcher {name!r} is not a valid Prometheus label name")
+            if name in self.RESERVED:
+                raise MetricsError(
+                    f"label matcher {name!r} is set per bucket and role by "
+                    f"{type(self).__name__}; give the versions in `versions` instead"
+                )
+        if list(buckets) != sorted(buckets) or not buckets:
+            raise MetricsError(f"buckets {list(buckets)} must be a non-empty ascending sequence")
+        self.provider, self.versions, self.window = provider, dict(versions), window
+        self.labels, self.metric = extra, metric
+        self.buckets = tuple(buckets)
+        self.min_count = self.MIN_COUNT if min_count is None else min_count
+
+    def selector(self, role: str, bound: float, **matchers: str) -> str:
+        """The series selector of one role's cumulative bucket ``le=bound``; ``matchers`` are
+        added before ``le`` (the feedback histograms' ``label``)."""
+        if role not in self.versions:
+            known = ", ".join(sorted(self.versions)) or "none"
+            raise MetricsError(f"no version given for role {role!r} (given: {known})")
+        every = {**self.labels, "version": self.versions[role], **matchers}
+        every["le"] = bucket_bound(bound)
+        inner = ",".join(f"{k}={_promql_string(str(v))}" for k, v in every.items())
+        return f"{self.metric}_bucket{{{inner}}}"
+
+    def counts(self, role: str, **matchers: str) -> np.ndarray | None:
+        """How many observations of ``role`` fell in each finite bucket over the window (from
+        ``increase()`` of the cumulative buckets, so extrapolated, not whole numbers); ``None``
+        when a bucket has no data."""
+        cumulative = []
+        for bound in self.buckets:
+            expr = f"sum(increase({self.selector(role, bound, **matchers)}[{self.window}]))"
+            value = self.provider.query(expr)
+            if value is None:
+                return None
+            cumulative.append(value)
+        return np.diff(np.concatenate([[0.0], np.maximum.accumulate(cumulative)]))
+
+
+class PrometheusScores(_BucketReader):
     """Score distributions per side of a rollout from the ``conveyor_prediction_score``
     histogram (20 buckets of 0.05): each bucket's share of the window's predictions, for PSI.
 
@@ -256,47 +322,80 @@ class PrometheusScores:
         buckets: Sequence[float] = SCORE_BUCKETS,
         min_count: int = MIN_COUNT,
     ) -> None:
-        extra = dict(labels or {})
-        for name in extra:
-            if not _LABEL_NAME.match(name) or name.startswith("__"):
-                raise MetricsError(f"label matcher {name!r} is not a valid Prometheus label name")
-            if name in ("version", "le"):
-                raise MetricsError(
-                    f"label matcher {name!r} is set per bucket and role by PrometheusScores; "
-                    "give the versions in `versions` instead"
-                )
-        if list(buckets) != sorted(buckets) or not buckets:
-            raise MetricsError(f"buckets {list(buckets)} must be a non-empty ascending sequence")
-        self.provider, self.versions, self.window = provider, dict(versions), window
-        self.labels, self.metric = extra, metric
-        self.buckets, self.min_count = tuple(buckets), min_count
-
-    def selector(self, role: str, bound: float) -> str:
-        """The series selector of one role's cumulative bucket ``le=bound``."""
-        if role not in self.versions:
-            known = ", ".join(sorted(self.versions)) or "none"
-            raise MetricsError(f"no version given for role {role!r} (given: {known})")
-        matchers = {**self.labels, "version": self.versions[role], "le": bucket_bound(bound)}
-        inner = ",".join(f"{k}={_promql_string(str(v))}" for k, v in matchers.items())
-        return f"{self.metric}_bucket{{{inner}}}"
+        super().__init__(
+            provider, versions, window, labels=labels, metric=metric, buckets=buckets,
+            min_count=min_count,
+        )  # fmt: skip
 
     def fractions(self, role: str) -> np.ndarray | None:
         """Each bucket's share of ``role``'s predictions in the window; ``None`` for fewer
         than ``min_count`` predictions or a bucket without data."""
-        cumulative = []
-        for bound in self.buckets:
-            expr = f"sum(increase({self.selector(role, bound)}[{self.window}]))"
-            value = self.provider.query(expr)
-            if value is None:
-                return None
-            cumulative.append(value)
-        counts = np.diff(np.concatenate([[0.0], np.maximum.accumulate(cumulative)]))
+        counts = self.counts(role)
+        if counts is None:
+            return None
         total = counts.sum()
         return None if total < self.min_count else counts / total
 
     def scores(self, role: str) -> np.ndarray | None:
         """The ScoreSource protocol: a histogram keeps no raw scores (``fractions`` instead)."""
         return None
+
+
+class PrometheusFeedback(_BucketReader):
+    """Labelled feedback per side of a rollout from the score-log receiver's
+    ``conveyor_feedback_score{model,version,label}`` histograms (``POST /feedback``), for the
+    ``auc_drop_pct_above`` check: the ``FeedbackSource`` protocol.
+
+    ``labelled(role)`` rebuilds rows from the two label histograms of the role's version over
+    the window: ``n0`` rows labelled 0 and ``n1`` labelled 1 at each bucket's midpoint score
+    (the first bucket starts at 0). An AUC of these rows is the binned AUC: pairs within one
+    bucket are ties and count half, as ``roc_auc_score`` counts tied scores. ``increase()``
+    extrapolates to the window's edges, so each bucket's count is rounded to whole rows;
+    with rows spread over a window of many scrapes that is the count itself. Rows above the
+    last bucket (``+Inf``: not probabilities) are left out. ``versions``, ``labels`` and
+    ``window`` are as for ``PrometheusScores``.
+    """
+
+    MIN_COUNT = 50  # the analysis' MIN_FEEDBACK: fewer labelled rows, no AUC
+    RESERVED = ("version", "le", "label")
+
+    def __init__(
+        self,
+        provider: PrometheusProvider,
+        versions: Mapping[str, str],
+        window: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        min_count: int = MIN_COUNT,
+        metric: str = FEEDBACK_SCORE_METRIC,
+        buckets: Sequence[float] = SCORE_BUCKETS,
+    ) -> None:
+        super().__init__(
+            provider, versions, window, labels=labels, metric=metric, buckets=buckets,
+            min_count=min_count,
+        )  # fmt: skip
+
+    def midpoints(self) -> np.ndarray:
+        """Each finite bucket's midpoint score: the score its rows are given."""
+        upper = np.asarray(self.buckets, dtype=float)
+        lower = np.concatenate([[min(0.0, upper[0])], upper[:-1]])
+        return (lower + upper) / 2
+
+    def labelled(self, role: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(true labels, midpoint scores) of ``role``'s labelled rows in the window; ``None``
+        below ``min_count`` rows, without both classes, or when a bucket has no data."""
+        negatives = self.counts(role, label="0")
+        positives = self.counts(role, label="1")
+        if negatives is None or positives is None:
+            return None
+        n0 = np.rint(np.maximum(negatives, 0.0)).astype(int)
+        n1 = np.rint(np.maximum(positives, 0.0)).astype(int)
+        if n0.sum() + n1.sum() < self.min_count or n0.sum() == 0 or n1.sum() == 0:
+            return None
+        mid = self.midpoints()
+        y = np.concatenate([np.zeros(n0.sum(), dtype=int), np.ones(n1.sum(), dtype=int)])
+        scores = np.concatenate([np.repeat(mid, n0), np.repeat(mid, n1)])
+        return y, scores
 
 
 def score_source(
@@ -314,3 +413,21 @@ def score_source(
     versions = {"champion": champion["version"], "candidate": inf.current_model(isvc)["version"]}
     window = f"{int(plan.analysis.interval_seconds * 4)}s"
     return PrometheusScores(provider, versions, window, labels={"model": model} if model else None)
+
+
+def feedback_source(
+    provider: PrometheusProvider, isvc: dict[str, Any], plan: Any
+) -> "PrometheusFeedback | None":
+    """The cluster's labelled-feedback source for a running canary: the score-log receiver's
+    ``conveyor_feedback_score`` histograms for the champion's and candidate's versions (None
+    without ``plan.score_log_url`` or a canary, so auc_drop_pct_above says "not measured")."""
+    from conveyor.serving import inference as inf
+
+    champion = inf.champion_of(isvc)
+    if not plan.score_log_url or champion is None:
+        return None
+    model = (isvc.get("metadata", {}).get("labels") or {}).get(inf.MODEL)
+    versions = {"champion": champion["version"], "candidate": inf.current_model(isvc)["version"]}
+    window = f"{int(plan.analysis.interval_seconds * 4)}s"
+    labels = {"model": model} if model else None
+    return PrometheusFeedback(provider, versions, window, labels=labels)

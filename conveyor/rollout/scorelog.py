@@ -38,7 +38,31 @@ unchanged, keeps reporting its own. ``model`` falls back to ``Ce-Inferenceservic
 ``conveyor_scorelog_events_total{outcome}`` counts every event: ``observed``, ``ignored``
 (request events and non-prediction responses), ``no_version`` (logger URL without
 ``version``: not observed), ``unparseable`` (answered 400 naming the problem) and
-``too_large`` (413). Endpoints: ``POST /log``, ``GET /metrics``, ``GET /healthz``.
+``too_large`` (413). Endpoints: ``POST /log``, ``POST /feedback``, ``GET /metrics``,
+``GET /healthz``.
+
+Labelled feedback (the rollout's online AUC, ``auc_drop_pct_above``). The receiver keeps
+the most recent observed responses in memory, ``Ce-Id`` -> (model, version, the scores of
+its rows), at most ``max_pending`` ids (``--max-pending``, default 100 000; the least
+recently logged id is evicted first). KServe's agent gives the events the request's
+``ce-id`` header when the client sends one, so a client that sets ``ce-id: <its own id>`` on
+its predict request can later, once the truth is known, ``POST /feedback``:
+
+* ``{"id": "<ce-id>", "labels": [0, 1, ...]}``: one label (0 or 1) per row of that response,
+  in row order; ``{"id": "<ce-id>", "label": 1}`` for a single-row response;
+* or a JSON list of such objects (a batch): answered 200 with ``{"results": [...]}``, one
+  ``{"id", "outcome", "rows", "message"}`` per item, in order.
+
+A single object is answered 200 ``matched`` (each row's score is observed into
+``conveyor_feedback_score{model,version,label}``, ``SCORE_BUCKETS``, and the id is dropped:
+feedback counts once), 404 ``unknown_id`` (never logged, already labelled or evicted) or 400
+``bad`` (not JSON, no id, labels not 0/1, or not one label per row; an id whose labels do not
+fit stays pending for a corrected retry). ``conveyor_feedback_total{outcome}`` counts every
+item. Both label series of a version exist (at 0) from its first logged response on, so
+``increase()`` over them sees the first feedback too. A response logged twice under one id
+for the same model and version (a client's retry) keeps the last one; the same id under
+another version (an Istio mirror to a shadow copies the request's headers) is a second entry,
+and the feedback labels both. ``PrometheusFeedback`` reads the two label histograms back.
 """
 
 import json
@@ -46,8 +70,10 @@ import logging
 import math
 import signal
 import threading
+from array import array
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -57,10 +83,12 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
 
+from conveyor.rollout.prometheus import FEEDBACK_SCORE_METRIC
 from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC, ServingError
 
 log = logging.getLogger(__name__)
@@ -69,10 +97,14 @@ CE_REQUEST = "org.kubeflow.serving.inference.request"
 CE_RESPONSE = "org.kubeflow.serving.inference.response"
 OUTCOMES = ("observed", "ignored", "no_version", "unparseable", "too_large")
 EVENTS_METRIC = "conveyor_scorelog_events"
+FEEDBACK_METRIC = "conveyor_feedback"
+FEEDBACK_OUTCOMES = ("matched", "unknown_id", "bad")
 
 DEFAULT_HOST = "0.0.0.0"  # in a pod; tests and a workstation pass 127.0.0.1
 DEFAULT_PORT = 8080
 LOG_PATH = "/log"
+FEEDBACK_PATH = "/feedback"
+DEFAULT_MAX_PENDING = 100_000  # response ids kept for feedback; ~100 bytes each plus scores
 MAX_BODY_BYTES = 10 * 1024 * 1024
 READ_TIMEOUT = 30.0  # seconds a connection may sit idle or dribble a body
 
@@ -184,16 +216,51 @@ class Outcome:
     outcome: str
     message: str
     rows: int = 0
+    id: str | None = None  # feedback items: the Ce-Id they name
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {} if self.id is None else {"id": self.id}
+        return {**fields, "outcome": self.outcome, "rows": self.rows, "message": self.message}
 
     def body(self) -> bytes:
-        fields = {"outcome": self.outcome, "rows": self.rows, "message": self.message}
-        return json.dumps(fields).encode()
+        return json.dumps(self.fields()).encode()
+
+
+# A logged response waiting for its labels: (model, version) -> the scores of its rows,
+# as C doubles (8 bytes a row, not a Python float object each).
+Pending = dict[tuple[str, str], "array[float]"]
+
+
+def _labels_of(item: Mapping[str, Any]) -> list[int]:
+    """The 0/1 labels of one feedback item; ``ValueError`` naming the problem otherwise."""
+    if ("labels" in item) == ("label" in item):
+        raise ValueError('give either "labels": [0, 1, ...] (one per row) or "label": 0|1')
+    values = item["labels"] if "labels" in item else [item["label"]]
+    where = "`labels`" if "labels" in item else "`label`"
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{where} is {values!r}, not a non-empty list of 0/1")
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
+            at = where if "label" in item else f"`labels[{i}]`"
+            raise ValueError(f"{at} is {value!r}, not 0 or 1")
+    return [int(v) for v in values]
 
 
 class ScoreLog:
-    """The receiver without HTTP: its own registry, the histogram, the event counter."""
+    """The receiver without HTTP: its own registry, the histograms, the counters, and the
+    recent responses waiting for feedback (``max_pending`` ids, least recent evicted)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
+        if max_pending < 1:
+            raise ScoreLogError(f"max_pending is {max_pending}; it must be at least 1")
+        self.max_pending = max_pending
+        self._pending: OrderedDict[str, Pending] = OrderedDict()
+        self._lock = threading.Lock()
         self.registry = registry if registry is not None else CollectorRegistry()
         self.scores = Histogram(
             SCORE_METRIC,
@@ -208,10 +275,131 @@ class ScoreLog:
         )  # fmt: skip
         for outcome in OUTCOMES:
             self.events.labels(outcome=outcome)  # every outcome exported from the start
+        self.feedback_scores = Histogram(
+            FEEDBACK_SCORE_METRIC,
+            "Positive-class scores of logged responses, by the true label fed back",
+            ["model", "version", "label"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.feedback_items = Counter(
+            FEEDBACK_METRIC, "Feedback items by outcome", ["outcome"], registry=self.registry
+        )
+        for outcome in FEEDBACK_OUTCOMES:
+            self.feedback_items.labels(outcome=outcome)
+        self.evicted = Counter(
+            "conveyor_feedback_evicted",
+            "Logged responses dropped unlabelled to stay within max_pending",
+            registry=self.registry,
+        )
+        pending = Gauge(
+            "conveyor_feedback_pending", "Logged responses waiting for feedback",
+            registry=self.registry,
+        )  # fmt: skip
+        pending.set_function(lambda: len(self._pending))
 
     def count(self, outcome: Outcome) -> Outcome:
         self.events.labels(outcome=outcome.outcome).inc()
         return outcome
+
+    def count_feedback(self, outcome: Outcome) -> Outcome:
+        self.feedback_items.labels(outcome=outcome.outcome).inc()
+        return outcome
+
+    def pending(self) -> int:
+        """How many response ids wait for feedback."""
+        with self._lock:
+            return len(self._pending)
+
+    def remember(self, ce_id: str, model: str, version: str, scores: list[float]) -> None:
+        """Keep one observed response for its feedback (the most recent ``max_pending`` ids)."""
+        # Both label series exist from the first response on: increase() then counts the
+        # first feedback too, instead of taking a series' first sample as its baseline.
+        for label in ("0", "1"):
+            self.feedback_scores.labels(model=model, version=version, label=label)
+        evicted = 0
+        with self._lock:
+            entry = self._pending.pop(ce_id, None) or {}
+            entry[(model, version)] = array("d", scores)
+            self._pending[ce_id] = entry
+            while len(self._pending) > self.max_pending:
+                self._pending.popitem(last=False)
+                evicted += 1
+        if evicted:
+            self.evicted.inc(evicted)
+
+    def feedback_item(self, item: object) -> Outcome:
+        """One feedback object: ``{"id": ..., "labels": [...]}`` or ``{"id": ..., "label": 0}``."""
+        if not isinstance(item, dict):
+            kind = type(item).__name__
+            return self.count_feedback(
+                Outcome(400, "bad", f'a JSON {kind}, not an object {{"id": ..., "labels": ...}}')
+            )
+        ce_id = item.get("id")
+        if not isinstance(ce_id, str) or not ce_id:
+            return self.count_feedback(
+                Outcome(400, "bad", f"`id` is {ce_id!r}, not the non-empty Ce-Id of a response")
+            )
+        try:
+            labels = _labels_of(item)
+        except ValueError as exc:
+            return self.count_feedback(Outcome(400, "bad", f"id {ce_id!r}: {exc}", id=ce_id))
+        sizes: set[int] = set()
+        with self._lock:
+            entry = self._pending.get(ce_id)
+            if entry is not None:
+                sizes = {len(scores) for scores in entry.values()}
+                if sizes == {len(labels)}:
+                    del self._pending[ce_id]
+        if entry is None:
+            return self.count_feedback(
+                Outcome(
+                    404,
+                    "unknown_id",
+                    f"id {ce_id!r}: no logged response waits for feedback under this id "
+                    f"(never logged, already labelled, or evicted beyond the "
+                    f"{self.max_pending} most recent)",
+                    id=ce_id,
+                )
+            )
+        if sizes != {len(labels)}:
+            rows = " / ".join(str(n) for n in sorted(sizes))
+            return self.count_feedback(
+                Outcome(
+                    400,
+                    "bad",
+                    f"id {ce_id!r}: {len(labels)} label(s) for a response of {rows} row(s); "
+                    "give one label per row, in row order",
+                    id=ce_id,
+                )
+            )
+        for (model, version), scores in entry.items():
+            by_label = {
+                label: self.feedback_scores.labels(model=model, version=version, label=label)
+                for label in ("0", "1")
+            }
+            for score, label in zip(scores, labels, strict=True):
+                by_label[str(label)].observe(score)
+        where = ", ".join(f"{model} v{version}" for model, version in entry)
+        return self.count_feedback(
+            Outcome(200, "matched", f"{where}: {len(labels)} rows labelled", len(labels), ce_id)
+        )
+
+    def feedback(self, body: bytes) -> tuple[int, bytes]:
+        """``POST /feedback``: one object, or a list of them (answered per item)."""
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            outcome = self.count_feedback(Outcome(400, "bad", f"body is not JSON ({exc})"))
+            return outcome.status, outcome.body()
+        if not isinstance(payload, list):
+            outcome = self.feedback_item(payload)
+            return outcome.status, outcome.body()
+        if not payload:
+            outcome = self.count_feedback(Outcome(400, "bad", "an empty list: no feedback"))
+            return outcome.status, outcome.body()
+        results = [self.feedback_item(item).fields() for item in payload]
+        return 200, json.dumps({"results": results}).encode()
 
     def handle(self, query: str, headers: Mapping[str, str], body: bytes) -> Outcome:
         """One POSTed event. ``headers`` keys are lower case; ``query`` is the URL's query."""
@@ -252,6 +440,9 @@ class ScoreLog:
         series = self.scores.labels(model=model, version=version)
         for score in scores:
             series.observe(score)
+        ce_id = headers.get("ce-id", "")
+        if ce_id and scores:
+            self.remember(ce_id, model, version, scores)
         return self.count(
             Outcome(200, "observed", f"{model} v{version}: {len(scores)} rows", len(scores))
         )
@@ -285,14 +476,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _refuse(self, outcome: Outcome) -> None:
         """Answer without reading the body: the connection cannot be reused."""
         self.close_connection = True
-        if outcome.outcome in OUTCOMES:
+        if urlsplit(self.path).path == FEEDBACK_PATH:
+            self.server.scorelog.count_feedback(replace(outcome, outcome="bad"))
+        elif outcome.outcome in OUTCOMES:
             self.server.scorelog.count(outcome)
         self._reply(outcome.status, outcome.body())
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
-        if url.path != LOG_PATH:
-            self._refuse(Outcome(404, "not_found", f"POST {LOG_PATH}, not {url.path}"))
+        if url.path not in (LOG_PATH, FEEDBACK_PATH):
+            self._refuse(
+                Outcome(404, "not_found", f"POST {LOG_PATH} or {FEEDBACK_PATH}, not {url.path}")
+            )
             return
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self._refuse(Outcome(411, "unparseable", "chunked bodies are not accepted"))
@@ -314,6 +509,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         body = self.rfile.read(length)
+        if url.path == FEEDBACK_PATH:
+            status, answer = self.server.scorelog.feedback(body)
+            if status >= 400:
+                log.warning("feedback: %s", json.loads(answer)["message"])
+            self._reply(status, answer)
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         outcome = self.server.scorelog.handle(url.query, headers, body)
         if outcome.status >= 400:
@@ -346,10 +547,11 @@ class ScoreLogServer:
         port: int = DEFAULT_PORT,
         *,
         max_body: int = MAX_BODY_BYTES,
+        max_pending: int = DEFAULT_MAX_PENDING,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.host, self.port, self.max_body = host, port, max_body
-        self.scorelog = ScoreLog(registry)
+        self.scorelog = ScoreLog(registry, max_pending=max_pending)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -399,7 +601,9 @@ class ScoreLogServer:
         self.stop()
 
 
-def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+def run(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_pending: int = DEFAULT_MAX_PENDING
+) -> int:
     """Serve until SIGTERM or Ctrl-C (``conveyor scorelog``); 0 on a clean stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = {signal.SIGINT, signal.SIGTERM}
@@ -407,10 +611,11 @@ def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
     # signal waits for sigwait here instead of landing on a worker thread.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     try:
-        with ScoreLogServer(host, port) as receiver:
+        with ScoreLogServer(host, port, max_pending=max_pending) as receiver:
             print(
                 f"conveyor scorelog on {host}:{receiver.port}: POST {LOG_PATH}?model=M&version=V "
-                "(KServe inference-logger CloudEvents), GET /metrics, GET /healthz. "
+                f"(KServe inference-logger CloudEvents), POST {FEEDBACK_PATH} (labels for the "
+                f"{max_pending} most recent response ids), GET /metrics, GET /healthz. "
                 "Ctrl-C stops it.",
                 flush=True,
             )

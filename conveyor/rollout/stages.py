@@ -254,7 +254,7 @@ def analyse_stage(
     from conveyor.registry import ModelRegistry
     from conveyor.rollout.analysis import Analysis
     from conveyor.rollout.plan import RolloutPlan
-    from conveyor.rollout.prometheus import PrometheusProvider, score_source
+    from conveyor.rollout.prometheus import PrometheusProvider, feedback_source, score_source
 
     plan = model_from_yaml(RolloutPlan, plan_json or "{}", "rollout plan")
     if not prometheus_url:
@@ -267,10 +267,11 @@ def analyse_stage(
         notifier = notifier_for(plan.notifications)
     lines: list[str] = []
     cluster, provider = _cluster(namespace), PrometheusProvider(prometheus_url)
+    isvc = get(cluster, ISVC, inference_service)
     analysis = Analysis(
         cluster, inference_service, plan, provider,
         registry=ModelRegistry(uri) if uri else None, notifier=notifier, actor=_actor(),
-        scores=score_source(provider, get(cluster, ISVC, inference_service), plan),
+        scores=score_source(provider, isvc, plan), feedback=feedback_source(provider, isvc, plan),
     )  # fmt: skip
 
     def progress(d: Any) -> None:

@@ -8,6 +8,7 @@ payload as the body, and the *request's* Content-Type on both events.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,10 +24,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import drift
-from conveyor.rollout.analysis import merge_sparse_bins
+from conveyor.rollout.analysis import _auc, merge_sparse_bins
 from conveyor.rollout.localprom import PrometheusServer, tools_dir
 from conveyor.rollout.metrics import MetricsError
-from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores
+from conveyor.rollout.prometheus import (
+    PrometheusFeedback,
+    PrometheusProvider,
+    PrometheusScores,
+    feedback_source,
+)
 from conveyor.rollout.scorelog import (
     CE_REQUEST,
     CE_RESPONSE,
@@ -397,3 +403,291 @@ def test_prometheus_scrapes_the_receiver_and_psi_sees_the_shift(
     assert drift.psi(a, b) > 0.2
     assert drift.psi(*merge_sparse_bins(a, b)) > 0.2  # as the analysis computes it
     assert drift.psi(*merge_sparse_bins(a, c)) < 0.1
+
+
+# ----------------------------------------------------------------------------- feedback
+
+
+def respond(
+    client: httpx.Client, url: str, ce_id: str, scores: Sequence[float], version: str = "1"
+) -> None:
+    """One logged response of ``scores`` under the request id ``ce_id`` (the client's ce-id)."""
+    answer = post(client, url, v1_proba(scores), query=f"model=fraud&version={version}",
+                  **{"Ce-Id": ce_id})  # fmt: skip
+    assert answer.json()["outcome"] == "observed", answer.text
+
+
+def feedback(client: httpx.Client, url: str, body: Any) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(f"{url}/feedback", content=content)
+
+
+def scrape_feedback(client: httpx.Client, url: str) -> dict[str, Any]:
+    """/metrics parsed: feedback buckets by (model, version, label), items by outcome."""
+    buckets: dict[tuple[str, str, str], list[float]] = {}
+    items: dict[str, float] = {}
+    other: dict[str, float] = {}
+    for family in text_string_to_metric_families(client.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if sample.name == "conveyor_feedback_score_bucket" and sample.labels["le"] != "+Inf":
+                key = (sample.labels["model"], sample.labels["version"], sample.labels["label"])
+                buckets.setdefault(key, []).append(sample.value)
+            elif sample.name == "conveyor_feedback_total":
+                items[sample.labels["outcome"]] = sample.value
+            elif sample.name in ("conveyor_feedback_pending", "conveyor_feedback_evicted_total"):
+                other[sample.name] = sample.value
+    return {"buckets": buckets, "items": items, **other}
+
+
+def test_feedback_labels_logged_responses_once(
+    receiver: ScoreLogServer, client: httpx.Client
+) -> None:
+    url = receiver.url
+    respond(client, url, "r1", [0.1, 0.7, 0.95])
+    respond(client, url, "r2", [0.3])
+    respond(client, url, "r3", [0.2, 0.6], version="2")
+    # a request event carries no scores: its id waits for nothing
+    post(client, url, {"instances": [[1.0]]}, ce_type=CE_REQUEST, **{"Ce-Id": "req-only"})
+    assert scrape_feedback(client, url)["conveyor_feedback_pending"] == 3
+
+    answer = feedback(client, url, {"id": "r1", "labels": [0, 1, 1]})
+    assert (answer.status_code, answer.json()) == (
+        200, {"id": "r1", "outcome": "matched", "rows": 3, "message": "fraud v1: 3 rows labelled"}
+    )  # fmt: skip
+    again = feedback(client, url, {"id": "r1", "labels": [0, 1, 1]})
+    assert (again.status_code, again.json()["outcome"]) == (404, "unknown_id")
+    assert again.json()["message"].startswith("id 'r1': no logged response waits")
+    unknown = feedback(client, url, {"id": "req-only", "label": 0})
+    assert (unknown.status_code, unknown.json()["outcome"]) == (404, "unknown_id")
+    assert feedback(client, url, {"id": "r2", "label": 1}).json()["outcome"] == "matched"
+
+    for body, status, message in [
+        (b"{oops", 400, "body is not JSON"),
+        ({"labels": [1]}, 400, "`id` is None, not the non-empty Ce-Id"),
+        ({"id": "r3", "labels": [0, 2]}, 400, "id 'r3': `labels[1]` is 2, not 0 or 1"),
+        ({"id": "r3", "labels": [0, True]}, 400, "`labels[1]` is True, not 0 or 1"),
+        ({"id": "r3", "label": 0.0}, 400, "`label` is 0.0, not 0 or 1"),
+        ({"id": "r3"}, 400, 'give either "labels": [0, 1, ...] (one per row) or "label": 0|1'),
+        ({"id": "r3", "labels": [1]}, 400, "1 label(s) for a response of 2 row(s); give one"),
+        ([], 400, "an empty list"),
+    ]:
+        answer = feedback(client, url, body)
+        assert answer.status_code == status, body
+        assert answer.json()["outcome"] == "bad"
+        assert message in answer.json()["message"], answer.json()["message"]
+    # a length mismatch leaves the response pending: the corrected labels still match
+    assert feedback(client, url, {"id": "r3", "labels": [1, 0]}).json()["outcome"] == "matched"
+
+    assert client.post(f"{url}/feedback?x", content=b"{}").status_code == 400
+    metrics = scrape_feedback(client, url)
+    assert metrics["buckets"] == {
+        ("fraud", "1", "0"): cumulative([0.1]),
+        ("fraud", "1", "1"): cumulative([0.7, 0.95, 0.3]),
+        ("fraud", "2", "0"): cumulative([0.6]),
+        ("fraud", "2", "1"): cumulative([0.2]),
+    }
+    assert metrics["items"] == {"matched": 3, "unknown_id": 2, "bad": 9}
+    assert metrics["conveyor_feedback_pending"] == 0
+
+
+def test_feedback_batches_answer_per_item(receiver: ScoreLogServer, client: httpx.Client) -> None:
+    url = receiver.url
+    respond(client, url, "a", [0.2, 0.8])
+    respond(client, url, "b", [0.4])
+    batch = [
+        {"id": "a", "labels": [0, 1]},
+        {"id": "gone", "label": 0},
+        {"id": "b", "labels": [1, 0]},
+        "b",
+        {"id": "b", "label": 0},
+    ]
+    answer = feedback(client, url, batch)
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert [(r.get("id"), r["outcome"], r["rows"]) for r in results] == [
+        ("a", "matched", 2),
+        ("gone", "unknown_id", 0),
+        ("b", "bad", 0),
+        (None, "bad", 0),
+        ("b", "matched", 1),
+    ]
+    assert "a JSON str, not an object" in results[3]["message"]
+    assert scrape_feedback(client, url)["items"] == {"matched": 2, "unknown_id": 1, "bad": 2}
+
+
+def test_pending_responses_are_evicted_least_recent_first(client: httpx.Client) -> None:
+    with pytest.raises(ScoreLogError, match="max_pending is 0; it must be at least 1"):
+        ScoreLogServer("127.0.0.1", 0, max_pending=0)
+    with ScoreLogServer("127.0.0.1", 0, max_pending=3) as receiver:
+        url = receiver.url
+        for ce_id in ("e0", "e1", "e2"):
+            respond(client, url, ce_id, [0.5])
+        respond(client, url, "e0", [0.6])  # logged again (a retry): the most recent now
+        respond(client, url, "e3", [0.7])  # the fourth id: e1, the least recent, goes
+        respond(client, url, "e3", [0.8], version="2")  # a mirror's copy: same id, 2nd entry
+        assert receiver.scorelog.pending() == 3
+        evicted = feedback(client, url, {"id": "e1", "label": 1})
+        assert evicted.status_code == 404
+        assert "evicted beyond the 3 most recent" in evicted.json()["message"]
+        kept = feedback(client, url, [{"id": i, "label": 1} for i in ("e0", "e2", "e3")])
+        assert [r["outcome"] for r in kept.json()["results"]] == ["matched"] * 3
+        assert kept.json()["results"][2]["message"] == "fraud v1, fraud v2: 1 rows labelled"
+        metrics = scrape_feedback(client, url)
+    assert metrics["conveyor_feedback_evicted_total"] == 1
+    assert metrics["conveyor_feedback_pending"] == 0
+    # e0's retry replaced its first response: 0.6 is labelled, 0.5 only once (e2)
+    assert metrics["buckets"][("fraud", "1", "1")] == cumulative([0.6, 0.5, 0.7])
+    assert metrics["buckets"][("fraud", "2", "1")] == cumulative([0.8])
+    assert metrics["buckets"][("fraud", "2", "0")] == [0.0] * len(SCORE_BUCKETS)
+
+
+def test_cli_takes_max_pending() -> None:
+    from conveyor.cli import build_parser
+
+    args = build_parser().parse_args(["scorelog", "--max-pending", "500"])
+    assert args.max_pending == 500
+    assert build_parser().parse_args(["scorelog"]).max_pending == 100_000
+
+
+def binned(scores: np.ndarray) -> np.ndarray:
+    """Each score at its bucket's midpoint (buckets hold ``lower < score <= le``)."""
+    upper = np.asarray(SCORE_BUCKETS)
+    mid = (np.concatenate([[0.0], upper[:-1]]) + upper) / 2
+    return mid[np.searchsorted(upper, scores, side="left")]
+
+
+def test_prometheus_feedback_gives_the_binned_auc_of_each_version(
+    prometheus_tools: None, client: httpx.Client
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(11)
+    rows = 60  # per version, above MIN_FEEDBACK; few per bucket, so rounding is exact
+    y = {v: rng.permutation(np.repeat([0, 1], rows // 2)) for v in ("1", "2")}
+    scores = {  # version 2 separates the classes worse than version 1
+        "1": np.clip(0.3 + 0.45 * y["1"] + rng.normal(0, 0.15, rows), 0.001, 0.999),
+        "2": np.clip(0.4 + 0.2 * y["2"] + rng.normal(0, 0.2, rows), 0.001, 0.999),
+    }
+    with (
+        ScoreLogServer("127.0.0.1", 0) as receiver,
+        PrometheusServer(
+            {"scorelog": [f"127.0.0.1:{receiver.port}"]}, scrape_interval="200ms"
+        ) as prom,
+    ):
+        prom.wait_for('up{job="scorelog"}', lambda v: v == 1)
+        for version in ("1", "2"):
+            for start in range(0, rows, 10):
+                ids = [f"v{version}-{i}" for i in range(start, start + 10)]
+                for ce_id, score in zip(ids, scores[version][start : start + 10], strict=True):
+                    respond(client, receiver.url, ce_id, [float(score)], version=version)
+        # Both label series of both versions are in Prometheus at 0 before any feedback.
+        prom.wait_for('count(conveyor_feedback_score_count{job="scorelog"} == 0)', lambda v: v == 4)
+        batch = [
+            {"id": f"v{v}-{i}", "label": int(y[v][i])} for v in ("1", "2") for i in range(rows)
+        ]
+        results = feedback(client, receiver.url, batch).json()["results"]
+        assert {r["outcome"] for r in results} == {"matched"}
+        prom.wait_for('sum(conveyor_feedback_score_count{job="scorelog"})', lambda v: v == 2 * rows)
+        # ~5 s of 200 ms scrapes in the window: increase() extrapolates by < 1/20 per bucket
+        prom.wait_for(
+            'min(count_over_time(conveyor_feedback_score_count{job="scorelog"}[1m]))',
+            lambda v: v is not None and v >= 25,
+        )
+        with PrometheusProvider(prom.url) as provider:
+            source = PrometheusFeedback(
+                provider, {"champion": "1", "candidate": "2"}, "1m",
+                labels={"model": "fraud", "job": "scorelog"},
+            )  # fmt: skip
+            champion, candidate = source.labelled("champion"), source.labelled("candidate")
+            few = PrometheusFeedback(
+                provider, {"champion": "1"}, "1m", labels={"model": "fraud"}, min_count=61
+            )
+            assert few.labelled("champion") is None
+            assert (
+                PrometheusFeedback(
+                    provider, {"champion": "1"}, "1m", labels={"model": "nope"}
+                ).labelled("champion")
+                is None
+            )
+
+    assert champion is not None and candidate is not None
+    for version, pair in (("1", champion), ("2", candidate)):
+        got_y, got_scores = pair
+        assert len(got_y) == rows and sorted(got_y.tolist()) == sorted(y[version].tolist())
+        # the rows Prometheus gave back are the posted rows, each at its bucket's midpoint
+        for label in (0, 1):
+            assert sorted(got_scores[got_y == label]) == sorted(
+                binned(scores[version][y[version] == label])
+            )
+    auc_1, auc_2 = _auc(champion), _auc(candidate)
+    assert auc_1 == roc_auc_score(y["1"], binned(scores["1"]))
+    assert auc_2 == roc_auc_score(y["2"], binned(scores["2"]))
+    assert auc_2 is not None and auc_1 is not None and auc_2 < auc_1 - 0.1
+    # binning costs little against the raw scores' AUC
+    assert auc_1 == pytest.approx(roc_auc_score(y["1"], scores["1"]), abs=0.02)
+
+
+class CountingProvider:
+    """A provider answering each cumulative-bucket increase() from prepared rows."""
+
+    def __init__(self, rows: dict[tuple[str, str], np.ndarray]) -> None:
+        self.rows = rows  # (version, label) -> scores
+        self.queries: list[str] = []
+
+    def query(self, expr: str) -> float | None:
+        self.queries.append(expr)
+        match = re.search(r'version="(\w+)",label="(\d)",le="([\d.]+)"', expr)
+        assert match is not None, expr
+        version, label, le = match.groups()
+        return float(np.sum(self.rows[(version, label)] <= float(le)))
+
+
+def test_auc_check_rolls_back_a_candidate_whose_binned_auc_dropped(fake_kube: Any) -> None:
+    from conveyor.rollout import actions
+    from conveyor.rollout.analysis import Analysis
+    from conveyor.rollout.cluster import ISVC, KubeCluster, get
+    from conveyor.rollout.metrics import StaticMetrics
+    from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
+    from conveyor.serving.inference import Change, ServedModel
+
+    cluster = KubeCluster()
+    for version, percent in (("1", 0), ("2", 10)):
+        model = ServedModel("fraud", version, f"s3://models/{version}/serving", version * 64)
+        actions.deploy(cluster, "fraud", model, percent, Change("deploy", "test", "t"))
+    checks = [CheckSpec(name="online_auc", op="auc_drop_pct_above", threshold=3.0)]
+    plan = RolloutPlan(
+        score_log_url="http://conveyor-scorelog.models.svc.cluster.local/log",
+        analysis=AnalysisSpec(interval_seconds=10, requests_query="req", checks=checks),
+    )
+    # champion v1: classes mostly apart; candidate v2: much more overlap
+    rng = np.random.default_rng(3)
+    rows = {
+        ("1", "0"): rng.uniform(0.0, 0.5, 100), ("1", "1"): rng.uniform(0.4, 1.0, 100),
+        ("2", "0"): rng.uniform(0.0, 0.8, 100), ("2", "1"): rng.uniform(0.2, 1.0, 100),
+    }  # fmt: skip
+    provider = CountingProvider(rows)
+    source = feedback_source(provider, get(cluster, ISVC, "fraud"), plan)  # type: ignore[arg-type]
+    assert isinstance(source, PrometheusFeedback)
+    assert (source.versions, source.window) == ({"champion": "1", "candidate": "2"}, "40s")
+
+    decision = Analysis(cluster, "fraud", plan, StaticMetrics({"req": 100.0}), feedback=source).run(
+        sleep=lambda s: None
+    )
+
+    assert decision.decision == "rollback"
+    [check] = decision.checks
+    expected = {v: roc_auc_score_binned(rows[(v, "0")], rows[(v, "1")]) for v in ("1", "2")}
+    assert (check.value, check.baseline) == (expected["2"], expected["1"])
+    drop = (expected["1"] - expected["2"]) / expected["1"] * 100
+    assert drop > 3.0
+    line = f"online_auc {expected['2']:.4g} vs champion {expected['1']:.4g} (max drop 3 %)"
+    assert f"{line}: FAILED" in decision.reason
+    selector = 'conveyor_feedback_score_bucket{model="fraud",version="2",label="1",le="0.05"}'
+    assert f"sum(increase({selector}[40s]))" in provider.queries
+
+
+def roc_auc_score_binned(negatives: np.ndarray, positives: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.concatenate([np.zeros(len(negatives)), np.ones(len(positives))])
+    return float(roc_auc_score(y, binned(np.concatenate([negatives, positives]))))
