@@ -38,7 +38,9 @@ def test_cli_errors_scenario_rolls_back_within_two_intervals_of_traffic(capsys) 
     assert doc["final"] == "rolled_back" and doc["ok"] is True
     assert doc["champion_traffic_after"] == 100
     assert doc["requests"].get("500", 0) > 0 and doc["lost_requests"] == 0
-    # the first interval may see no candidate traffic yet; from the first with traffic,
-    # the rollback comes within failure_threshold (2) intervals
-    with_traffic = [line for line in doc["intervals"] if "0 candidate requests" not in line]
-    assert len(with_traffic) <= 2, doc["intervals"]
+    # the first interval may hold no evidence yet (no candidate traffic, or Prometheus has not
+    # scraped the scores: inconclusive); from the first with evidence, the rollback comes
+    # within failure_threshold (2) intervals
+    with_evidence = [line for line in doc["intervals"] if "inconclusive" not in line]
+    assert len(with_evidence) <= 2, doc["intervals"]
+    assert len(doc["intervals"]) <= 4, doc["intervals"]  # and never more than 2 without
