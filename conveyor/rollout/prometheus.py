@@ -240,6 +240,7 @@ class _BucketReader:
     """
 
     MIN_COUNT = 60
+    METRIC = SCORE_METRIC
     RESERVED: tuple[str, ...] = ("version", "le")  # set per bucket and role, never by `labels`
 
     def __init__(
@@ -249,7 +250,7 @@ class _BucketReader:
         window: str,
         *,
         labels: Mapping[str, str] | None = None,
-        metric: str = SCORE_METRIC,
+        metric: str | None = None,
         buckets: Sequence[float] = SCORE_BUCKETS,
         min_count: int | None = None,
     ) -> None:
@@ -265,7 +266,7 @@ class _BucketReader:
         if list(buckets) != sorted(buckets) or not buckets:
             raise MetricsError(f"buckets {list(buckets)} must be a non-empty ascending sequence")
         self.provider, self.versions, self.window = provider, dict(versions), window
-        self.labels, self.metric = extra, metric
+        self.labels, self.metric = extra, metric or self.METRIC
         self.buckets = tuple(buckets)
         self.min_count = self.MIN_COUNT if min_count is None else min_count
 
@@ -311,22 +312,6 @@ class PrometheusScores(_BucketReader):
 
     MIN_COUNT = 60  # fewer predictions in the window: no distribution to compare yet
 
-    def __init__(
-        self,
-        provider: PrometheusProvider,
-        versions: Mapping[str, str],
-        window: str,
-        *,
-        labels: Mapping[str, str] | None = None,
-        metric: str = SCORE_METRIC,
-        buckets: Sequence[float] = SCORE_BUCKETS,
-        min_count: int = MIN_COUNT,
-    ) -> None:
-        super().__init__(
-            provider, versions, window, labels=labels, metric=metric, buckets=buckets,
-            min_count=min_count,
-        )  # fmt: skip
-
     def fractions(self, role: str) -> np.ndarray | None:
         """Each bucket's share of ``role``'s predictions in the window; ``None`` for fewer
         than ``min_count`` predictions or a bucket without data."""
@@ -358,22 +343,7 @@ class PrometheusFeedback(_BucketReader):
 
     MIN_COUNT = 50  # the analysis' MIN_FEEDBACK: fewer labelled rows, no AUC
     RESERVED = ("version", "le", "label")
-
-    def __init__(
-        self,
-        provider: PrometheusProvider,
-        versions: Mapping[str, str],
-        window: str,
-        *,
-        labels: Mapping[str, str] | None = None,
-        min_count: int = MIN_COUNT,
-        metric: str = FEEDBACK_SCORE_METRIC,
-        buckets: Sequence[float] = SCORE_BUCKETS,
-    ) -> None:
-        super().__init__(
-            provider, versions, window, labels=labels, metric=metric, buckets=buckets,
-            min_count=min_count,
-        )  # fmt: skip
+    METRIC = FEEDBACK_SCORE_METRIC
 
     def midpoints(self) -> np.ndarray:
         """Each finite bucket's midpoint score: the score its rows are given."""
@@ -398,21 +368,33 @@ class PrometheusFeedback(_BucketReader):
         return y, scores
 
 
-def score_source(
-    provider: PrometheusProvider, isvc: dict[str, Any], plan: Any
-) -> "PrometheusScores | None":
-    """The cluster's score source for a running canary: the score-log receiver's histogram
-    for the champion's and candidate's versions (None without ``plan.score_log_url`` or a
-    canary, so score_psi says "not measured" rather than waiting for series that never come)."""
+def _canary_series(isvc: dict[str, Any], plan: Any) -> dict[str, Any] | None:
+    """Versions, window and label matchers of a running canary's receiver series (None
+    without ``plan.score_log_url`` or a canary)."""
     from conveyor.serving import inference as inf
 
     champion = inf.champion_of(isvc)
     if not plan.score_log_url or champion is None:
         return None
     model = (isvc.get("metadata", {}).get("labels") or {}).get(inf.MODEL)
-    versions = {"champion": champion["version"], "candidate": inf.current_model(isvc)["version"]}
-    window = f"{int(plan.analysis.interval_seconds * 4)}s"
-    return PrometheusScores(provider, versions, window, labels={"model": model} if model else None)
+    return {
+        "versions": {
+            "champion": champion["version"],
+            "candidate": inf.current_model(isvc)["version"],
+        },
+        "window": f"{int(plan.analysis.interval_seconds * 4)}s",
+        "labels": {"model": model} if model else None,
+    }
+
+
+def score_source(
+    provider: PrometheusProvider, isvc: dict[str, Any], plan: Any
+) -> "PrometheusScores | None":
+    """The cluster's score source for a running canary: the score-log receiver's histogram
+    for the champion's and candidate's versions (None without ``plan.score_log_url`` or a
+    canary, so score_psi says "not measured" rather than waiting for series that never come)."""
+    series = _canary_series(isvc, plan)
+    return None if series is None else PrometheusScores(provider, **series)
 
 
 def feedback_source(
@@ -421,13 +403,5 @@ def feedback_source(
     """The cluster's labelled-feedback source for a running canary: the score-log receiver's
     ``conveyor_feedback_score`` histograms for the champion's and candidate's versions (None
     without ``plan.score_log_url`` or a canary, so auc_drop_pct_above says "not measured")."""
-    from conveyor.serving import inference as inf
-
-    champion = inf.champion_of(isvc)
-    if not plan.score_log_url or champion is None:
-        return None
-    model = (isvc.get("metadata", {}).get("labels") or {}).get(inf.MODEL)
-    versions = {"champion": champion["version"], "candidate": inf.current_model(isvc)["version"]}
-    window = f"{int(plan.analysis.interval_seconds * 4)}s"
-    labels = {"model": model} if model else None
-    return PrometheusFeedback(provider, versions, window, labels=labels)
+    series = _canary_series(isvc, plan)
+    return None if series is None else PrometheusFeedback(provider, **series)
