@@ -121,7 +121,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         description=_wrap(
             "List recent runs, newest first, with state, times and the training "
             "gate's verdict: approve / hold (that register task succeeded), reject (gate ran, "
-            "nothing registered, run succeeded), - (running, failed before the gate, or not a "
+            "nothing registered, run succeeded), skipped (a continuous_training run whose "
+            "trigger check skipped training), - (running, failed before the gate, or not a "
             "training run)."
         ),
         epilog=_AUTH_EPILOG,

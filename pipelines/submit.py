@@ -37,6 +37,7 @@ PORT_FORWARD = "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80"
 HEALTHZ_TIMEOUT_S = 10
 # Display names of the training pipeline's tasks (pipelines/training/pipeline.py).
 GATE_TASK = "quality gate"
+TRIGGER_TASK = "check trigger"  # continuous_training (pipelines/continuous_training/pipeline.py)
 APPROVE_TASK = "register (approve)"
 HOLD_TASK = "register (hold)"
 SUCCEEDED = "SUCCEEDED"
@@ -209,9 +210,12 @@ def derive_verdict(run_state: str | None, tasks: Iterable[tuple[str | None, str 
     """The training gate's verdict from a run's tasks ((display name, state) pairs).
 
     ``approve`` / ``hold`` when that register task succeeded; ``reject`` when the gate
-    succeeded, no register task did, and the run itself succeeded; ``-`` otherwise (still
-    running, failed before the gate, or not a training run).
+    succeeded, no register task did, and the run itself succeeded; ``skipped`` when a
+    continuous_training run succeeded without reaching the gate (its trigger check said skip);
+    ``-`` otherwise (still running, failed before the gate, or not a training run).
     """
+    tasks = list(tasks)
+    names = {name for name, _ in tasks}
     succeeded = {name for name, state in tasks if state == SUCCEEDED}
     if APPROVE_TASK in succeeded:
         return "approve"
@@ -219,6 +223,8 @@ def derive_verdict(run_state: str | None, tasks: Iterable[tuple[str | None, str 
         return "hold"
     if GATE_TASK in succeeded and run_state == SUCCEEDED:
         return "reject"
+    if TRIGGER_TASK in succeeded and GATE_TASK not in names and run_state == SUCCEEDED:
+        return "skipped"
     return "-"
 
 

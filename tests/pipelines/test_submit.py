@@ -128,6 +128,10 @@ def test_check_params_types_values_as_declared() -> None:
         ("FAILED", {"quality gate": "SUCCEEDED", "register (approve)": "FAILED"}, "-"),
         ("FAILED", {"validate data": "FAILED"}, "-"),
         ("SUCCEEDED", {"train": "SUCCEEDED"}, "-"),  # not a training run
+        # continuous_training: the trigger check said skip, so training never ran
+        ("SUCCEEDED", {"import batch": "SUCCEEDED", "check trigger": "SUCCEEDED"}, "skipped"),
+        ("RUNNING", {"check trigger": "SUCCEEDED"}, "-"),  # training may still come
+        ("SUCCEEDED", {"check trigger": "SUCCEEDED", "quality gate": "SUCCEEDED"}, "reject"),
         ("PENDING", {}, "-"),
     ],
 )
