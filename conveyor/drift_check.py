@@ -237,61 +237,72 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
-def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """drift.json, drift.md and drift.html in ``out_dir``."""
+def not_measured(decision: str, summary: str) -> dict[str, Any]:
+    """The report of a drift check that did not run (``no_reference``, ``not_checked``): the
+    reason is all it says."""
+    return {"decision": decision, "summary": summary, "features": [], "score": None,
+            "drifted": []}  # fmt: skip
+
+
+def metric_values(report: dict[str, Any]) -> dict[str, float]:
+    """What the KFP UI shows of a report: ``psi_<feature>``, ``score_psi``, drifted count."""
+    values = {f"psi_{row['feature']}": float(row["psi"]) for row in report["features"]}
+    if report.get("score"):
+        values["score_psi"] = float(report["score"]["psi"])
+    values["drifted_features"] = float(len(report["drifted"]))
+    return values
+
+
+def write_report_files(
+    report: dict[str, Any], json_path: str | Path, md_path: str | Path, html_path: str | Path
+) -> None:
+    """The report as JSON, Markdown and HTML at the given paths (a check that did not run:
+    its reason is the whole page)."""
     from conveyor.tables import write_json, write_text
 
+    write_json(report, json_path)
+    if "policy" in report:  # a check that ran
+        write_text(render_markdown(report), md_path)
+        write_text(render_html(report), html_path)
+        return
+    text = f"# Drift check: {report['decision'].upper()}\n\n{report['summary']}\n"
+    write_text(text, md_path)
+    write_text(f"<html><body><pre>{html.escape(text)}</pre></body></html>", html_path)
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """drift.json, drift.md and drift.html in ``out_dir``."""
     out = Path(out_dir)
-    return {
-        "json": write_json(report, out / "drift.json"),
-        "markdown": write_text(render_markdown(report), out / "drift.md"),
-        "html": write_text(render_html(report), out / "drift.html"),
-    }
+    paths = {"json": out / "drift.json", "markdown": out / "drift.md", "html": out / "drift.html"}
+    write_report_files(report, paths["json"], paths["markdown"], paths["html"])
+    return paths
 
 
 def champion_stage(
-    batch: str, model_name: str, tracking_uri: str, policy: DriftPolicy, out_dir: str | Path
+    batch: str,
+    model_name: str,
+    policy: DriftPolicy,
+    registry: Any,
+    champion: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The check_drift stage against the registry: the batch vs the champion's logged profile,
-    scores from the champion itself (sha256-checked). ``decision`` is ``no_reference`` when
-    there is no champion or it was trained before profiles were logged."""
+    """The drift check against the registry: the batch vs the profile ``champion``'s training
+    run logged, scores from the champion itself (sha256-checked). ``decision`` is
+    ``no_reference`` when there is no champion or it was trained before profiles were logged.
+    The caller has the registry and the champion already (check_trigger looks them up too)."""
     import tempfile
 
-    from conveyor.registry import ModelRegistry
     from conveyor.tables import read_table
     from conveyor.training import load_model, predict_proba
 
-    registry = ModelRegistry(tracking_uri)
-    champion = registry.by_alias(model_name, "champion")
     with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
         profile_path = registry.reference_profile(champion, tmp) if champion else None
         if champion is None or profile_path is None:
             why = "no champion" if champion is None else f"v{champion['version']} has no profile"
-            report: dict[str, Any] = {
-                "decision": "no_reference",
-                "summary": f"no_reference: {why}; drift not measured",
-                "features": [],
-                "score": None,
-                "drifted": [],
-            }
-            write_reports_minimal(report, out_dir)
-            return report
+            return not_measured("no_reference", f"no_reference: {why}; drift not measured")
         profile = load_reference(profile_path)
         model, spec = load_model(registry.download(champion, Path(tmp) / "model"))
         current = read_table(batch)
         scores = predict_proba(model, current, spec)
     report = check_drift(profile, current, policy, current_scores=scores)
     report["reference_source"] = f"{model_name} v{champion['version']} (champion) training run"
-    write_reports(report, out_dir)
     return report
-
-
-def write_reports_minimal(report: dict[str, Any], out_dir: str | Path) -> None:
-    """Reports for a check that could not run: the reason is the whole content."""
-    from conveyor.tables import write_json, write_text
-
-    out = Path(out_dir)
-    write_json(report, out / "drift.json")
-    text = f"# Drift check: {report['decision'].upper()}\n\n{report['summary']}\n"
-    write_text(text, out / "drift.md")
-    write_text(f"<html><body><pre>{html.escape(text)}</pre></body></html>", out / "drift.html")

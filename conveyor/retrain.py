@@ -10,7 +10,6 @@ triggers decide: no champion yet, new data, drift, or a champion older than max_
 import hashlib
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from conveyor import __version__
@@ -195,15 +194,16 @@ def trigger_stage(
     git_commit: str = "",
     drift_decision: str = "",
     force: bool = False,
-    drift_dir: str | Path | None = None,
+    check_drift: bool = False,
 ) -> dict[str, Any]:
     """The check_trigger stage: fingerprint the batch, look for an unchanged earlier run,
     apply the policy. ``key_inputs``: contract, features, training, evaluation, policy.
 
-    With ``drift_dir`` and no ``drift_decision`` given, the drift check against the champion
-    runs here (reports in ``drift_dir``), and only when its answer can matter: not for an
-    unchanged re-run, a forced one, or a policy without ``on_drift``."""
-    from conveyor.drift_check import champion_stage, write_reports_minimal
+    With ``check_drift`` and no ``drift_decision`` from the caller, the drift check against
+    the champion runs here, and only when its answer can matter: not for an unchanged re-run,
+    a forced one, or a policy without ``on_drift``. ``result["drift"]`` is then its report
+    (or why it did not run); without ``check_drift`` it is None."""
+    from conveyor.drift_check import champion_stage, not_measured
     from conveyor.registry import ModelRegistry
     from conveyor.tables import resolve_table, sha256_file
 
@@ -213,18 +213,18 @@ def trigger_stage(
     champion = registry.by_alias(model_name, "champion")
     unchanged = find_unchanged(registry, model_name, key) if policy.skip_if_unchanged else None
     drift: dict[str, Any] | None = None
-    if drift_dir is not None and not drift_decision:
-        if force or unchanged is not None or not policy.on_drift or champion is None:
+    if check_drift:
+        if drift_decision:
+            drift = not_measured(drift_decision, f"given by the caller: {drift_decision}")
+        elif force or unchanged is not None or not policy.on_drift or champion is None:
             why = (
                 "forced" if force else "unchanged inputs" if unchanged is not None
                 else "on_drift is off" if not policy.on_drift else "no champion"
             )  # fmt: skip
-            drift = {"decision": "not_checked", "summary": f"not checked: {why}",
-                     "features": [], "score": None, "drifted": []}  # fmt: skip
-            write_reports_minimal(drift, drift_dir)
+            drift = not_measured("not_checked", f"not checked: {why}")
         else:
-            drift = champion_stage(batch, model_name, tracking_uri, policy.drift, drift_dir)
-        drift_decision = str(drift["decision"])
+            drift = champion_stage(batch, model_name, policy.drift, registry, champion)
+            drift_decision = str(drift["decision"])
     result = decide(
         policy,
         data_sha256=data_sha256,

@@ -42,30 +42,23 @@ def check_drift(
         ``drift``, ``stable``, or ``no_reference`` (no champion, or one without a profile).
     """
     import os
-    import tempfile
-    from pathlib import Path
 
     from conveyor import drift_check
     from conveyor.config import DriftPolicy, model_from_yaml
-    from conveyor.tables import read_table, write_json
+    from conveyor.registry import ModelRegistry
+    from conveyor.tables import read_table
 
     spec = model_from_yaml(DriftPolicy, policy, "policy") if policy.strip() else DriftPolicy()
-    with tempfile.TemporaryDirectory() as out:
-        if reference_profile is not None:
-            profile = drift_check.load_reference(reference_profile.path)
-            result = drift_check.check_drift(profile, read_table(batch.path), spec)
-            drift_check.write_reports(result, out)
-        else:
-            uri = mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-            result = drift_check.champion_stage(batch.path, model_name, uri, spec, out)
-        write_json(result, drift.path)
-        Path(report.path).write_text((Path(out) / "drift.md").read_text())
-        Path(report_html.path).write_text((Path(out) / "drift.html").read_text())
-    for row in result["features"]:
-        metrics.log_metric(f"psi_{row['feature']}", row["psi"])
-    if result.get("score"):
-        metrics.log_metric("score_psi", result["score"]["psi"])
-    metrics.log_metric("drifted_features", len(result["drifted"]))
+    if reference_profile is not None:
+        profile = drift_check.load_reference(reference_profile.path)
+        result = drift_check.check_drift(profile, read_table(batch.path), spec)
+    else:
+        registry = ModelRegistry(mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+        champion = registry.by_alias(model_name, "champion")
+        result = drift_check.champion_stage(batch.path, model_name, spec, registry, champion)
+    drift_check.write_report_files(result, drift.path, report.path, report_html.path)
+    for name, value in drift_check.metric_values(result).items():
+        metrics.log_metric(name, value)
     drift.metadata.update({"decision": result["decision"], "summary": result["summary"]})
     print(result["summary"])
     return result["decision"]

@@ -62,15 +62,12 @@ def check_trigger(
         ``retrain`` or ``skip``.
     """
     import os
-    import tempfile
     from pathlib import Path
 
-    from conveyor import retrain
+    from conveyor import drift_check, retrain
     from conveyor.config import RetrainPolicy, model_from_yaml
-    from conveyor.tables import write_json
 
     spec = model_from_yaml(RetrainPolicy, policy, "policy") if policy.strip() else RetrainPolicy()
-    out = tempfile.mkdtemp(prefix="conveyor-drift-")
     result = retrain.trigger_stage(
         batch.path,
         model_name=model_name,
@@ -86,27 +83,14 @@ def check_trigger(
         git_commit=git_commit,
         drift_decision=drift_decision,
         force=force,
-        drift_dir=out,
+        check_drift=True,
     )
-    checked = result["drift"] or {
-        "decision": drift_decision or "not_checked",
-        "features": [],
-        "score": None,
-        "drifted": [],
-        "summary": "given by caller",
-    }
-    write_json(checked, drift.path)
-    for name, target in (("drift.md", drift_report.path), ("drift.html", drift_html.path)):
-        source = Path(out) / name
-        Path(target).write_text(source.read_text() if source.is_file() else checked["summary"])
-    for row in checked["features"]:
-        metrics.log_metric(f"psi_{row['feature']}", row["psi"])
-    if checked.get("score"):
-        metrics.log_metric("score_psi", checked["score"]["psi"])
-    metrics.log_metric("drifted_features", len(checked["drifted"]))
+    checked = result["drift"]
+    drift_check.write_report_files(checked, drift.path, drift_report.path, drift_html.path)
+    for name, value in drift_check.metric_values(checked).items():
+        metrics.log_metric(name, value)
     drift.metadata.update({"decision": checked["decision"]})
-    summary = checked.get("summary", "")
-    Path(report.path).write_text(retrain.render_markdown(result, summary))
+    Path(report.path).write_text(retrain.render_markdown(result, checked["summary"]))
     Path(training_key).write_text(result["training_key"])
     print(result["decision"], "; ".join(result["reasons"]) or result["skipped_because"])
     return str(result["decision"])
