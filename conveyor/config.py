@@ -1,5 +1,6 @@
 """YAML configuration validated by pydantic; a bad file is rejected with the field path."""
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -23,6 +24,13 @@ class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in a policy must never be silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def one_line_json(doc: object) -> str:
+    """Sorted, compact, one-line JSON: how config reaches a KFP string parameter (kfp copies
+    string defaults into the compiled file's header comment, where a multi-line default would
+    break the YAML)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:

@@ -2,12 +2,11 @@
 evaluate component as JSON records. Kept apart from ``evaluation`` (which imports
 scikit-learn) so computing a training key stays cheap."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from conveyor.config import EvaluationSpec
+from conveyor.config import EvaluationSpec, one_line_json
 from conveyor.errors import BadInputError
 from conveyor.tables import read_table
 
@@ -50,11 +49,7 @@ def component_inputs(spec: EvaluationSpec, golden_path: str | None) -> dict[str,
     """The evaluate component's string inputs for a pipeline: ``evaluation_spec`` (the spec
     as one-line JSON, without ``golden_set``), ``golden_set`` (records) and its version."""
     return {
-        "evaluation_spec": json.dumps(
-            spec.model_dump(mode="json", exclude={"golden_set"}),
-            sort_keys=True,
-            separators=(",", ":"),
-        ),
+        "evaluation_spec": one_line_json(spec.model_dump(mode="json", exclude={"golden_set"})),
         "golden_set": golden_records_json(golden_path) if golden_path else "[]",
         "golden_set_version": Path(golden_path).stem if golden_path else "",
     }

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor import __version__
-from conveyor.config import PipelineConfig, RetrainPolicy
+from conveyor.config import PipelineConfig, RetrainPolicy, one_line_json
 from conveyor.registry import TRAINING_KEY_TAG
 
 RETRAIN, SKIP = "retrain", "skip"
@@ -53,12 +53,6 @@ def training_key(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _one_line(doc: object) -> str:
-    """One-line JSON (valid YAML): kfp copies string defaults into the compiled file's header
-    comment, where a multi-line default would break the YAML."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-
 def pipeline_inputs(config: PipelineConfig) -> dict[str, str]:
     """The config as the pipeline's string parameters (one-line JSON). The training key of an
     unchanged re-run is computed from exactly these strings (conveyor.retrain.training_key)."""
@@ -71,10 +65,10 @@ def pipeline_inputs(config: PipelineConfig) -> dict[str, str]:
     contract = load_contract(contract_path).model_dump(mode="json", exclude_defaults=True)
     policy_path = config.resolve(config.gate_policy)
     # No policy file means an empty policy, which the gate holds (fails closed).
-    policy = _one_line(load_policy(policy_path).model_dump(mode="json")) if policy_path else ""
+    policy = one_line_json(load_policy(policy_path).model_dump(mode="json")) if policy_path else ""
     evaluation = component_inputs(config.evaluation, config.resolve(config.evaluation.golden_set))
     return {
-        "contract": _one_line(contract),
+        "contract": one_line_json(contract),
         "features": json.dumps(config.features.model_dump(mode="json"), sort_keys=True),
         "training": json.dumps(config.training.model_dump(mode="json"), sort_keys=True),
         "evaluation": evaluation["evaluation_spec"],

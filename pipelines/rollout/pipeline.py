@@ -27,12 +27,9 @@ from conveyor.components.finalize_rollout.component import finalize_rollout
 from conveyor.components.promote.component import promote
 from conveyor.components.rollback.component import rollback
 from conveyor.components.smoke_test.component import smoke_test
+from conveyor.config import one_line_json
 from conveyor.pipelines.platform import configure
 from conveyor.rollout.plan import RolloutPlan
-
-
-def _one_line(doc: object) -> str:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def example_rows(golden_set: str | Path | None, limit: int = 20) -> list[dict]:
@@ -55,10 +52,10 @@ def build_pipeline(
     prometheus_url: str = "",
 ):  # -> a kfp GraphComponent
     """Compose the rollout pipeline with ``plan`` baked in (steps unrolled at compile time)."""
-    examples_json = _one_line(examples)
-    smoke_json = _one_line(plan.smoke.model_dump(mode="json"))
-    resources_json = _one_line(plan.resources.model_dump(mode="json"))
-    plan_json = _one_line(plan.model_dump(mode="json"))
+    examples_json = one_line_json(examples)
+    smoke_json = one_line_json(plan.smoke.model_dump(mode="json"))
+    resources_json = one_line_json(plan.resources.model_dump(mode="json"))
+    plan_json = one_line_json(plan.model_dump(mode="json"))
     steps = list(plan.steps)
     score_log_default = plan.score_log_url or ""
 
