@@ -60,34 +60,24 @@ def _workspace(parent: Path, name: str, rows: int) -> Path:
     return folder
 
 
-def bench_run(parent: Path, rows: int, repeats: int) -> dict:
-    folder = _workspace(parent, "run", rows)
-    _run(["sample", "--rows", str(rows), "--out", "batch.parquet", "--seed", "7"], folder)
-    args = ["run", "--config", "fraud/pipeline.yaml", "--data", "batch.parquet"]
+def bench_path(
+    parent: Path, rows: int, repeats: int, verb: str, seed: int, trained: str, skipped: str
+) -> dict:
+    """``conveyor <verb> --data batch.parquet`` once (its output must say ``trained``), then
+    ``repeats`` more times on the same batch (each must say ``skipped``)."""
+    folder = _workspace(parent, verb, rows)
+    _run(["sample", "--rows", str(rows), "--out", "batch.parquet", "--seed", str(seed)], folder)
+    args = [verb, "--config", "fraud/pipeline.yaml", "--data", "batch.parquet"]
     first, out = _run(args, folder)
-    assert "registry: fraud v1" in out, out[-2000:]
+    assert trained in out, out[-2000:]
     again = []
     for _ in range(repeats):
         seconds, out = _run(args, folder)
-        assert "skipped: unchanged inputs" in out, out[-2000:]
+        assert skipped in out and "unchanged inputs" in out, out[-2000:]
         again.append(seconds)
-    return {"first": first, "rerun": statistics.median(again), "reruns": again, "message": out}
-
-
-def bench_retrain(parent: Path, rows: int, repeats: int) -> dict:
-    folder = _workspace(parent, "retrain", rows)
-    _run(["sample", "--rows", str(rows), "--out", "batch.parquet", "--seed", "31"], folder)
-    args = ["retrain", "--config", "fraud/pipeline.yaml", "--data", "batch.parquet"]
-    first, out = _run(args, folder)
-    assert "Retrain trigger: RETRAIN" in out, out[-2000:]
-    again = []
-    for _ in range(repeats):
-        seconds, out = _run(args, folder)
-        assert "Retrain trigger: SKIP" in out and "unchanged inputs" in out, out[-2000:]
-        again.append(seconds)
-    skip_line = next(line for line in out.splitlines() if "unchanged inputs" in line)
+    message = next(line for line in out.splitlines() if "unchanged inputs" in line)
     return {"first": first, "rerun": statistics.median(again), "reruns": again,
-            "message": skip_line}  # fmt: skip
+            "message": message}  # fmt: skip
 
 
 def main() -> int:
@@ -102,10 +92,13 @@ def main() -> int:
     results: dict[tuple[int, str], dict] = {}
     for rows in args.rows:
         with tempfile.TemporaryDirectory(prefix="conveyor-ct-bench-") as tmp:
-            results[rows, "conveyor run --data"] = bench_run(Path(tmp), rows, args.repeats)
-            results[rows, "conveyor retrain (continuous_training, kfp.local)"] = bench_retrain(
-                Path(tmp), rows, args.repeats
+            results[rows, "conveyor run --data"] = bench_path(
+                Path(tmp), rows, args.repeats, "run", 7, "registry: fraud v1", "skipped:"
             )
+            results[rows, "conveyor retrain (continuous_training, kfp.local)"] = bench_path(
+                Path(tmp), rows, args.repeats, "retrain", 31,
+                "Retrain trigger: RETRAIN", "Retrain trigger: SKIP",
+            )  # fmt: skip
     lines = [
         HEADING,
         "",
