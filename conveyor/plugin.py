@@ -267,34 +267,16 @@ ANALYZE_EXIT = {"promote": 0, "step_up": 0, "continue": 0, "hold": 3, "rollback"
 
 
 def cmd_analyze(cluster: Cluster, args: argparse.Namespace) -> int:
-    """Run the plan's analysis on a running canary: a live line per interval, then the end."""
-    from conveyor.rollout.analysis import Analysis, Decision
+    """Run the plan's analysis on a running canary or shadow: a live line per interval."""
+    from conveyor.rollout.analysis import Decision, cluster_analysis
     from conveyor.rollout.plan import RolloutPlan, load_plan
-    from conveyor.rollout.prometheus import PrometheusProvider, feedback_source, score_source
 
     plan = load_plan(args.plan) if args.plan else RolloutPlan()
     if args.interval is not None:
         plan.analysis.interval_seconds = args.interval
-    url = args.prometheus or os.environ.get("PROMETHEUS_URL", "")
-    if not url:
-        raise BadInputError("--prometheus URL (or PROMETHEUS_URL) is required for the analysis")
-    registry = None
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    if uri:
-        from conveyor.registry import ModelRegistry
-
-        registry = ModelRegistry(uri)
-    notifier = None
-    if plan.notifications is not None:
-        from conveyor.rollout.notify import notifier_for
-
-        notifier = notifier_for(plan.notifications)
-    provider = PrometheusProvider(url)
-    isvc = get(cluster, ISVC, args.name)
-    analysis = Analysis(
-        cluster, args.name, plan, provider, registry=registry, notifier=notifier,
-        actor=_actor(), scores=score_source(provider, isvc, plan),
-        feedback=feedback_source(provider, isvc, plan),
+    analysis = cluster_analysis(
+        cluster, args.name, plan, args.prometheus or os.environ.get("PROMETHEUS_URL", ""),
+        args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""), _actor(),
     )  # fmt: skip
 
     def progress(d: Decision) -> None:

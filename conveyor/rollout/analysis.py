@@ -9,7 +9,17 @@ inconclusive intervals in a row hold the rollout for a person.
 
 The state between intervals lives in the annotation, so the same code runs as a long loop
 (``kubectl conveyor analyze``), one interval at a time from cron or CI (``--once``), or inside
-the ``analyse_rollout`` component.
+the ``analyse_rollout`` component. The state names the candidate's version and revision: a new
+rollout on the same InferenceService starts from a clean count, never from the last one's.
+
+A shadow is analysed the same way, before it carries any traffic: when ``<name>`` runs no
+canary but ``<name>-shadow`` exists, the shadow's revision (the mirrored requests it answers)
+is compared with the champion's, and the state lives on the shadow. After
+``analysis.shadow_checks`` healthy intervals the shadow has passed: with
+``after_shadow: canary`` the version steps up to a canary at the plan's first step (the shadow
+is removed) and the analysis goes on as for any canary; with ``after_shadow: hold`` it holds
+for a person. A failing shadow is removed and its version rejected; the champion's traffic was
+never touched.
 """
 
 import json
@@ -28,7 +38,7 @@ from conveyor.rollout.metrics import MetricsProvider, MetricsUnavailable
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
 from conveyor.rollout.prometheus import render
 from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change
+from conveyor.serving.inference import Change, ServedModel
 
 ANALYSIS = inf.ANN + "analysis"
 DECISIONS = ("continue", "step_up", "promote", "hold", "rollback")
@@ -83,6 +93,70 @@ def merge_sparse_bins(
     return np.asarray(merged_e), np.asarray(merged_a)
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: the InferenceService, its revision and model version."""
+
+    target: str
+    revision: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Sides:
+    """What an interval compares: ``mode`` canary (both sides in one InferenceService) or
+    shadow (the candidate in ``<name>-shadow``); ``subject`` holds the analysis state."""
+
+    mode: str
+    subject: dict[str, Any]
+    candidate: Side
+    champion: Side
+    model: str
+
+    @property
+    def key(self) -> str:
+        """The candidate the state belongs to: a new rollout never inherits an old count."""
+        return f"{self.mode}:{self.candidate.version}@{self.candidate.revision}"
+
+
+def _predictor_status(isvc: dict[str, Any]) -> dict[str, Any]:
+    return (isvc.get("status") or {}).get("components", {}).get("predictor", {})
+
+
+def rollout_sides(cluster: Cluster, name: str) -> Sides:
+    """The running canary of ``name``, else its shadow; neither is a clear error."""
+    isvc = get(cluster, ISVC, name)
+    pred = _predictor_status(isvc)
+    model = (isvc["metadata"].get("labels") or {}).get(inf.MODEL, "")
+    champion = inf.champion_of(isvc)
+    if champion is not None:
+        return Sides(
+            "canary", isvc,
+            Side(name, pred.get("latestReadyRevision") or pred.get("latestCreatedRevision", ""),
+                 inf.current_model(isvc)["version"]),
+            Side(name, pred.get("latestRolledoutRevision", ""), champion["version"]),
+            model,
+        )  # fmt: skip
+    shadow = cluster.find(ISVC, inf.shadow_name(name))
+    if shadow is None:
+        ann = isvc["metadata"].get("annotations") or {}
+        raise BadInputError(
+            f"{name}: no canary or shadow in progress (phase {ann.get(inf.PHASE, 'Stable')}); "
+            "start one with `kubectl conveyor canary` or `kubectl conveyor shadow` before "
+            "analysing"
+        )
+    spred = _predictor_status(shadow)
+    return Sides(
+        "shadow", shadow,
+        Side(shadow["metadata"]["name"],
+             spred.get("latestReadyRevision") or spred.get("latestCreatedRevision", ""),
+             inf.current_model(shadow)["version"]),
+        Side(name, pred.get("latestRolledoutRevision") or pred.get("latestReadyRevision", ""),
+             inf.current_model(isvc)["version"]),
+        model,
+    )  # fmt: skip
+
+
 @dataclass
 class CheckResult:
     name: str
@@ -119,6 +193,7 @@ class Decision:
     percent: int | None
     requests: float | None
     checks: list[CheckResult] = field(default_factory=list)
+    mode: str = "canary"  # or "shadow": the candidate answers mirrored requests only
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +201,9 @@ class Decision:
 
     def line(self) -> str:
         pct = "-" if self.percent is None else f"{self.percent}%"
-        return f"interval {self.interval:>3}  traffic {pct:>4}  {self.decision:<9} {self.reason}"
+        if self.percent is None and self.mode == "shadow":
+            pct = "shadow"
+        return f"interval {self.interval:>3}  traffic {pct:>6}  {self.decision:<9} {self.reason}"
 
 
 def _compare(check: CheckSpec, value: float, baseline: float | None) -> bool | None:
@@ -164,26 +241,18 @@ class Analysis:
 
     # ------------------------------------------------------------------ measuring
 
-    def _labels(
-        self, isvc: dict[str, Any], revision: str, champion: bool = False
-    ) -> dict[str, str]:
-        """Placeholders for one side: the candidate's revision and version, or the champion's."""
-        version = inf.current_model(isvc)["version"]
-        if champion:
-            version = (inf.champion_of(isvc) or {}).get("version", "")
+    def _labels(self, side: Side, window_intervals: int = 1) -> dict[str, str]:
+        """Query placeholders for one side (its InferenceService, revision and version)."""
         return {
             "namespace": self.cluster.namespace,
-            "target": self.name,
-            "revision": revision,
-            "version": version,
-            "interval": f"{int(self.spec.interval_seconds)}s",
+            "target": side.target,
+            "revision": side.revision,
+            "version": side.version,
+            "interval": f"{int(self.spec.interval_seconds * window_intervals)}s",
         }
 
-    def _measure(
-        self, check: CheckSpec, isvc: dict[str, Any], candidate: str, champion: str
-    ) -> CheckResult:
+    def _measure(self, check: CheckSpec, sides: Sides) -> CheckResult:
         result = CheckResult(check.name, check.op, check.threshold, on_fail=check.on_fail)
-        window = f"{int(self.spec.interval_seconds * check.window_intervals)}s"
         if check.op == "auc_drop_pct_above":
             if self.feedback is None:
                 result.passed, result.note = True, "not measured: no labelled feedback source"
@@ -218,10 +287,10 @@ class Analysis:
                 result.value = drift.column_psi(profile, pd.Series(new, name="score"))
             result.passed = _compare(check, result.value, None)
             return result
-        labels = {**self._labels(isvc, candidate), "interval": window}
+        labels = self._labels(sides.candidate, check.window_intervals)
         result.value = self.metrics.query(render(check.query, **labels))
         if check.op in ("ratio_above", "drop_pct_above"):
-            base = {**self._labels(isvc, champion, champion=True), "interval": window}
+            base = self._labels(sides.champion, check.window_intervals)
             result.baseline = self.metrics.query(render(check.query, **base))
         if result.value is None:
             result.note = "the query returned no samples"
@@ -235,22 +304,18 @@ class Analysis:
 
     def step(self) -> Decision:
         """Measure one interval, decide, act, record. Returns the decision."""
-        isvc = get(self.cluster, ISVC, self.name)
-        ann = isvc["metadata"].get("annotations") or {}
-        state = json.loads(ann.get(ANALYSIS, "{}")).get("state", {})
-        percent = inf.canary_percent(isvc)
+        sides = rollout_sides(self.cluster, self.name)
+        ann = sides.subject["metadata"].get("annotations") or {}
+        record = json.loads(ann.get(ANALYSIS, "{}"))
+        same = record.get("candidate", sides.key) == sides.key  # (older records: no key)
+        state = record.get("state", {}) if same else {}
+        shadow = sides.mode == "shadow"
+        percent = None if shadow else inf.canary_percent(sides.subject)
         interval = int(state.get("intervals", 0)) + 1
-        if ann.get(inf.PHASE) == "Held":
-            return Decision("hold", "held: waiting for a person (promote or roll back)",
-                            interval, percent, None)  # fmt: skip
-        if inf.champion_of(isvc) is None:
-            raise BadInputError(
-                f"{self.name}: no canary in progress (phase {ann.get(inf.PHASE, 'Stable')}); "
-                "start one with `kubectl conveyor canary` before analysing"
-            )
-        pred = (isvc.get("status") or {}).get("components", {}).get("predictor", {})
-        champion_rev = pred.get("latestRolledoutRevision", "")
-        candidate_rev = pred.get("latestReadyRevision") or pred.get("latestCreatedRevision", "")
+        if ann.get(inf.PHASE) == "Held" and same:
+            what = "the shadow" if shadow else "a person (promote or roll back)"
+            return Decision("hold", f"held: waiting for {what}", interval, percent, None,
+                            mode=sides.mode)  # fmt: skip
         failures: dict[str, int] = dict(state.get("failures", {}))
         healthy = int(state.get("healthy", 0))
         inconclusive = int(state.get("inconclusive", 0))
@@ -258,15 +323,16 @@ class Analysis:
         requests: float | None = None
         why_inconclusive = ""
         try:
-            labels = self._labels(isvc, candidate_rev)
+            labels = self._labels(sides.candidate)
             requests = self.metrics.query(render(self.spec.requests_query, **labels))
             if requests is None or requests < self.spec.min_requests:
+                who = "mirrored requests to the shadow" if shadow else "candidate requests"
                 why_inconclusive = (
-                    f"{0 if requests is None else requests:.0f} candidate requests in the "
-                    f"interval < min {self.spec.min_requests}"
+                    f"{0 if requests is None else requests:.0f} {who} in the interval "
+                    f"< min {self.spec.min_requests}"
                 )
             for check in self.spec.checks:
-                results.append(self._measure(check, isvc, candidate_rev, champion_rev))
+                results.append(self._measure(check, sides))
         except MetricsUnavailable as exc:
             why_inconclusive = f"metrics backend unreachable ({exc})"
         failed = [r for r in results if r.passed is False]
@@ -297,31 +363,56 @@ class Analysis:
         else:
             inconclusive = 0
             healthy += 1
-            if healthy < self.spec.checks_per_step:
+            needed = self.spec.shadow_checks if shadow else self.spec.checks_per_step
+            passed = "all checks passed: " + "; ".join(r.describe() for r in results)
+            if healthy < needed:
                 decision = "continue"
-                reason = f"healthy {healthy}/{self.spec.checks_per_step}"
+                reason = f"healthy {healthy}/{needed}"
+            elif shadow:
+                healthy = 0
+                first = self.plan.steps[0]
+                if self.plan.after_shadow == "canary":
+                    decision = "step_up"
+                    reason = f"shadow passed {needed} intervals: to canary {first} %: {passed}"
+                else:
+                    decision = "hold"
+                    reason = (
+                        f"shadow passed {needed} intervals ({passed}); start the canary with "
+                        f"`kubectl conveyor canary {self.name} --version "
+                        f"{sides.candidate.version} --percent {first}` or stop the shadow"
+                    )
             else:
                 healthy = 0
                 nxt = next((p for p in self.plan.steps if p > (percent or 0)), None)
                 decision = "step_up" if nxt is not None and nxt < 100 else "promote"
-                reason = "all checks passed: " + "; ".join(r.describe() for r in results)
-                if decision == "step_up":
-                    reason = f"to {nxt} %: {reason}"
-        out = Decision(decision, reason, interval, percent, requests, results)
+                reason = f"to {nxt} %: {passed}" if decision == "step_up" else passed
+        out = Decision(decision, reason, interval, percent, requests, results, mode=sides.mode)
         state = {"intervals": interval, "failures": failures, "healthy": healthy,
                  "inconclusive": inconclusive}  # fmt: skip
-        self._act(out, isvc, state)
+        self._act(out, sides, state)
         return out
 
     # ------------------------------------------------------------------ acting
 
-    def _act(self, d: Decision, isvc: dict[str, Any], state: dict[str, Any]) -> None:
-        version = inf.current_model(isvc)["version"]
-        champion = (inf.champion_of(isvc) or {}).get("version", "")
-        model = (isvc["metadata"].get("labels") or {}).get(inf.MODEL, "")
+    def _act(self, d: Decision, sides: Sides, state: dict[str, Any]) -> None:
+        version, champion = sides.candidate.version, sides.champion.version
+        model = sides.model
         change = Change(f"analysis-{d.decision}", d.reason, self.actor)
-        record = {"state": state, "last": d.to_dict()}
-        if d.decision == "step_up":
+        record = {"candidate": sides.key, "state": state, "last": d.to_dict()}
+        subject = sides.subject["metadata"]["name"]
+        if d.mode == "shadow":
+            if d.decision == "step_up":  # the shadow passed: a canary of it, then no shadow
+                shadowed = inf.current_model(sides.subject)
+                served = ServedModel(model, version, shadowed["storageUri"], shadowed["sha256"])
+                actions.deploy(self.cluster, self.name, served, self.plan.steps[0], change)
+                actions.shadow_off(self.cluster, self.name, change)
+                d.percent, subject = self.plan.steps[0], self.name
+                record = {"candidate": rollout_sides(self.cluster, self.name).key,
+                          "state": {}, "last": d.to_dict()}  # fmt: skip
+            elif d.decision == "rollback":  # remove the shadow; champion traffic never moved
+                actions.shadow_off(self.cluster, self.name, change)
+                subject = self.name
+        elif d.decision == "step_up":
             nxt = next(p for p in self.plan.steps if p > (d.percent or 0))
             actions.set_traffic(self.cluster, self.name, nxt, change)
             d.percent = nxt
@@ -332,13 +423,13 @@ class Analysis:
             actions.promote_release(self.cluster, self.name, change, registry, model)
         elif d.decision == "rollback":
             actions.rollback(self.cluster, self.name, change)
-            if self.registry is not None and model:
-                self.registry.reject_candidate(model, version, f"analysis: {d.reason}")
+        if d.decision == "rollback" and self.registry is not None and model:
+            self.registry.reject_candidate(model, version, f"analysis: {d.reason}")
         patch: dict[str, Any] = {"metadata": {"annotations": {ANALYSIS: json.dumps(record)}}}
         if d.decision == "hold":
             patch["metadata"]["annotations"][inf.PHASE] = "Held"
-        update(self.cluster, ISVC, self.name, lambda _cur: patch)
-        obj = get(self.cluster, ISVC, self.name)  # every interval: an Event with the evidence
+        update(self.cluster, ISVC, subject, lambda _cur: patch)
+        obj = get(self.cluster, ISVC, subject)  # every interval: an Event with the evidence
         self.cluster.event(obj, f"Analysis{d.decision.title().replace('_', '')}",
                            f"interval {d.interval}: {d.reason}",
                            warning=d.decision in ("hold", "rollback"))  # fmt: skip
@@ -383,3 +474,40 @@ class Analysis:
             if d.decision in FINAL or (max_intervals is not None and count >= max_intervals):
                 return d
             sleep(self.spec.interval_seconds)
+
+
+def cluster_analysis(
+    cluster: Cluster,
+    name: str,
+    plan: RolloutPlan,
+    prometheus_url: str,
+    tracking_uri: str = "",
+    actor: str = "conveyor-analysis",
+) -> Analysis:
+    """The analysis as it runs against a cluster (``kubectl conveyor analyze`` and the
+    ``analyse_rollout`` component): Prometheus, the score-log receiver's score and feedback
+    sources for the running canary or shadow, MLflow when a URI is given (aliases and tags
+    follow the decisions), and the plan's notifications."""
+    from conveyor.rollout.prometheus import PrometheusProvider, feedback_source, score_source
+
+    if not prometheus_url:
+        raise BadInputError(
+            "no Prometheus URL: the analysis needs the cluster's Prometheus (--prometheus URL "
+            "or PROMETHEUS_URL; prometheus_url in the rollout pipeline)"
+        )
+    registry = None
+    if tracking_uri:
+        from conveyor.registry import ModelRegistry
+
+        registry = ModelRegistry(tracking_uri)
+    notifier = None
+    if plan.notifications is not None:
+        from conveyor.rollout.notify import notifier_for
+
+        notifier = notifier_for(plan.notifications)
+    provider = PrometheusProvider(prometheus_url)
+    sides = rollout_sides(cluster, name)
+    return Analysis(
+        cluster, name, plan, provider, registry=registry, notifier=notifier, actor=actor,
+        scores=score_source(provider, sides, plan), feedback=feedback_source(provider, sides, plan),
+    )  # fmt: skip

@@ -18,7 +18,9 @@ class CheckSpec(StrictModel):
 
     ``query`` is a PromQL template with ``{{ namespace }}``, ``{{ target }}`` (the
     InferenceService), ``{{ revision }}``, ``{{ version }}`` and ``{{ interval }}`` (the
-    window: ``window_intervals`` analysis intervals). ``op``:
+    window: ``window_intervals`` analysis intervals; for ``psi_above`` and
+    ``auc_drop_pct_above`` the window of the score-log histograms read, so late labels can be
+    given a long one). ``op``:
     ``above`` fails when value > threshold; ``below`` when value < threshold; ``ratio_above``
     when candidate / champion > threshold; ``drop_pct_above`` when the candidate is more than
     ``threshold`` % below the champion (the same query on the champion's revision);
@@ -58,7 +60,8 @@ def default_checks() -> list[CheckSpec]:
             op="ratio_above", threshold=2.0, window_intervals=10, on_fail="rollback", alert=True,
         ),
         CheckSpec(
-            name="score_psi", op="psi_above", threshold=0.2, on_fail="hold", alert=True,
+            name="score_psi", op="psi_above", threshold=0.2, window_intervals=4,
+            on_fail="hold", alert=True,
         ),
         CheckSpec(
             name="online_auc", op="auc_drop_pct_above", threshold=3.0, window_intervals=5,
@@ -83,6 +86,9 @@ class AnalysisSpec(StrictModel):
     max_inconclusive: int = Field(
         5, ge=1, description="consecutive inconclusive intervals before the rollout holds"
     )
+    shadow_checks: int = Field(
+        5, ge=1, description="healthy intervals of a shadow before it has passed"
+    )
     checks: list[CheckSpec] = Field(default_factory=default_checks)
 
     @field_validator("checks")
@@ -104,6 +110,11 @@ class RolloutPlan(StrictModel):
     strategy: Literal["canary", "bluegreen", "shadow"] = "canary"
     steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
     shadow_percent: float = Field(10.0, gt=0, le=100)
+    after_shadow: Literal["canary", "hold"] = Field(
+        "canary",
+        description="when an analysed shadow passes: step up to a canary at steps[0] (the "
+        "shadow is removed) and go on analysing, or hold for a person",
+    )
     require_approval: bool = Field(
         False, description="refuse versions without a person's recorded approval"
     )
@@ -138,6 +149,13 @@ class RolloutPlan(StrictModel):
         if self.strategy == "bluegreen":
             self.steps = [100]
         return self
+
+
+def window(plan: RolloutPlan, op: str, default: int = 4) -> str:
+    """The PromQL window of ``op``'s check (its ``window_intervals``), for the score and
+    feedback sources; ``default`` intervals without such a check."""
+    counts = [c.window_intervals for c in plan.analysis.checks if c.op == op]
+    return f"{int(plan.analysis.interval_seconds * max(counts, default=default))}s"
 
 
 def load_plan(path: str | Path) -> RolloutPlan:

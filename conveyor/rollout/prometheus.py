@@ -368,40 +368,34 @@ class PrometheusFeedback(_BucketReader):
         return y, scores
 
 
-def _canary_series(isvc: dict[str, Any], plan: Any) -> dict[str, Any] | None:
-    """Versions, window and label matchers of a running canary's receiver series (None
-    without ``plan.score_log_url`` or a canary)."""
-    from conveyor.serving import inference as inf
+def _receiver_series(sides: Any, plan: Any, op: str) -> dict[str, Any] | None:
+    """Versions, window and label matchers of the rollout's score-log receiver series for
+    ``op``'s check (None without ``plan.score_log_url``). ``sides``: ``analysis.Sides``."""
+    from conveyor.rollout.plan import window
 
-    champion = inf.champion_of(isvc)
-    if not plan.score_log_url or champion is None:
+    if not plan.score_log_url:
         return None
-    model = (isvc.get("metadata", {}).get("labels") or {}).get(inf.MODEL)
     return {
-        "versions": {
-            "champion": champion["version"],
-            "candidate": inf.current_model(isvc)["version"],
-        },
-        "window": f"{int(plan.analysis.interval_seconds * 4)}s",
-        "labels": {"model": model} if model else None,
+        "versions": {"champion": sides.champion.version, "candidate": sides.candidate.version},
+        "window": window(plan, op),
+        "labels": {"model": sides.model} if sides.model else None,
     }
 
 
-def score_source(
-    provider: PrometheusProvider, isvc: dict[str, Any], plan: Any
-) -> "PrometheusScores | None":
-    """The cluster's score source for a running canary: the score-log receiver's histogram
-    for the champion's and candidate's versions (None without ``plan.score_log_url`` or a
-    canary, so score_psi says "not measured" rather than waiting for series that never come)."""
-    series = _canary_series(isvc, plan)
+def score_source(provider: PrometheusProvider, sides: Any, plan: Any) -> "PrometheusScores | None":
+    """The cluster's score source for a running canary or shadow: the score-log receiver's
+    histogram of the champion's and candidate's versions over the ``psi_above`` check's window
+    (None without ``plan.score_log_url``, so score_psi says "not measured" rather than waiting
+    for series that never come)."""
+    series = _receiver_series(sides, plan, "psi_above")
     return None if series is None else PrometheusScores(provider, **series)
 
 
 def feedback_source(
-    provider: PrometheusProvider, isvc: dict[str, Any], plan: Any
+    provider: PrometheusProvider, sides: Any, plan: Any
 ) -> "PrometheusFeedback | None":
-    """The cluster's labelled-feedback source for a running canary: the score-log receiver's
-    ``conveyor_feedback_score`` histograms for the champion's and candidate's versions (None
-    without ``plan.score_log_url`` or a canary, so auc_drop_pct_above says "not measured")."""
-    series = _canary_series(isvc, plan)
+    """The cluster's labelled-feedback source for a running canary or shadow: the score-log
+    receiver's ``conveyor_feedback_score`` histograms over the ``auc_drop_pct_above`` check's
+    window (labels that arrive late need a long one; None without ``plan.score_log_url``)."""
+    series = _receiver_series(sides, plan, "auc_drop_pct_above")
     return None if series is None else PrometheusFeedback(provider, **series)

@@ -249,30 +249,18 @@ def analyse_stage(
     report_dir: str | Path,
     max_intervals: int = 0,
 ) -> dict[str, Any]:
-    """Run the plan's analysis on the running canary to its end; write analysis.json/.md."""
+    """Run the plan's analysis on the running canary or shadow to its end; write
+    analysis.json/.md."""
     from conveyor.config import model_from_yaml
-    from conveyor.registry import ModelRegistry
-    from conveyor.rollout.analysis import Analysis
+    from conveyor.rollout.analysis import cluster_analysis
     from conveyor.rollout.plan import RolloutPlan
-    from conveyor.rollout.prometheus import PrometheusProvider, feedback_source, score_source
 
     plan = model_from_yaml(RolloutPlan, plan_json or "{}", "rollout plan")
-    if not prometheus_url:
-        raise BadInputError("prometheus_url is empty: the analysis needs the cluster's Prometheus")
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    notifier = None
-    if plan.notifications is not None:
-        from conveyor.rollout.notify import notifier_for
-
-        notifier = notifier_for(plan.notifications)
+    analysis = cluster_analysis(
+        _cluster(namespace), inference_service, plan, prometheus_url, uri, _actor()
+    )
     lines: list[str] = []
-    cluster, provider = _cluster(namespace), PrometheusProvider(prometheus_url)
-    isvc = get(cluster, ISVC, inference_service)
-    analysis = Analysis(
-        cluster, inference_service, plan, provider,
-        registry=ModelRegistry(uri) if uri else None, notifier=notifier, actor=_actor(),
-        scores=score_source(provider, isvc, plan), feedback=feedback_source(provider, isvc, plan),
-    )  # fmt: skip
 
     def progress(d: Any) -> None:
         print(d.line(), flush=True)

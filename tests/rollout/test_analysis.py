@@ -1,6 +1,8 @@
 """The analysis loop on a canary held in the fake API server (KServe semantics), with scripted
 metrics: each fault ends rolled back or held, a healthy candidate is stepped up and promoted."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -150,7 +152,7 @@ def test_a_recovered_check_resets_its_count(fake_kube, canary) -> None:
 def test_analysis_needs_a_running_canary(fake_kube) -> None:
     cluster = KubeCluster()
     actions.deploy(cluster, "fraud", V1, 0, Change("deploy", "baseline", "t"))
-    with pytest.raises(BadInputError, match="no canary in progress"):
+    with pytest.raises(BadInputError, match="no canary or shadow in progress"):
         Analysis(cluster, "fraud", plan(), metrics()).step()
 
 
@@ -212,3 +214,138 @@ def test_online_quality_without_feedback_is_not_measured(fake_kube, canary) -> N
     d = Analysis(canary, "fraud", auc_plan(), metrics()).step()
     assert d.decision == "step_up"
     assert "online_auc: not measured: no labelled feedback source" in d.reason
+
+
+# ---------------------------------------------------------------- shadow analysis
+
+SHADOW = "fraud-shadow-predictor-00001"
+
+
+@pytest.fixture
+def shadowing(fake_kube) -> KubeCluster:
+    cluster = KubeCluster()
+    actions.deploy(cluster, "fraud", V1, 0, Change("deploy", "baseline", "t"))
+    actions.deploy_shadow(cluster, "fraud", V2, 50.0, Change("shadow", "test", "t"))
+    return cluster
+
+
+def shadow_metrics(err: float = 0.0, req: float = 100.0) -> StaticMetrics:
+    """The shadow's revision answers the mirrored requests; the champion's is the baseline."""
+    return StaticMetrics({
+        f'err{{rev="{SHADOW}"}}': err,
+        f'p99{{rev="{SHADOW}",w="30s"}}': 0.1,
+        f'p99{{rev="{OLD}",w="30s"}}': 0.1,
+        f'req{{rev="{SHADOW}"}}': req,
+        # once the shadow has become a canary, its revision on the primary is NEW
+        f'err{{rev="{NEW}"}}': 0.0,
+        f'p99{{rev="{NEW}",w="30s"}}': 0.1,
+        f'req{{rev="{NEW}"}}': 100.0,
+    })  # fmt: skip
+
+
+def shadow_objects(api) -> set[str]:
+    """The shadow InferenceService and the mirroring VirtualService that still exist."""
+    found = {
+        "fraud-shadow": api.get(inf.API_VERSION, "inferenceservices", "models", "fraud-shadow"),
+        "fraud-mirror": api.get(inf.ISTIO_API_VERSION, "virtualservices", "models", "fraud-mirror"),
+    }
+    return {name for name, obj in found.items() if obj is not None}
+
+
+def test_a_healthy_shadow_becomes_a_canary_then_is_promoted(fake_kube, shadowing) -> None:
+    seen: list[tuple[str, str, int | None]] = []
+    lines: list[str] = []
+
+    def progress(d) -> None:
+        seen.append((d.mode, d.decision, d.percent))
+        lines.append(d.line())
+
+    analysis = Analysis(shadowing, "fraud", plan(shadow_checks=2), shadow_metrics(),
+                        scores=Scores())  # fmt: skip
+    final = analysis.run(progress=progress, sleep=lambda s: None)
+    assert seen[:2] == [("shadow", "continue", None), ("shadow", "step_up", 5)]
+    assert seen[2:] == [("canary", "step_up", 25), ("canary", "step_up", 50),
+                        ("canary", "promote", 50)]  # fmt: skip
+    assert final.decision == "promote" and split(fake_kube) == {NEW: 100}
+    assert shadow_objects(fake_kube) == set(), "the shadow and its mirror are gone"
+    reasons = [e["reason"] for e in fake_kube.events("models")]
+    assert "ShadowStopped" in reasons and "CanaryStarted" in reasons
+    assert lines[0].startswith("interval   1  traffic shadow  continue  healthy 1/2")
+    assert "step_up   shadow passed 2 intervals: to canary 5 %: all checks passed" in lines[1]
+    assert lines[2].startswith("interval   1  traffic    25%  step_up"), "a fresh count"
+
+
+def test_a_failing_shadow_is_removed_and_traffic_never_moves(fake_kube, shadowing) -> None:
+    before = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
+    analysis = Analysis(shadowing, "fraud", plan(), shadow_metrics(err=0.05))
+    first = analysis.step()
+    assert (first.mode, first.decision) == ("shadow", "continue")
+    assert first.line().startswith("interval   1  traffic shadow  continue")
+    second = analysis.step()
+    assert second.decision == "rollback"
+    assert "error_rate 0.05 (fails > 0.01): FAILED for 2 interval(s)" in second.reason
+    assert shadow_objects(fake_kube) == set()
+    after = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
+    assert split(fake_kube) == {OLD: 100}
+    assert after["spec"] == before["spec"], "the champion's spec was never written"
+    assert json.loads(after["metadata"]["annotations"][ANALYSIS])["last"]["decision"] == (
+        "rollback"
+    )
+
+
+def test_a_drifting_shadow_holds_and_keeps_mirroring(fake_kube, shadowing) -> None:
+    final = Analysis(shadowing, "fraud", plan(), shadow_metrics(), scores=Scores(shift=0.3)).run(
+        sleep=lambda s: None
+    )
+    assert (final.mode, final.decision) == ("shadow", "hold")
+    assert "score_psi" in final.reason
+    shadow = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud-shadow")
+    assert shadow["metadata"]["annotations"][inf.PHASE] == "Held"
+    assert shadow_objects(fake_kube) == {"fraud-shadow", "fraud-mirror"}
+    assert split(fake_kube) == {OLD: 100}
+    again = Analysis(shadowing, "fraud", plan(), shadow_metrics(), scores=Scores()).step()
+    assert again.decision == "hold" and "waiting for the shadow" in again.reason
+
+
+def test_after_shadow_hold_waits_for_a_person(fake_kube, shadowing) -> None:
+    held = plan(shadow_checks=1).model_copy(update={"after_shadow": "hold"})
+    d = Analysis(shadowing, "fraud", held, shadow_metrics()).step()
+    assert d.decision == "hold"
+    assert "shadow passed 1 intervals" in d.reason
+    assert "`kubectl conveyor canary fraud --version 2 --percent 5`" in d.reason
+    assert split(fake_kube) == {OLD: 100}
+
+
+def test_a_new_rollout_does_not_inherit_the_last_ones_count(fake_kube, canary) -> None:
+    Analysis(canary, "fraud", plan(failure_threshold=3), metrics(err=0.05)).step()
+    Analysis(canary, "fraud", plan(failure_threshold=3), metrics(err=0.05)).step()
+    actions.rollback(canary, "fraud", Change("rollback", "by hand", "t"))
+    v3 = ServedModel("fraud", "3", "s3://models/3/artifacts/serving", "c" * 64)
+    actions.deploy(canary, "fraud", v3, 5, Change("canary", "test", "t"))
+    newest = "fraud-predictor-00004"  # 00003 restored the champion's spec at 0 %
+    failing = StaticMetrics({f'err{{rev="{newest}"}}': 0.05, f'req{{rev="{newest}"}}': 100.0,
+                             f'p99{{rev="{newest}",w="30s"}}': 0.1,
+                             f'p99{{rev="{OLD}",w="30s"}}': 0.1})  # fmt: skip
+    d = Analysis(canary, "fraud", plan(failure_threshold=3), failing).step()
+    assert d.interval == 1 and d.decision == "continue" and "(1/3)" in d.reason
+
+
+def test_a_failing_shadow_is_rejected_in_the_registry(
+    fake_kube, registry_uri, fraud_models
+) -> None:
+    registry = ModelRegistry(registry_uri)
+    registry.promote("fraud", "1", "baseline")
+    cluster = KubeCluster()
+    rows = {v: ServedModel.from_version(registry.get("fraud", v)) for v in ("1", "2")}
+    actions.deploy(cluster, "fraud", rows["1"], 0, Change("deploy", "baseline", "t"))
+    actions.deploy_shadow(cluster, "fraud", rows["2"], 50.0, Change("shadow", "test", "t"))
+    final = Analysis(cluster, "fraud", plan(), shadow_metrics(err=0.05), registry=registry).run(
+        sleep=lambda s: None
+    )
+    assert (final.mode, final.decision) == ("shadow", "rollback")
+    v1, v2 = registry.get("fraud", "1"), registry.get("fraud", "2")
+    assert "champion" in v1["aliases"], "the champion never moved"
+    assert v2["status"] == "rolled_back" and "candidate" not in v2["aliases"]
+    assert v2["tags"]["conveyor.deployable"] == "False"
+    assert any(v.startswith("rollback: error_rate") for k, v in v2["tags"].items()
+               if k.startswith("conveyor.analysis."))  # fmt: skip

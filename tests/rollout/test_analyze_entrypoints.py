@@ -62,7 +62,7 @@ def test_plugin_analyze_once_then_to_the_end(canary, prometheus, tmp_path, capsy
 def test_plugin_analyze_needs_prometheus(canary, capsys, monkeypatch) -> None:
     monkeypatch.delenv("PROMETHEUS_URL", raising=False)
     assert main(["analyze", "fraud"]) == 2
-    assert "--prometheus URL (or PROMETHEUS_URL) is required" in capsys.readouterr().err
+    assert "no Prometheus URL: the analysis needs" in capsys.readouterr().err
 
 
 def test_component_holds_without_data(canary, prometheus, tmp_path) -> None:

@@ -646,8 +646,8 @@ class CountingProvider:
 
 def test_auc_check_rolls_back_a_candidate_whose_binned_auc_dropped(fake_kube: Any) -> None:
     from conveyor.rollout import actions
-    from conveyor.rollout.analysis import Analysis
-    from conveyor.rollout.cluster import ISVC, KubeCluster, get
+    from conveyor.rollout.analysis import Analysis, rollout_sides
+    from conveyor.rollout.cluster import KubeCluster
     from conveyor.rollout.metrics import StaticMetrics
     from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
     from conveyor.serving.inference import Change, ServedModel
@@ -656,7 +656,9 @@ def test_auc_check_rolls_back_a_candidate_whose_binned_auc_dropped(fake_kube: An
     for version, percent in (("1", 0), ("2", 10)):
         model = ServedModel("fraud", version, f"s3://models/{version}/serving", version * 64)
         actions.deploy(cluster, "fraud", model, percent, Change("deploy", "test", "t"))
-    checks = [CheckSpec(name="online_auc", op="auc_drop_pct_above", threshold=3.0)]
+    checks = [
+        CheckSpec(name="online_auc", op="auc_drop_pct_above", threshold=3.0, window_intervals=4)
+    ]
     plan = RolloutPlan(
         score_log_url="http://conveyor-scorelog.models.svc.cluster.local/log",
         analysis=AnalysisSpec(interval_seconds=10, requests_query="req", checks=checks),
@@ -668,7 +670,7 @@ def test_auc_check_rolls_back_a_candidate_whose_binned_auc_dropped(fake_kube: An
         ("2", "0"): rng.uniform(0.0, 0.8, 100), ("2", "1"): rng.uniform(0.2, 1.0, 100),
     }  # fmt: skip
     provider = CountingProvider(rows)
-    source = feedback_source(provider, get(cluster, ISVC, "fraud"), plan)  # type: ignore[arg-type]
+    source = feedback_source(provider, rollout_sides(cluster, "fraud"), plan)  # type: ignore[arg-type]
     assert isinstance(source, PrometheusFeedback)
     assert (source.versions, source.window) == ({"champion": "1", "candidate": "2"}, "40s")
 

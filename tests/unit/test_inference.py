@@ -198,16 +198,19 @@ def test_score_log_url_must_be_http() -> None:
         model_from_data(RolloutPlan, {"score_log_url": "conveyor-scorelog/log"}, "plan")
 
 
-def test_cluster_score_source_reads_the_canary_versions() -> None:
+def test_cluster_score_source_reads_the_rollout_versions_and_the_check_window() -> None:
+    from conveyor.rollout.analysis import Side, Sides
+    from conveyor.rollout.plan import AnalysisSpec, CheckSpec
     from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores, score_source
 
     provider = PrometheusProvider("http://127.0.0.1:9")
-    stable = inf.inference_service("fraud", "models", V1, change(), score_log=SCORE_LOG)
-    stable["metadata"]["resourceVersion"] = "1"
-    canary = merge_patch(stable, inf.canary_patch(stable, V2, 10, change("canary")))
-    plan = RolloutPlan(score_log_url=SCORE_LOG)
-    source = score_source(provider, canary, plan)
+    sides = Sides("shadow", {}, Side("fraud-shadow", "r2", "2"), Side("fraud", "r1", "1"), "fraud")
+    checks = [CheckSpec(name="psi", op="psi_above", threshold=0.2, window_intervals=6)]
+    plan = RolloutPlan(
+        score_log_url=SCORE_LOG, analysis=AnalysisSpec(interval_seconds=30, checks=checks)
+    )
+    source = score_source(provider, sides, plan)
     assert isinstance(source, PrometheusScores)
     assert source.versions == {"champion": "1", "candidate": "2"}
-    assert score_source(provider, stable, plan) is None, "no canary: nothing to compare"
-    assert score_source(provider, canary, RolloutPlan()) is None, "no receiver configured"
+    assert source.window == "180s", "the psi check's 6 intervals of 30 s"
+    assert score_source(provider, sides, RolloutPlan()) is None, "no receiver configured"
