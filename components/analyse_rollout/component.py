@@ -1,4 +1,5 @@
-"""KFP component: judge the running canary from online metrics (logic: conveyor.rollout)."""
+"""KFP component: judge the running canary or shadow from online metrics (logic:
+conveyor.rollout)."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Markdown, Output
@@ -18,7 +19,8 @@ def analyse_rollout(
     max_intervals: int = 0,
 ) -> str:
     """Step the canary up while online evidence is healthy, promote at the end, roll back or
-    hold on its own when it is not.
+    hold on its own when it is not. A shadow is judged first on the mirrored requests it
+    answers; when it passes it becomes a canary at the plan's first step (``after_shadow``).
 
     Each interval queries the plan's checks in Prometheus (error rate, p99 against the
     champion, ...), records the decision with values and bounds as an annotation, an Event
@@ -26,7 +28,7 @@ def analyse_rollout(
     traffic or an unreachable Prometheus is inconclusive: it holds, it never promotes.
 
     Args:
-        inference_service: InferenceService with a canary in progress.
+        inference_service: InferenceService with a canary (or a ``<name>-shadow``) in progress.
         plan: Rollout plan as one-line JSON (the ``analysis`` and ``steps`` blocks matter).
         prometheus_url: The cluster's Prometheus, e.g. http://prometheus-operated.monitoring:9090.
         report: One line per interval and the final decision (Markdown).

@@ -9,7 +9,11 @@ up, promote, hold or roll back on its own); without one, walk the plan's steps a
 rollback until the analysis (with ``prometheus_url``) or a person promotes. On a failed smoke
 test the canary is rolled back (output ``rolled_back``): traffic never left the champion.
 shadow: ``<name>-shadow`` plus a mirroring VirtualService -> smoke test the shadow -> on fail
-the shadow is removed (``rolled_back``); on pass it keeps shadowing.
+the shadow is removed (``rolled_back``); on pass, with a ``prometheus_url``, ``analyse_rollout``
+judges the shadow's answers to the mirrored requests against the champion's: a failing shadow
+is removed and rejected, a passing one becomes a canary at the plan's first step
+(``after_shadow: canary``) and the same task walks it to promotion or rollback, or it holds
+for a person (``after_shadow: hold``); without one it keeps shadowing.
 
 Training and rollout are separate pipelines on purpose: a finished training run never becomes
 production traffic by accident.
@@ -108,6 +112,10 @@ def build_pipeline(
                 checked.set_display_name("smoke test shadow")
                 with dsl.If(checked.outputs["Output"] == "failed", name="shadow smoke failed"):
                     configure(rollback(**settle)).set_display_name("remove shadow")
+                with dsl.If(checked.outputs["Output"] == "passed", name="shadow smoke passed"):
+                    with dsl.If(prometheus_url != "", name="analysed shadow"):
+                        analysed = configure(analyse_rollout(**analysis)).after(checked)
+                        analysed.set_display_name("analyse shadow, then canary steps")
 
             with dsl.If(strategy != "shadow", name="strategy canary or bluegreen"):
                 staged = configure(deploy_canary(**deploy, percent=0, resources=resources))

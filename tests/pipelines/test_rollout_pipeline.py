@@ -96,3 +96,48 @@ def test_a_task_that_fails_mid_rollout_leaves_traffic_on_the_champion(
     assert "rollout pipeline failed" in isvc["metadata"]["annotations"]["conveyor.io/last-change"]
     v2 = ModelRegistry(registry_uri).get("fraud", "2")
     assert v2["status"] == "rolled_back"
+
+
+def test_shadow_rollout_is_analysed_and_holds_without_evidence(
+    champion_live, registry_uri, fraud_models, tmp_path
+) -> None:
+    """strategy shadow with a Prometheus: deploy the shadow, smoke test it, then
+    analyse_rollout judges it; an empty Prometheus is no evidence, so it holds (never a
+    canary) and the champion keeps all traffic."""
+    import json
+
+    from conveyor.rollout.localprom import PrometheusServer
+
+    plan = RolloutPlan.model_validate(
+        {"strategy": "shadow", "analysis": {"interval_seconds": 0.2, "max_inconclusive": 2}}
+    )
+    with (
+        PrometheusServer({}) as prom,
+        # KServe names a runtime's model after its InferenceService: fraud-shadow
+        LocalServer(fraud_models.dirs["2"], "fraud-shadow", "2") as shadow,
+    ):
+        plan_json = json.dumps(plan.model_dump(mode="json"))
+        run_rollout(tmp_path, registry_uri, shadow.url, strategy="shadow",
+                    prometheus_url=prom.url, plan=plan_json)  # fmt: skip
+    assert split(champion_live) == {"fraud-predictor-00001": 100}
+    shadow = champion_live.get(API, "inferenceservices", "models", "fraud-shadow")
+    assert shadow["metadata"]["annotations"]["conveyor.io/phase"] == "Held"
+    reasons = [e["reason"] for e in champion_live.events("models")]
+    assert reasons == ["Deployed", "ShadowStarted", "AnalysisContinue", "AnalysisHold"]
+    record = json.loads(shadow["metadata"]["annotations"]["conveyor.io/analysis"])
+    assert "mirrored requests to the shadow in the interval < min 20" in record["last"]["reason"]
+
+
+def test_a_shadow_that_never_answers_is_removed(
+    champion_live, registry_uri, fraud_models, tmp_path
+) -> None:
+    """The shadow's endpoint knows no model `fraud-shadow` (404 everywhere): the smoke test
+    fails without one timed call (no latency to report), and the shadow is removed."""
+    with LocalServer(fraud_models.dirs["2"], "fraud", "2") as wrong_name:
+        run_rollout(tmp_path, registry_uri, wrong_name.url, strategy="shadow")
+    assert split(champion_live) == {"fraud-predictor-00001": 100}
+    assert champion_live.get(API, "inferenceservices", "models", "fraud-shadow") is None
+    reasons = [e["reason"] for e in champion_live.events("models")]
+    assert reasons == ["Deployed", "ShadowStarted", "ShadowStopped"]
+    v2 = ModelRegistry(registry_uri).get("fraud", "2")
+    assert v2["status"] == "rolled_back" and "candidate" not in v2["aliases"]

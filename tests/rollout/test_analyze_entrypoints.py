@@ -79,3 +79,21 @@ def test_component_holds_without_data(canary, prometheus, tmp_path) -> None:
     assert "# Analysis of fraud: hold" in (tmp_path / "report.md").read_text()
     reasons = [e["reason"] for e in canary.events("models")]
     assert reasons[-1] == "AnalysisHold"
+
+
+def test_plugin_analyzes_a_shadow_and_holds_without_data(
+    fake_kube, prometheus, tmp_path, capsys
+) -> None:
+    cluster = KubeCluster()
+    actions.deploy(cluster, "fraud", V1, 0, Change("deploy", "baseline", "t"))
+    actions.deploy_shadow(cluster, "fraud", V2, 25.0, Change("shadow", "test", "t"))
+    path, _ = quick_plan(tmp_path)
+    code = main(["analyze", "fraud", "--plan", path, "--prometheus", prometheus.url])
+    out = capsys.readouterr().out
+    assert code == 3, out  # held for a person
+    assert "traffic shadow  continue" in out and "traffic shadow  hold" in out
+    assert "mirrored requests to the shadow in the interval < min 20" in out
+    assert traffic_split(fake_kube, "models", "fraud") == {"fraud-predictor-00001": 100}
+    shadow = fake_kube.get("serving.kserve.io/v1beta1", "inferenceservices", "models",
+                           "fraud-shadow")  # fmt: skip
+    assert shadow["metadata"]["annotations"]["conveyor.io/phase"] == "Held"
