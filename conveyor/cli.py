@@ -79,7 +79,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 # conveyor.rollout.sim.SCENARIOS, named here so building the parser does not import the sim
 # (a test keeps the two equal).
-SIM_SCENARIOS = ("drift", "errors", "healthy", "latency", "metrics-down", "no-traffic")
+SIM_SCENARIOS = (
+    "drift", "errors", "healthy", "latency", "metrics-down", "no-traffic", "shadow",
+    "shadow-errors",
+)  # fmt: skip
 DRIFT_EXIT = 5  # `conveyor drift`: the batch drifted over the policy's threshold
 
 
@@ -600,7 +603,7 @@ def cmd_rollout_sim(args: argparse.Namespace) -> int:
             f"{args.interval:g}s (expected {result.expected}); requests {result.requests}, "
             f"lost {result.lost_requests}\n  evidence: {result.reason}"
         )
-    return 0
+    return 0 if result.ok else 1  # not the expected end, or a request lost: the sim failed
 
 
 def _git_commit() -> str:

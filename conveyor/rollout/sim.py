@@ -4,8 +4,11 @@ Champion and candidate are ``kserve.ModelServer`` processes on 127.0.0.1, nginx 
 package) routes the canary split, a real Prometheus scrapes both servers, a load generator
 sends bounded traffic through the router, and the same ``Analysis`` that runs on a cluster
 judges the canary from Prometheus each interval. Only the Kubernetes API is stood in for: an
-in-process ``LocalCluster`` applies KServe's canary semantics and moves the router's split.
-Every process started is stopped when the scenario ends, pass or fail.
+in-process ``LocalCluster`` applies KServe's canary semantics and moves the router's split
+(and its mirror, when the VirtualService of a shadow changes). The ``shadow`` scenarios start
+v2 as a shadow that answers mirrored requests only: a healthy one becomes a canary and is
+promoted, a faulty one is removed before any caller sees its answers. Every process started
+is stopped when the scenario ends, pass or fail.
 """
 
 import contextlib
@@ -22,9 +25,9 @@ import pandas as pd
 
 from conveyor.rollout import actions
 from conveyor.rollout.analysis import Analysis, Decision
-from conveyor.rollout.cluster import ISVC, Kind, NotFoundError
+from conveyor.rollout.cluster import ISVC, VSVC, Kind, NotFoundError
 from conveyor.rollout.localprom import PrometheusServer
-from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
+from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan, window
 from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores
 from conveyor.rollout.router import NginxRouter
 from conveyor.serving import inference as inf
@@ -32,17 +35,30 @@ from conveyor.serving.client import v1_payload
 from conveyor.serving.inference import Change, ServedModel
 from conveyor.serving.server import LocalServer
 
-# name -> (candidate faults, traffic on, Prometheus stopped after this interval)
-SCENARIOS: dict[str, tuple[dict[str, float], bool, int | None]] = {
-    "healthy": ({}, True, None),
-    "errors": ({"error_rate": 0.05}, True, None),
-    "latency": ({"latency_ms": 60.0}, True, None),
-    "drift": ({"score_shift": 0.35}, True, None),
-    "no-traffic": ({}, False, None),
-    "metrics-down": ({}, True, 1),
+
+@dataclass(frozen=True)
+class Scenario:
+    """Candidate faults, whether load runs, after which interval Prometheus is stopped, and
+    whether v2 starts as a shadow (mirrored requests only) before its canary."""
+
+    faults: dict[str, float] = field(default_factory=dict)
+    traffic: bool = True
+    down_after: int | None = None
+    shadow: bool = False
+    expected: str = "promote"
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "healthy": Scenario(),
+    "errors": Scenario({"error_rate": 0.05}, expected="rollback"),
+    "latency": Scenario({"latency_ms": 60.0}, expected="rollback"),
+    "drift": Scenario({"score_shift": 0.35}, expected="hold"),
+    "no-traffic": Scenario(traffic=False, expected="hold"),
+    "metrics-down": Scenario(down_after=1, expected="hold"),
+    "shadow": Scenario(shadow=True),
+    "shadow-errors": Scenario({"error_rate": 0.05}, shadow=True, expected="rollback"),
 }
-EXPECTED = {"healthy": "promote", "errors": "rollback", "latency": "rollback",
-            "drift": "hold", "no-traffic": "hold", "metrics-down": "hold"}  # fmt: skip
+EXPECTED = {name: scenario.expected for name, scenario in SCENARIOS.items()}
 SEL = 'version="{{ version }}"'
 
 
@@ -56,31 +72,46 @@ def local_plan(interval: float = 3.0) -> RolloutPlan:
         CheckSpec(name="latency_p99", op="ratio_above", threshold=2.0, window_intervals=2,
                   alert=True, query="histogram_quantile(0.99, sum by (le) (rate("
                   f"conveyor_request_seconds_bucket{{{SEL}}}[{{{{ interval }}}}])))"),
-        CheckSpec(name="score_psi", op="psi_above", threshold=0.2, on_fail="hold", alert=True),
+        CheckSpec(name="score_psi", op="psi_above", threshold=0.2, window_intervals=4,
+                  on_fail="hold", alert=True),
     ]  # fmt: skip
     analysis = AnalysisSpec(
         interval_seconds=interval, failure_threshold=2, checks_per_step=1, min_requests=10,
-        max_inconclusive=5, checks=checks,
+        max_inconclusive=5, shadow_checks=2, checks=checks,
         requests_query=f"sum(increase(conveyor_requests_total{{{SEL}}}[{{{{ interval }}}}]))",
     )  # fmt: skip
-    return RolloutPlan(steps=[20, 50, 100], analysis=analysis)
+    return RolloutPlan(steps=[20, 50, 100], shadow_percent=100.0, analysis=analysis)
 
 
 class LocalCluster:
     """In-process stand-in for the Kubernetes API with KServe's canary semantics (the same
     rules the fake API server in the tests follows): ``canaryTrafficPercent`` splits traffic
     between the latest revision and the rolled-out one; removing it promotes; 0 rolls back.
-    ``on_split(candidate_percent)`` is told every change, so the router follows."""
+    ``on_split(candidate_percent)`` is told every change of the primary InferenceService, and
+    ``on_mirror(percent or None)`` every change of the mirroring VirtualService (Istio's
+    ``mirrorPercentage``), so the router follows both."""
 
-    def __init__(self, namespace: str, on_split: Callable[[int], None], candidate_uri: str) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        on_split: Callable[[int], None],
+        candidate_uri: str,
+        on_mirror: Callable[[float | None], None] | None = None,
+    ) -> None:
         self.namespace, self.on_split, self.candidate_uri = namespace, on_split, candidate_uri
+        self.on_mirror = on_mirror
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.recorded: list[dict[str, Any]] = []
         self._version = 0
 
-    def _settle(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _settle(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
         self._version += 1
         obj["metadata"]["resourceVersion"] = str(self._version)
+        if kind.plural == VSVC.plural:
+            if self.on_mirror is not None:
+                route = (obj.get("spec", {}).get("http") or [{}])[0]
+                self.on_mirror(float((route.get("mirrorPercentage") or {}).get("value", 100.0)))
+            return obj
         pred = obj["spec"]["predictor"]
         comp = obj.setdefault("status", {}).setdefault("components", {}).setdefault("predictor", {})
         revs = comp.setdefault("revisions", [])  # kept for the router, not a KServe field
@@ -103,6 +134,8 @@ class LocalCluster:
                   {"revisionName": rolled, "percent": 100 - share, "latestRevision": False}]
         )  # fmt: skip
         obj["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+        if (obj["metadata"].get("labels") or {}).get(inf.SHADOW_ROLE) == "shadow":
+            return obj  # a shadow takes no routed traffic: the mirror feeds it
         uri = {r["name"]: (r["spec"].get("model") or {}).get("storageUri") for r in revs}
         self.on_split(sum(t["percent"] for t in comp["traffic"]
                           if uri.get(t["revisionName"]) == self.candidate_uri))  # fmt: skip
@@ -117,21 +150,24 @@ class LocalCluster:
 
     def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
         stored = copy.deepcopy(obj)
-        self.objects[(kind.plural, obj["metadata"]["name"])] = self._settle(stored)
+        self.objects[(kind.plural, obj["metadata"]["name"])] = self._settle(kind, stored)
         return copy.deepcopy(stored)
 
     def patch(self, kind: Kind, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         current = self.objects.get((kind.plural, name))
         if current is None:
             raise NotFoundError(f"{kind.kind} {name!r} not found")
-        status = current.pop("status", {})
+        status = current.pop("status", None)
         merged = inf.apply_merge(current, patch)
-        merged["status"] = status
-        self.objects[(kind.plural, name)] = self._settle(merged)
+        if status is not None:
+            merged["status"] = status
+        self.objects[(kind.plural, name)] = self._settle(kind, merged)
         return copy.deepcopy(merged)
 
     def delete(self, kind: Kind, name: str) -> None:
         self.objects.pop((kind.plural, name), None)
+        if kind.plural == VSVC.plural and self.on_mirror is not None:
+            self.on_mirror(None)
 
     def event(
         self, obj: dict[str, Any], reason: str, message: str, *, warning: bool = False
@@ -191,6 +227,7 @@ class ScenarioResult:
     champion_traffic_after: int = 0
     requests: dict[int, int] = field(default_factory=dict)
     lost_requests: int = 0
+    mirror_after: float | None = None  # percent still mirrored to a shadow at the end
     seconds: float = 0.0
     reason: str = ""
 
@@ -253,7 +290,8 @@ def run_scenario(
         from conveyor.errors import BadInputError
 
         raise BadInputError(f"--scenario {name!r}: choose one of {', '.join(SCENARIOS)}")
-    faults, traffic, down_after = SCENARIOS[name]
+    scenario = SCENARIOS[name]
+    faults = scenario.faults
     say = progress or (lambda line: None)
     started = time.monotonic()
     work = Path(workdir or tempfile.mkdtemp(prefix=f"conveyor-sim-{name}-"))
@@ -275,8 +313,8 @@ def run_scenario(
                                       (champion.url, candidate.url)]}  # fmt: skip
                 prom = PrometheusServer(targets).start()
                 with _all_stopped(prom.stop):
-                    return _drive(name, plan, router, prom, rows, traffic, down_after, say,
-                                  started)  # fmt: skip
+                    return _drive(name, scenario, plan, router, candidate.url, prom, rows,
+                                  say, started)  # fmt: skip
 
 
 def _warm_up(url: str, rows: pd.DataFrame, calls: int = 30) -> None:
@@ -290,34 +328,41 @@ def _warm_up(url: str, rows: pd.DataFrame, calls: int = 30) -> None:
 
 def _drive(
     name: str,
+    scenario: Scenario,
     plan: RolloutPlan,
     router: NginxRouter,
+    candidate_url: str,
     prom: PrometheusServer,
     rows: pd.DataFrame,
-    traffic: bool,
-    down_after: int | None,
     say: Callable[[str], None],
     started: float,
 ) -> ScenarioResult:
-    cluster = LocalCluster("local", router.set_split, candidate_uri="file://v2")
+    def mirror(percent: float | None) -> None:
+        router.set_mirror(None if percent is None else candidate_url, percent or 100.0)
+
+    cluster = LocalCluster("local", router.set_split, "file://v2", on_mirror=mirror)
     v1 = ServedModel("fraud", "1", "file://v1", "1" * 64)
     v2 = ServedModel("fraud", "2", "file://v2", "2" * 64)
     actions.deploy(cluster, "fraud", v1, 0, Change("deploy", "champion", "rollout-sim"))
     load = LoadGenerator(router.url, "fraud", rows, rps=60.0, limit=6000)
-    if traffic:
+    if scenario.traffic:
         load.start()
     provider = PrometheusProvider(prom.url)
-    window = f"{int(plan.analysis.interval_seconds * 4)}s"
-    scores = PrometheusScores(provider, {"champion": "1", "candidate": "2"}, window)
-    result = ScenarioResult(name, "", EXPECTED[name])
+    versions = {"champion": "1", "candidate": "2"}
+    scores = PrometheusScores(provider, versions, window(plan, "psi_above"))
+    result = ScenarioResult(name, "", scenario.expected)
     try:
         time.sleep(plan.analysis.interval_seconds)  # a champion baseline in Prometheus
-        actions.deploy(cluster, "fraud", v2, plan.steps[0], Change("canary", "sim", "sim"))
+        if scenario.shadow:  # v2 answers mirrored requests only, until it passes
+            actions.deploy_shadow(cluster, "fraud", v2, plan.shadow_percent,
+                                  Change("shadow", "sim", "sim"))  # fmt: skip
+        else:
+            actions.deploy(cluster, "fraud", v2, plan.steps[0], Change("canary", "sim", "sim"))
         analysis = Analysis(cluster, "fraud", plan, provider, scores=scores, actor="rollout-sim")
         final: Decision | None = None
         for count in range(1, 40):
             time.sleep(plan.analysis.interval_seconds)
-            if down_after is not None and count > down_after:
+            if scenario.down_after is not None and count > scenario.down_after:
                 prom.stop()
             final = analysis.step()
             result.intervals.append(final.line())
@@ -336,5 +381,6 @@ def _drive(
     result.decision = final.decision if final else "none"
     result.reason = final.reason if final else ""
     result.requests, result.lost_requests = dict(load.codes), load.lost
+    result.mirror_after = (router.mirror or (None, None))[1]
     result.seconds = time.monotonic() - started
     return result
