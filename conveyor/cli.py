@@ -291,6 +291,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     elif args.models_command == "rollback":
         v = registry.rollback(args.name, args.reason or "")
         print(f"{args.name}: champion rolled back to v{v['version']}")
+    elif args.models_command == "reject":
+        v = registry.reject_candidate(args.name, args.version, args.reason)
+        print(f"{args.name} v{v['version']} rejected: {v['status']}, not deployable")
     else:
         v = registry.approve(args.name, args.version, args.reason)
         print(f"{args.name} v{v['version']} approved by {v['tags']['conveyor.approved_by']}")
@@ -842,7 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "models",
-        help="registered models: list, promote, rollback, approve",
+        help="registered models: list, promote, rollback, approve, reject",
         description="Operate the MLflow model registry (aliases candidate / champion / "
         "previous-champion). Every move leaves a tag trail on the versions.",
     )
@@ -865,6 +868,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("name")
     m.add_argument("version")
     m.add_argument("--reason", required=True, help="why this held version may ship")
+    m = models.add_parser(
+        "reject", help="a canary or shadow of VERSION failed: not deployable, loses candidate"
+    )
+    m.add_argument("name")
+    m.add_argument("version")
+    m.add_argument("--reason", required=True, help="why, recorded on the version")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser(

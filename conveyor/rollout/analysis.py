@@ -194,6 +194,7 @@ class Decision:
     requests: float | None
     checks: list[CheckResult] = field(default_factory=list)
     mode: str = "canary"  # or "shadow": the candidate answers mirrored requests only
+    registry_error: str = ""  # the traffic action happened; MLflow could not follow
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,7 +204,8 @@ class Decision:
         pct = "-" if self.percent is None else f"{self.percent}%"
         if self.percent is None and self.mode == "shadow":
             pct = "shadow"
-        return f"interval {self.interval:>3}  traffic {pct:>6}  {self.decision:<9} {self.reason}"
+        line = f"interval {self.interval:>3}  traffic {pct:>6}  {self.decision:<9} {self.reason}"
+        return f"{line} [{self.registry_error}]" if self.registry_error else line
 
 
 def _compare(check: CheckSpec, value: float, baseline: float | None) -> bool | None:
@@ -420,11 +422,29 @@ class Analysis:
             # Registry first, traffic second; a failed traffic change puts the aliases back.
             registry = self.registry if model else None
             change.reason = f"analysis: {d.reason}"
-            actions.promote_release(self.cluster, self.name, change, registry, model)
+            try:
+                actions.promote_release(self.cluster, self.name, change, registry, model)
+            except Exception as exc:  # nothing moved (or was put back): hold, never half-done
+                d.decision = "hold"
+                d.reason = (
+                    f"promotion failed, traffic stays at {d.percent} % and the aliases where "
+                    f"they were: {str(exc)[:300]}; promote with `kubectl conveyor promote "
+                    f"{self.name}` once that is fixed ({d.reason})"
+                )
+                record["last"] = d.to_dict()
         elif d.decision == "rollback":
             actions.rollback(self.cluster, self.name, change)
         if d.decision == "rollback" and self.registry is not None and model:
-            self.registry.reject_candidate(model, version, f"analysis: {d.reason}")
+            # Traffic is already safe on the champion: a registry failure now must not lose
+            # the decision, only be recorded with what to run once MLflow is back.
+            try:
+                self.registry.reject_candidate(model, version, f"analysis: {d.reason}")
+            except Exception as exc:  # MLflow down, or a refusal: the record says which
+                d.registry_error = (
+                    f"MLflow not updated ({str(exc)[:300]}): run `conveyor models reject "
+                    f"{model} {version} --reason ...` once it is reachable"
+                )
+                record["last"] = d.to_dict()
         patch: dict[str, Any] = {"metadata": {"annotations": {ANALYSIS: json.dumps(record)}}}
         if d.decision == "hold":
             patch["metadata"]["annotations"][inf.PHASE] = "Held"
@@ -433,16 +453,22 @@ class Analysis:
         self.cluster.event(obj, f"Analysis{d.decision.title().replace('_', '')}",
                            f"interval {d.interval}: {d.reason}",
                            warning=d.decision in ("hold", "rollback"))  # fmt: skip
-        if self.registry is not None and model:
+        if d.registry_error:
+            self.cluster.event(obj, "RegistryNotUpdated", d.registry_error, warning=True)
+        elif self.registry is not None and model:
             self._tag(model, version, d)
         if self.notifier is not None and d.decision in ("hold", "rollback", "promote", "step_up"):
             self._notify(d, model, version, champion)
 
     def _tag(self, model: str, version: str, d: Decision) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        self.registry.client.set_model_version_tag(  # type: ignore[union-attr]
-            model, version, f"conveyor.analysis.{stamp}", f"{d.decision}: {d.reason}"[:5000]
-        )
+        try:  # evidence, not control: an unreachable MLflow must not stop the analysis
+            self.registry.client.set_model_version_tag(  # type: ignore[union-attr]
+                model, version, f"conveyor.analysis.{stamp}", f"{d.decision}: {d.reason}"[:5000]
+            )
+        except Exception as exc:
+            print(f"MLflow tag conveyor.analysis.{stamp} not written on {model} v{version}: "
+                  f"{str(exc)[:300]} (the annotation and Event hold the decision)")  # fmt: skip
 
     def _notify(self, d: Decision, model: str, version: str, champion: str) -> None:
         from conveyor.rollout.notify import Notification
@@ -450,7 +476,8 @@ class Analysis:
         action = {"step_up": "step"}.get(d.decision, d.decision)
         note = Notification(
             action=action, inference_service=self.name, namespace=self.cluster.namespace,
-            model=model, version=version, champion_version=champion, reason=d.reason,
+            model=model, version=version, champion_version=champion,
+            reason=f"{d.reason}; {d.registry_error}" if d.registry_error else d.reason,
             checks=[{"name": r.name, "value": r.value, "bound": r.threshold,
                      "passed": r.passed} for r in d.checks],
             traffic_percent=d.percent, actor=self.actor,

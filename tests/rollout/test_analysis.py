@@ -349,3 +349,53 @@ def test_a_failing_shadow_is_rejected_in_the_registry(
     assert v2["tags"]["conveyor.deployable"] == "False"
     assert any(v.startswith("rollback: error_rate") for k, v in v2["tags"].items()
                if k.startswith("conveyor.analysis."))  # fmt: skip
+
+
+class DownRegistry:
+    """MLflow unreachable: every call fails the way the client does when it cannot connect."""
+
+    @property
+    def client(self) -> "DownRegistry":
+        return self
+
+    def __getattr__(self, name: str):
+        def fail(*args, **kwargs):
+            raise ConnectionError("MLflow at http://mlflow.mlflow:5000 is unreachable")
+
+        return fail
+
+
+def test_a_rollback_whose_registry_step_fails_keeps_the_decision(
+    fake_kube, canary, registry_uri, fraud_models, capsys
+) -> None:
+    from conveyor.cli import main
+
+    final = Analysis(canary, "fraud", plan(), metrics(err=0.05), registry=DownRegistry()).run(
+        sleep=lambda s: None
+    )
+    assert final.decision == "rollback" and split(fake_kube) == {OLD: 100}
+    assert "MLflow not updated (MLflow at http://mlflow.mlflow:5000 is unreachable)" in (
+        final.registry_error
+    )
+    assert "`conveyor models reject fraud 2 --reason ...`" in final.line()
+    events = fake_kube.events("models")
+    assert [e["reason"] for e in events[-2:]] == ["AnalysisRollback", "RegistryNotUpdated"]
+    obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
+    assert json.loads(obj["metadata"]["annotations"][ANALYSIS])["last"]["registry_error"]
+    # once MLflow is back, the on-call engineer runs what the message says
+    assert main(["models", "--tracking-uri", registry_uri, "reject", "fraud", "2",
+                 "--reason", "canary failed error_rate"]) == 0  # fmt: skip
+    assert "fraud v2 rejected: rolled_back, not deployable" in capsys.readouterr().out
+    v2 = ModelRegistry(registry_uri).get("fraud", "2")
+    assert v2["status"] == "rolled_back" and v2["tags"]["conveyor.deployable"] == "False"
+
+
+def test_a_promotion_the_registry_refuses_holds_with_traffic_unchanged(fake_kube, canary) -> None:
+    actions.set_traffic(canary, "fraud", 50, Change("step", "test", "t"))
+    d = Analysis(canary, "fraud", plan(), metrics(), registry=DownRegistry()).step()
+    assert d.decision == "hold"
+    assert d.reason.startswith("promotion failed, traffic stays at 50 % and the aliases where")
+    assert "`kubectl conveyor promote fraud`" in d.reason
+    assert split(fake_kube) == {NEW: 50, OLD: 50}
+    obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
+    assert obj["metadata"]["annotations"][inf.PHASE] == "Held"
