@@ -581,7 +581,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_scorelog(args: argparse.Namespace) -> int:
     from conveyor.rollout.scorelog import run
 
-    return run(args.host, args.port, args.max_pending)
+    return run(args.host, args.port, args.max_pending, args.max_series)
 
 
 def cmd_rollout_sim(args: argparse.Namespace) -> int:
@@ -949,6 +949,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pending", type=int, default=100_000, metavar="N",
         help="logged response ids kept in memory for POST /feedback; the least recent is "
         "evicted beyond N (default 100000)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-series", type=int, default=64, metavar="N",
+        help="(model, version) pairs exported at once; the least recently logged is removed "
+        "beyond N, so whoever posts cannot grow Prometheus's series without bound (default 64)",
     )  # fmt: skip
     p.set_defaults(func=cmd_scorelog)
 

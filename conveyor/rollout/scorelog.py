@@ -37,9 +37,13 @@ unchanged, keeps reporting its own. ``model`` falls back to ``Ce-Inferenceservic
 
 ``conveyor_scorelog_events_total{outcome}`` counts every event: ``observed``, ``ignored``
 (request events and non-prediction responses), ``no_version`` (logger URL without
-``version``: not observed), ``unparseable`` (answered 400 naming the problem) and
-``too_large`` (413). Endpoints: ``POST /log``, ``POST /feedback``, ``GET /metrics``,
-``GET /healthz``.
+``version``: not observed), ``bad_label`` (a model or version that is not a name: letters,
+digits, ``.``, ``_``, ``-``, at most 63), ``unparseable`` (answered 400 naming the problem) and
+``too_large`` (413). Series cardinality is bounded whoever posts: at most ``max_series``
+(``--max-series``, default 64) (model, version) pairs are exported; beyond that the least
+recently logged pair is removed with its feedback series
+(``conveyor_scorelog_series_evicted_total``, ``conveyor_scorelog_series``). Endpoints:
+``POST /log``, ``POST /feedback``, ``GET /metrics``, ``GET /healthz``.
 
 Labelled feedback (the rollout's online AUC, ``auc_drop_pct_above``). The receiver keeps
 the most recent observed responses in memory, ``Ce-Id`` -> (model, version, the scores of
@@ -65,9 +69,11 @@ another version (an Istio mirror to a shadow copies the request's headers) is a 
 and the feedback labels both. ``PrometheusFeedback`` reads the two label histograms back.
 """
 
+import contextlib
 import json
 import logging
 import math
+import re
 import signal
 import threading
 from array import array
@@ -95,7 +101,7 @@ log = logging.getLogger(__name__)
 
 CE_REQUEST = "org.kubeflow.serving.inference.request"
 CE_RESPONSE = "org.kubeflow.serving.inference.response"
-OUTCOMES = ("observed", "ignored", "no_version", "unparseable", "too_large")
+OUTCOMES = ("observed", "ignored", "no_version", "bad_label", "unparseable", "too_large")
 EVENTS_METRIC = "conveyor_scorelog_events"
 FEEDBACK_METRIC = "conveyor_feedback"
 FEEDBACK_OUTCOMES = ("matched", "unknown_id", "bad")
@@ -105,6 +111,8 @@ DEFAULT_PORT = 8080
 LOG_PATH = "/log"
 FEEDBACK_PATH = "/feedback"
 DEFAULT_MAX_PENDING = 100_000  # response ids kept for feedback; ~100 bytes each plus scores
+DEFAULT_MAX_SERIES = 64  # (model, version) pairs exported at once; least recently logged go
+LABEL_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # model names and versions
 MAX_BODY_BYTES = 10 * 1024 * 1024
 READ_TIMEOUT = 30.0  # seconds a connection may sit idle or dribble a body
 
@@ -255,11 +263,15 @@ class ScoreLog:
         registry: CollectorRegistry | None = None,
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         if max_pending < 1:
             raise ScoreLogError(f"max_pending is {max_pending}; it must be at least 1")
-        self.max_pending = max_pending
+        if max_series < 2:
+            raise ScoreLogError(f"max_series is {max_series}; a rollout needs at least 2")
+        self.max_pending, self.max_series = max_pending, max_series
         self._pending: OrderedDict[str, Pending] = OrderedDict()
+        self._series: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
         self.registry = registry if registry is not None else CollectorRegistry()
         self.scores = Histogram(
@@ -297,6 +309,17 @@ class ScoreLog:
             registry=self.registry,
         )  # fmt: skip
         pending.set_function(lambda: len(self._pending))
+        self.series_evicted = Counter(
+            "conveyor_scorelog_series_evicted",
+            "(model, version) series removed to stay within max_series, least recently logged "
+            "first",
+            registry=self.registry,
+        )
+        series = Gauge(
+            "conveyor_scorelog_series", "(model, version) pairs exported now",
+            registry=self.registry,
+        )  # fmt: skip
+        series.set_function(lambda: len(self._series))
 
     def count(self, outcome: Outcome) -> Outcome:
         self.events.labels(outcome=outcome.outcome).inc()
@@ -310,6 +333,31 @@ class ScoreLog:
         """How many response ids wait for feedback."""
         with self._lock:
             return len(self._pending)
+
+    def admit(self, model: str, version: str) -> None:
+        """Export ``(model, version)``: cardinality stays bounded whoever posts. Beyond
+        ``max_series`` pairs the least recently logged one is removed with its feedback series
+        and pending responses; a running rollout logs both of its versions all the time, so
+        only a flood of other versions can push it out (and the eviction counter shows it)."""
+        evicted: list[tuple[str, str]] = []
+        with self._lock:
+            self._series[(model, version)] = None
+            self._series.move_to_end((model, version))
+            while len(self._series) > self.max_series:
+                old, _ = self._series.popitem(last=False)
+                evicted.append(old)
+                for entry in self._pending.values():
+                    entry.pop(old, None)
+                for ce_id in [k for k, entry in self._pending.items() if not entry]:
+                    del self._pending[ce_id]
+        for old in evicted:
+            with contextlib.suppress(KeyError):
+                self.scores.remove(*old)
+            for label in ("0", "1"):
+                with contextlib.suppress(KeyError):
+                    self.feedback_scores.remove(*old, label)
+            self.series_evicted.inc()
+            log.warning("score series %s v%s evicted (max_series %d)", *old, self.max_series)
 
     def remember(self, ce_id: str, model: str, version: str, scores: list[float]) -> None:
         """Keep one observed response for its feedback (the most recent ``max_pending`` ids)."""
@@ -431,12 +479,23 @@ class ScoreLog:
                     "Ce-Inferenceservicename header",
                 )
             )
+        for what, value in (("version", version), ("model", model)):
+            if not LABEL_VALUE.match(value):
+                return self.count(
+                    Outcome(
+                        400,
+                        "bad_label",
+                        f"{what} {value[:80]!r} is not a model name or version (letters, "
+                        "digits, '.', '_', '-'; at most 63); the event was not observed",
+                    )
+                )
         try:
             scores = positive_scores(body)
         except NotAPrediction as exc:
             return self.count(Outcome(200, "ignored", f"not a prediction response: {exc}"))
         except UnparseableEvent as exc:
             return self.count(Outcome(400, "unparseable", f"unparseable response: {exc}"))
+        self.admit(model, version)
         series = self.scores.labels(model=model, version=version)
         for score in scores:
             series.observe(score)
@@ -548,10 +607,11 @@ class ScoreLogServer:
         *,
         max_body: int = MAX_BODY_BYTES,
         max_pending: int = DEFAULT_MAX_PENDING,
+        max_series: int = DEFAULT_MAX_SERIES,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.host, self.port, self.max_body = host, port, max_body
-        self.scorelog = ScoreLog(registry, max_pending=max_pending)
+        self.scorelog = ScoreLog(registry, max_pending=max_pending, max_series=max_series)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -602,7 +662,10 @@ class ScoreLogServer:
 
 
 def run(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_pending: int = DEFAULT_MAX_PENDING
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    max_pending: int = DEFAULT_MAX_PENDING,
+    max_series: int = DEFAULT_MAX_SERIES,
 ) -> int:
     """Serve until SIGTERM or Ctrl-C (``conveyor scorelog``); 0 on a clean stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -611,7 +674,7 @@ def run(
     # signal waits for sigwait here instead of landing on a worker thread.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     try:
-        with ScoreLogServer(host, port, max_pending=max_pending) as receiver:
+        with ScoreLogServer(host, port, max_pending=max_pending, max_series=max_series) as receiver:
             print(
                 f"conveyor scorelog on {host}:{receiver.port}: POST {LOG_PATH}?model=M&version=V "
                 f"(KServe inference-logger CloudEvents), POST {FEEDBACK_PATH} (labels for the "

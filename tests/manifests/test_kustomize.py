@@ -727,6 +727,23 @@ def test_scorelog_receiver_wiring(renders: dict[str, Render], name: str) -> None
     predictors = render.get("PodMonitor", "conveyor-predictors")["spec"]["selector"]
     assert "serving.kserve.io/inferenceservice" not in pod_labels, predictors
 
+    # only predictor pods (the logger), labelled feedback clients and Prometheus get in
+    policy = render.get("NetworkPolicy", "conveyor-scorelog")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    assert [p["port"] for p in rule["ports"]] in ([port["name"]], [8080])
+    sources = rule["from"]
+    assert {"key": "serving.kserve.io/inferenceservice", "operator": "Exists"} in [
+        e for s in sources for e in s.get("podSelector", {}).get("matchExpressions", [])
+    ]
+    assert {"conveyor.io/feedback": "true"} in [s.get("podSelector", {}).get("matchLabels")
+                                                for s in sources]  # fmt: skip
+    assert all(s.keys() <= {"podSelector", "namespaceSelector"} for s in sources), "no ipBlock"
+    assert all(s.get("podSelector") or s.get("namespaceSelector") for s in sources), (
+        "an empty selector would admit every pod"
+    )
+
 
 # ---------------------------------------------------------------------------------------------
 # Grafana dashboard

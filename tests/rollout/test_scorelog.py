@@ -220,6 +220,7 @@ def test_response_events_are_observed_per_version(
         "observed": 4,
         "ignored": 1,
         "no_version": 0,
+        "bad_label": 0,
         "unparseable": 0,
         "too_large": 0,
     }
@@ -267,6 +268,7 @@ def test_rejected_events_are_counted_and_not_observed(
         "observed": 0,
         "ignored": 1,
         "no_version": 1,
+        "bad_label": 0,
         "unparseable": 3,
         "too_large": 1,
     }
@@ -695,3 +697,38 @@ def roc_auc_score_binned(negatives: np.ndarray, positives: np.ndarray) -> float:
 
     y = np.concatenate([np.zeros(len(negatives)), np.ones(len(positives))])
     return float(roc_auc_score(y, binned(np.concatenate([negatives, positives]))))
+
+
+def test_series_cardinality_is_bounded_whoever_posts(client: httpx.Client) -> None:
+    """At most max_series (model, version) pairs: a flood of made-up versions pushes out the
+    least recently logged pair, never a live one, and is counted; labels that are not names
+    are refused."""
+    with ScoreLogServer("127.0.0.1", 0, max_series=3) as receiver:
+        url = receiver.url
+        post(client, url, v1_proba([0.1]), query="model=fraud&version=1", **{"ce-id": "a"})
+        for version in ("2", "x1", "x2"):
+            post(client, url, v1_proba([0.5]), query="model=fraud&version=1")  # champion: live
+            answer = post(client, url, v1_proba([0.5]), query=f"model=fraud&version={version}",
+                          **{"ce-id": f"id-{version}"})  # fmt: skip
+            assert answer.status_code == 200
+        metrics = scrape(client, url)
+        assert sorted(metrics["buckets"]) == [("fraud", "1"), ("fraud", "x1"), ("fraud", "x2")]
+        text = client.get(f"{url}/metrics").text
+        assert "conveyor_scorelog_series_evicted_total 1.0" in text
+        assert "conveyor_scorelog_series 3.0" in text
+        # the evicted pair's feedback series and pending response went with it; the live
+        # pair's response still takes its label
+        assert 'model="fraud",version="2"' not in text
+        gone = client.post(f"{url}/feedback", json={"id": "id-2", "label": 1})
+        assert (gone.status_code, gone.json()["outcome"]) == (404, "unknown_id")
+        kept = client.post(f"{url}/feedback", json={"id": "a", "label": 0})
+        assert (kept.status_code, kept.json()["outcome"]) == (200, "matched")
+
+        for query, shown in (("model=fraud&version=2%7Bx%3D%22y%22%7D", "'2{x=\"y\"}'"),
+                             ("model=..%2Fetc&version=1", "'../etc'")):  # fmt: skip
+            answer = post(client, url, v1_proba([0.5]), query=query)
+            assert (answer.status_code, answer.json()["outcome"]) == (400, "bad_label")
+            assert shown in answer.json()["message"]
+        assert scrape(client, url)["events"]["bad_label"] == 2
+    with pytest.raises(ScoreLogError, match="max_series is 1; a rollout needs at least 2"):
+        ScoreLogServer("127.0.0.1", 0, max_series=1)
