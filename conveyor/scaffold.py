@@ -89,7 +89,8 @@ require_approval: false
 
 
 def scaffold(team: str, parent: str | Path = ".", force: bool = False) -> list[Path]:
-    """Write ``<parent>/<team>/`` with pipeline, contract, gate policy and rollout plan."""
+    """Write ``<parent>/<team>/`` with pipeline, contract, gate policy, rollout plan and the
+    rollout's least-privilege Role."""
     import re
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", team):
@@ -103,6 +104,7 @@ def scaffold(team: str, parent: str | Path = ".", force: bool = False) -> list[P
         "contract.yaml": CONTRACT,
         "gate_policy.yaml": GATE,
         "rollout.yaml": ROLLOUT,
+        "rbac.yaml": "",  # generated: conveyor.rollout.rbac
     }
     existing = [name for name in files if (folder / name).exists()]
     if existing and not force:
@@ -114,6 +116,24 @@ def scaffold(team: str, parent: str | Path = ".", force: bool = False) -> list[P
     written = []
     for name, template in files.items():
         path = folder / name
-        path.write_text(template.format(team=team, folder=folder, image=COMPONENT_IMAGE))
+        if name == "rbac.yaml":
+            path.write_text(_rbac(team))
+        else:
+            path.write_text(template.format(team=team, folder=folder, image=COMPONENT_IMAGE))
         written.append(path)
     return written
+
+
+def _rbac(team: str) -> str:
+    """The team's least-privilege Role and RoleBinding (conveyor.rollout.rbac)."""
+    import yaml
+
+    from conveyor.rollout import rbac
+
+    head = (
+        f"# What the rollout of InferenceService {team} may do in namespace {team}: patch only\n"
+        f"# {team} and {team}-shadow, delete only the shadow and its mirror\n"
+        "# (conveyor.rollout.rbac).\n"
+        f"# Apply with: kubectl apply -n {team} -f rbac.yaml\n"
+    )
+    return head + yaml.safe_dump_all(rbac.manifests([team]), sort_keys=False)

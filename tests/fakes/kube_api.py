@@ -429,6 +429,7 @@ class FakeKubeAPI(BackgroundServer):
         self._revisions: dict[tuple[str, str], list[Obj]] = {}
         self._fail_next: dict[tuple[str, str], tuple[str, str]] = {}
         self._denied: set[tuple[str, str, str | None]] = set()
+        self._rules: list[Obj] | None = None  # None: no RBAC (everything allowed)
         self._conflicts = 0
         self._resource_version = 0
         self._users: dict[str, str] = {}  # bearer token -> user name for 403 messages
@@ -540,6 +541,14 @@ class FakeKubeAPI(BackgroundServer):
     def allow_all(self) -> None:
         with self._lock:
             self._denied.clear()
+            self._rules = None
+
+    def enforce_rules(self, rules: list[Obj]) -> None:
+        """Authorize like RBAC with one Role of ``rules``: a request needs a rule naming its
+        API group, resource and verb, and, when the rule has ``resourceNames``, a request for
+        one of those names (so a named rule never allows create or list, as in Kubernetes)."""
+        with self._lock:
+            self._rules = copy.deepcopy(rules)
 
     def conflict_next(self, n: int = 1) -> None:
         """Before each of the next ``n`` PATCH/PUTs to a custom object, bump its resourceVersion."""
@@ -730,12 +739,20 @@ class FakeKubeAPI(BackgroundServer):
             new = self._patched(res, current, body, content_type)
         return 200, self._out(res, self._commit(res, current, new, status_only=sub == "status"))
 
+    def _allowed_by_rules(self, verb: str, res: _Resource, name: str | None) -> bool:
+        if self._rules is None:
+            return True
+        return any(
+            res.group in rule.get("apiGroups", [])
+            and res.plural in rule.get("resources", [])
+            and verb in rule.get("verbs", [])
+            and (not rule.get("resourceNames") or name in rule["resourceNames"])
+            for rule in self._rules
+        )
+
     def _authorize(self, verb: str, res: _Resource, ns: str, name: str | None, user: str) -> None:
-        if (verb, res.plural, ns) not in self._denied and (
-            verb,
-            res.plural,
-            None,
-        ) not in self._denied:
+        denied = (verb, res.plural, ns) in self._denied or (verb, res.plural, None) in self._denied
+        if not denied and self._allowed_by_rules(verb, res, name):
             return
         target = f'{res.qualified} "{name}"' if name else res.qualified
         message = (

@@ -412,11 +412,14 @@ def test_images_are_pinned(renders: dict[str, Render], name: str) -> None:
 
 EXPECTED_GRANTS = {
     *(("serving.kserve.io", "inferenceservices", v, ()) for v in ("get", "list", "watch")),
-    *(("serving.kserve.io", "inferenceservices", v, ()) for v in ("patch", "create")),
+    ("serving.kserve.io", "inferenceservices", "create", ()),
+    ("serving.kserve.io", "inferenceservices", "patch", ("fraud", "fraud-shadow")),
     ("serving.kserve.io", "inferenceservices", "delete", ("fraud-shadow",)),
+    *(("networking.istio.io", "virtualservices", v, ()) for v in ("get", "list", "watch")),
+    ("networking.istio.io", "virtualservices", "create", ()),
     *(
-        ("networking.istio.io", "virtualservices", v, ())
-        for v in ("get", "list", "watch", "patch", "create", "delete")
+        ("networking.istio.io", "virtualservices", v, ("fraud-mirror",))
+        for v in ("patch", "delete")
     ),
     *(("", "events", v, ()) for v in ("create", "list", "get")),
 }
@@ -447,6 +450,15 @@ def test_rbac_is_namespaced_and_least_privilege(renders: dict[str, Render], name
     assert (subject["kind"], subject["name"]) == ("ServiceAccount", "pipeline-runner")
     # An unqualified ServiceAccount subject of a RoleBinding is the binding's own namespace.
     assert subject.get("namespace", binding["metadata"]["namespace"]) == render.namespace
+
+
+def test_the_role_file_is_the_generated_role_for_fraud() -> None:
+    from conveyor.rollout import rbac
+
+    [role, binding] = rbac.manifests(["fraud"])
+    on_disk = yaml.safe_load((MANIFESTS / "rbac" / "role.yaml").read_text())
+    assert on_disk == role
+    assert yaml.safe_load((MANIFESTS / "rbac" / "rolebinding.yaml").read_text()) == binding
 
 
 def test_no_cluster_scoped_rbac_in_any_manifest_file() -> None:

@@ -117,7 +117,13 @@ def test_new_then_validate_config_prints_the_next_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     folder = tmp_path / TEAM
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["contract.yaml", "gate_policy.yaml", "pipeline.yaml", "rollout.yaml"]
+    assert names == ["contract.yaml", "gate_policy.yaml", "pipeline.yaml", "rbac.yaml",
+                     "rollout.yaml"]  # fmt: skip
+    role, binding = yaml.safe_load_all((folder / "rbac.yaml").read_text())
+    assert (role["kind"], binding["kind"]) == ("Role", "RoleBinding")
+    named = {tuple(r.get("resourceNames", ())): r["verbs"] for r in role["rules"]}
+    assert named[(TEAM, f"{TEAM}-shadow")] == ["patch"]
+    assert named[(f"{TEAM}-shadow",)] == ["delete"]
     assert f"next: conveyor validate-config {folder}/pipeline.yaml" in out
 
     assert main(["validate-config", str(folder / "pipeline.yaml")]) == 0
