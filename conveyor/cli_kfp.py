@@ -137,11 +137,19 @@ def _print(result: Any, args: argparse.Namespace, text: str) -> None:
     print(json.dumps(result, indent=2, sort_keys=True) if args.format == "json" else text)
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
+def _params(args: argparse.Namespace) -> dict[str, str]:
+    """``--param NAME=VALUE`` checked against the parameters the compiled package declares
+    (before anything reaches the KFP API)."""
     from conveyor.pipelines import submit as kfp_submit
 
     spec = kfp_submit.load_package(args.pipeline)
-    params = kfp_submit.parse_params(args.param, kfp_submit.declared_params(spec))
+    return kfp_submit.parse_params(args.param, kfp_submit.declared_params(spec))
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from conveyor.pipelines import submit as kfp_submit
+
+    params = _params(args)
     result = kfp_submit.submit(
         args.pipeline,
         args.host,
@@ -162,8 +170,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from conveyor.pipelines import submit as kfp_submit
 
-    spec = kfp_submit.load_package(args.pipeline)
-    params = kfp_submit.parse_params(args.param, kfp_submit.declared_params(spec))
+    params = _params(args)
     result = kfp_submit.schedule(
         args.pipeline,
         args.host,

@@ -26,6 +26,7 @@ import pandas as pd
 from conveyor.rollout import actions
 from conveyor.rollout.analysis import Analysis, Decision
 from conveyor.rollout.cluster import ISVC, VSVC, Kind, NotFoundError
+from conveyor.rollout.kserve_status import settle
 from conveyor.rollout.localprom import PrometheusServer
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan, window
 from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores
@@ -84,8 +85,9 @@ def local_plan(interval: float = 3.0) -> RolloutPlan:
 
 
 class LocalCluster:
-    """In-process stand-in for the Kubernetes API with KServe's canary semantics (the same
-    rules the fake API server in the tests follows): ``canaryTrafficPercent`` splits traffic
+    """In-process stand-in for the Kubernetes API with KServe's canary semantics (the rules
+    of ``conveyor.rollout.kserve_status``, which the fake API server in the tests follows
+    too): ``canaryTrafficPercent`` splits traffic
     between the latest revision and the rolled-out one; removing it promotes; 0 rolls back.
     ``on_split(candidate_percent)`` is told every change of the primary InferenceService, and
     ``on_mirror(percent or None)`` every change of the mirroring VirtualService (Istio's
@@ -101,6 +103,7 @@ class LocalCluster:
         self.namespace, self.on_split, self.candidate_uri = namespace, on_split, candidate_uri
         self.on_mirror = on_mirror
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self._revisions: dict[str, list[dict[str, Any]]] = {}  # per InferenceService
         self.recorded: list[dict[str, Any]] = []
         self._version = 0
 
@@ -112,32 +115,22 @@ class LocalCluster:
                 route = (obj.get("spec", {}).get("http") or [{}])[0]
                 self.on_mirror(float((route.get("mirrorPercentage") or {}).get("value", 100.0)))
             return obj
-        pred = obj["spec"]["predictor"]
-        comp = obj.setdefault("status", {}).setdefault("components", {}).setdefault("predictor", {})
-        revs = comp.setdefault("revisions", [])  # kept for the router, not a KServe field
-        body = {k: v for k, v in pred.items() if k != "canaryTrafficPercent"}
-        if not revs or revs[-1]["spec"] != body:
-            revs.append({"name": f"{obj['metadata']['name']}-predictor-{len(revs) + 1:05d}",
-                         "spec": copy.deepcopy(body)})  # fmt: skip
-        latest = revs[-1]["name"]
-        rolled = comp.get("latestRolledoutRevision") or latest
-        percent = pred.get("canaryTrafficPercent")
-        if percent is None and rolled != latest:
-            comp["previousRolledoutRevision"], rolled = rolled, latest
-        comp.update(latestCreatedRevision=latest, latestReadyRevision=latest,
-                    latestRolledoutRevision=rolled)  # fmt: skip
-        share = 100 if percent is None else int(percent)
-        comp["traffic"] = (
-            [{"revisionName": latest, "percent": 100, "latestRevision": True}]
-            if rolled == latest
-            else [{"revisionName": latest, "percent": share, "latestRevision": True},
-                  {"revisionName": rolled, "percent": 100 - share, "latestRevision": False}]
-        )  # fmt: skip
-        obj["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+        name = obj["metadata"]["name"]
+        predictor = copy.deepcopy(obj["spec"]["predictor"])
+        canary = predictor.pop("canaryTrafficPercent", None)
+        revs = self._revisions.setdefault(name, [])
+        if not revs or revs[-1]["spec"] != predictor:
+            revs.append({"name": f"{name}-predictor-{len(revs) + 1:05d}", "spec": predictor})
+        latest = revs[-1]["name"]  # ready at once: the local servers are already running
+        status = obj.setdefault("status", {})
+        comp = (status.get("components") or {}).get("predictor") or {}
+        comp = settle(comp, self.namespace, name, canary, latest, latest, tag_routing=False)
+        status["components"] = {"predictor": comp}
+        status["conditions"] = [{"type": "Ready", "status": "True"}]
         if (obj["metadata"].get("labels") or {}).get(inf.SHADOW_ROLE) == "shadow":
             return obj  # a shadow takes no routed traffic: the mirror feeds it
         uri = {r["name"]: (r["spec"].get("model") or {}).get("storageUri") for r in revs}
-        self.on_split(sum(t["percent"] for t in comp["traffic"]
+        self.on_split(sum(t["percent"] for t in comp.get("traffic", [])
                           if uri.get(t["revisionName"]) == self.candidate_uri))  # fmt: skip
         return obj
 
@@ -166,6 +159,8 @@ class LocalCluster:
 
     def delete(self, kind: Kind, name: str) -> None:
         self.objects.pop((kind.plural, name), None)
+        if kind.plural == ISVC.plural:
+            self._revisions.pop(name, None)
         if kind.plural == VSVC.plural and self.on_mirror is not None:
             self.on_mirror(None)
 

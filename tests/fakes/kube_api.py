@@ -3,12 +3,14 @@
 Why: the rollout code talks to the cluster through the official ``kubernetes`` client. Serving real
 HTTP (instead of mocking the client) exercises the client's paths, content types and error mapping,
 and the KServe emulation reproduces the status transitions (revisions, traffic split, rolled-out
-revisions, readiness) that a canary rollout decides on. Stdlib only, so it runs wherever tests run.
+revisions, readiness) that a canary rollout decides on. Stdlib plus conveyor's KServe rules,
+so it runs wherever tests run.
 
 Scope, on purpose: namespaced custom objects of any group, core Events and Namespaces (read),
 minimal discovery. No watch, no dry-run, no server-side apply, no finalizers or garbage collection
 (deleting an InferenceService drops its revisions). The emulated KServe controller runs
-synchronously inside each write, so the write's response already carries the reconciled status.
+synchronously inside each write, so the write's response already carries the reconciled status;
+its traffic rules are ``conveyor.rollout.kserve_status``, which ``rollout-sim`` follows too.
 """
 
 import copy
@@ -16,7 +18,6 @@ import json
 import re
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from conveyor.rollout.kserve_status import settle
 from tests.fakes.http import BackgroundServer
 
 KSERVE_GROUP = "serving.kserve.io"
@@ -316,79 +318,7 @@ def fields_match(obj: Obj, requirements: list[tuple[str, bool, str]]) -> bool:
     return all((_field(obj, path) == value) == equal for path, equal, value in requirements)
 
 
-# --- KServe controller (pure parts) ------------------------------------------------------------
-
-
-def _route(
-    namespace: str,
-    name: str,
-    rolled_out: str,
-    canary: int | None,
-    latest_ready: str,
-    tag_routing: bool,
-) -> list[Obj]:
-    """The Knative route KServe asks for, resolved to revision names (as ``status.traffic`` reads).
-
-    Mirrors KServe's ksvc reconciler: with ``canaryTrafficPercent`` and a rolled-out revision the
-    latest ready revision gets P % and the rolled-out one the rest under tag ``prev`` (tagged
-    always); otherwise the latest ready revision gets 100 %. ``latest`` is tagged only with the
-    tag-routing annotation. Knative gives every tagged target a URL.
-    """
-    if not latest_ready:
-        return []  # nothing routable yet: Knative's route is not ready
-    latest_tag = "latest" if tag_routing else None
-    targets: list[tuple[str, int, bool, str | None]] = []
-    if canary is not None and rolled_out:
-        targets.append((latest_ready, canary, True, latest_tag))
-        if canary < 100:
-            targets.append((rolled_out, 100 - canary, False, "prev"))
-    else:
-        targets.append((latest_ready, 100, True, latest_tag))
-    traffic = []
-    for revision, percent, is_latest, tag in targets:
-        entry: Obj = {"revisionName": revision, "percent": percent, "latestRevision": is_latest}
-        if tag:
-            entry["tag"] = tag
-            entry["url"] = f"http://{tag}-{name}-predictor.{namespace}.example.com"
-        traffic.append(entry)
-    return traffic
-
-
-def _propagate(component: Obj, traffic: list[Obj], latest_ready: str, latest_created: str) -> Obj:
-    """KServe's PropagateStatus for one component: track the rolled-out revisions.
-
-    A latest ready revision that holds 100 % becomes latestRolledoutRevision (the old one moves to
-    previousRolledoutRevision). When the rolled-out revision is itself the latest and a canary
-    percentage < 100 splits traffic over that same revision, KServe rolls back to the previous one.
-    """
-    new = copy.deepcopy(component)
-    new["latestCreatedRevision"] = latest_created
-    per_revision: Counter[str] = Counter()
-    for entry in traffic:
-        per_revision[entry["revisionName"]] += entry["percent"]
-    for entry in traffic:
-        if entry["revisionName"] != latest_ready or not entry["latestRevision"]:
-            continue
-        rolled_out = new.get("latestRolledoutRevision", "")
-        if rolled_out != latest_ready:
-            if entry["percent"] == 100:
-                if rolled_out:
-                    new["previousRolledoutRevision"] = rolled_out
-                new["latestRolledoutRevision"] = latest_ready
-        elif (
-            latest_ready == latest_created
-            and entry["percent"] < 100
-            and per_revision[latest_ready] == 100
-            and new.get("previousRolledoutRevision")
-        ):
-            new["latestRolledoutRevision"] = new["previousRolledoutRevision"]
-    if latest_ready:
-        new["latestReadyRevision"] = latest_ready
-    if traffic:
-        new["traffic"] = traffic
-    else:
-        new.pop("traffic", None)
-    return new
+# --- KServe controller (conditions; the traffic rules are conveyor.rollout.kserve_status) -------
 
 
 def _condition(old: Obj | None, kind: str, ok: bool, reason: str = "", message: str = "") -> Obj:
@@ -1001,13 +931,7 @@ class FakeKubeAPI(BackgroundServer):
 
         old = copy.deepcopy(obj.get("status") or {})
         component = (old.get("components") or {}).get("predictor") or {}
-        for _ in range(5):  # KServe needs two passes to settle a rollback over the same revision
-            rolled_out = component.get("latestRolledoutRevision", "")
-            traffic = _route(ns, name, rolled_out, canary, latest_ready, tag_routing)
-            updated = _propagate(component, traffic, latest_ready, latest["name"])
-            if updated == component:
-                break
-            component = updated
+        component = settle(component, ns, name, canary, latest_ready, latest["name"], tag_routing)
 
         if self._url_for is not None:
             url = self._url_for(ns, name)
