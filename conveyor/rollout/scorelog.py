@@ -81,7 +81,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -94,6 +93,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.prometheus import FEEDBACK_SCORE_METRIC
 from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC, ServingError
 
@@ -593,7 +593,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-class ScoreLogServer:
+class ScoreLogServer(BackgroundHTTPServer):
     """``with ScoreLogServer("127.0.0.1", 0) as receiver: receiver.url ...``
 
     Serves on a background thread; ``port=0`` picks a free port (``port`` holds it once
@@ -610,55 +610,31 @@ class ScoreLogServer:
         max_series: int = DEFAULT_MAX_SERIES,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.host, self.port, self.max_body = host, port, max_body
+        self.max_body = max_body
         self.scorelog = ScoreLog(registry, max_pending=max_pending, max_series=max_series)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(
+            _Handler, host, port, server_class=_Server, poll_interval=0.2, name="scorelog"
+        )
 
     @property
     def url(self) -> str:
         """The base URL to reach the receiver (a wildcard bind is reached on loopback)."""
-        if self._server is None:
+        if not self.running:
             raise ScoreLogError("ScoreLogServer is not running: call start() or use `with`")
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        return f"http://{host}:{self.port}"
+        return super().url
 
     def start(self) -> Self:
-        if self._server is not None:
+        """Serve; a bind error is a ScoreLogError naming the address, for the CLI to print."""
+        if self.running:
             return self
+        # read at each start, so a max_body set after construction still applies
+        self.attrs = {"scorelog": self.scorelog, "max_body": self.max_body}
         try:
-            server = _Server((self.host, self.port), _Handler)
+            return super().start()
         except OSError as exc:
             raise ScoreLogError(
                 f"score-log receiver cannot listen on {self.host}:{self.port}: {exc}"
             ) from exc
-        server.scorelog, server.max_body = self.scorelog, self.max_body
-        self._server, self.port = server, int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.2},
-            name=f"scorelog-{self.port}", daemon=True,
-        )  # fmt: skip
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def run(

@@ -112,10 +112,12 @@ def build_pipeline(
                 checked.set_display_name("smoke test shadow")
                 with dsl.If(checked.outputs["Output"] == "failed", name="shadow smoke failed"):
                     configure(rollback(**settle)).set_display_name("remove shadow")
-                with dsl.If(checked.outputs["Output"] == "passed", name="shadow smoke passed"):
-                    with dsl.If(prometheus_url != "", name="analysed shadow"):
-                        analysed = configure(analyse_rollout(**analysis)).after(checked)
-                        analysed.set_display_name("analyse shadow, then canary steps")
+                with (
+                    dsl.If(checked.outputs["Output"] == "passed", name="shadow smoke passed"),
+                    dsl.If(prometheus_url != "", name="analysed shadow"),
+                ):
+                    analysed = configure(analyse_rollout(**analysis)).after(checked)
+                    analysed.set_display_name("analyse shadow, then canary steps")
 
             with dsl.If(strategy != "shadow", name="strategy canary or bluegreen"):
                 staged = configure(deploy_canary(**deploy, percent=0, resources=resources))

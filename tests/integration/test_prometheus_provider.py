@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.localprom import PrometheusServer, free_port
 from conveyor.rollout.metrics import MetricsError, MetricsUnavailable
 from conveyor.rollout.prometheus import PrometheusProvider, render
@@ -221,19 +222,13 @@ class _Overloaded(BaseHTTPRequestHandler):
 
 @pytest.mark.integration
 def test_server_error_is_unavailable() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Overloaded)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with BackgroundHTTPServer(_Overloaded, name="overloaded-prometheus") as server:
+        url = server.url
         with (
             PrometheusProvider(url) as p,
             pytest.raises(MetricsUnavailable, match=rf"{url} answered HTTP 503.*query timed out"),
         ):
             p.query("up")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.integration

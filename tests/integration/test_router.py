@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.router import BACKEND_HEADER, NginxRouter, find_nginx
 from conveyor.serving.server import free_port
 
@@ -71,9 +72,10 @@ class Backend:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._httpd = BackgroundHTTPServer(
+            Handler, server_class=_Server, name=f"backend-{name}"
+        ).start()
+        self.url = self._httpd.url
 
     @property
     def count(self) -> int:
@@ -85,8 +87,7 @@ class Backend:
             self.seen.clear()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._httpd.stop()
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

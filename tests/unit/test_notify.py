@@ -3,16 +3,16 @@
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from conveyor.config import model_from_data
 from conveyor.errors import BadInputError
+from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.notify import (
     MemoryNotifier,
     MultiNotifier,
@@ -70,14 +70,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=2)
+    with BackgroundHTTPServer(Handler, poll_interval=0.02, name="notify-receiver") as server:
+        rec.url = server.url
+        yield rec
 
 
 @pytest.fixture(autouse=True)
