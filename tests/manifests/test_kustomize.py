@@ -797,7 +797,9 @@ def test_dashboard_identity_and_variables() -> None:
     assert dashboard["title"] == "Conveyor rollout"
     assert dashboard["schemaVersion"] == 39
     variables = _variables(dashboard)
-    assert list(variables) == ["datasource", "source", "namespace", "inferenceservice", "revision"]
+    assert list(variables) == [
+        "datasource", "source", "namespace", "inferenceservice", "revision", "model", "version",
+    ]  # fmt: skip
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     assert variables["source"]["query"] == "revision,istio"
@@ -808,15 +810,26 @@ def test_dashboard_identity_and_variables() -> None:
     # revision names are <isvc>-predictor-000NN: the regex gives the InferenceService back
     regex = variables["inferenceservice"]["regex"]
     assert regex.startswith("/") and regex.endswith("/")
+    # (a shadow's revisions belong to the InferenceService it shadows)
     for revision, isvc in (
         ("fraud-predictor-00003", "fraud"),
-        ("fraud-shadow-predictor-00001", "fraud-shadow"),
+        ("fraud-shadow-predictor-00001", "fraud"),
+        ("card-fraud-predictor-00012", "card-fraud"),
     ):
         match = re.search(regex[1:-1], revision)
         assert match is not None and match.group(1) == isvc, revision
     revision = variables["revision"]
     assert revision["multi"] is True
-    assert 'revision_name=~"$inferenceservice-predictor-.*"' in revision["definition"]
+    selector = re.search(r'revision_name=~"([^"]+)"', revision["definition"])
+    assert selector is not None
+    pattern = selector.group(1).replace("$inferenceservice", "fraud")
+    for name, shown in (("fraud-predictor-00002", True), ("fraud-shadow-predictor-00001", True),
+                        ("card-fraud-predictor-00001", False)):  # fmt: skip
+        assert bool(re.fullmatch(pattern, name)) is shown, name
+    # the score-log receiver's series: one model, its versions (champion, canary, shadow)
+    assert variables["model"]["multi"] is False
+    assert variables["version"]["multi"] is True
+    assert 'model="$model"' in variables["version"]["definition"]
 
 
 def test_dashboard_reads_only_the_recording_rules_and_the_score_histogram() -> None:
@@ -867,12 +880,17 @@ def test_dashboard_panels_compare_revisions() -> None:
     [serving] = panels["Revisions serving"]["targets"]
     assert serving["expr"].startswith("count by (revision_name) (")
 
-    [scores] = [p for p in panels.values() if p["type"] == "heatmap"]
-    [target] = scores["targets"]
+    by_revision, by_version = [p for p in panels.values() if p["type"] == "heatmap"]
+    [target] = by_revision["targets"]
     assert target["format"] == "heatmap"
     assert target["expr"].startswith("sum by (le, revision_name) (increase(")
     assert SCORE_HISTOGRAM in target["expr"]
-    assert "custom predictor" in scores["description"]
+    assert "score-log receiver" in by_revision["description"]
+    [target] = by_version["targets"]
+    assert (by_version["repeat"], target["format"]) == ("version", "heatmap")
+    assert target["expr"].startswith("sum by (le, version) (increase(")
+    assert 'model="$model", version=~"$version"' in target["expr"]
+    assert "score_psi" in by_version["description"]
 
     [text] = [p for p in panels.values() if p["type"] == "text"]
     for where in ("kubectl conveyor status", "conveyor.io/analysis", "conveyor.analysis."):
