@@ -133,6 +133,8 @@ def render_status(s: dict[str, Any]) -> str:
     if s["lastChange"]:
         c = s["lastChange"]
         lines.append(f"Last change:     {c['action']} by {c['by']} at {c['at']}: {c['why']}")
+    if s.get("analysis"):
+        lines.append(f"Analysis:        {_analysis_line(s['analysis'])}")
     lines += ["", f"{'REVISION':<34} {'MODEL':<8} {'TRAFFIC':>7}  {'TAG':<7} ROLE"]
     rev = s["revisions"]
     for t in s["traffic"]:
@@ -154,13 +156,27 @@ def render_status(s: dict[str, Any]) -> str:
         sh = s["shadow"]
         mirror = sh["mirrorPercent"]
         lines += ["", f"Shadow:          {sh['name']} v{sh['version']} mirroring "
-                  + (f"{mirror:g} %" if mirror is not None else "(no VirtualService)")]  # fmt: skip
+                  + (f"{mirror:g} %" if mirror is not None else "(no VirtualService)")
+                  + f", phase {sh.get('phase', 'Stable')}"]  # fmt: skip
+        if sh.get("analysis"):
+            lines.append(f"  Analysis:      {_analysis_line(sh['analysis'])}")
     lines += ["", "Events:"]
     for e in s["events"] or [{"type": "", "reason": "(none)", "message": "", "time": ""}]:
         lines.append(
             f"  {e['time'] or '':<26} {e['type'] or '':<8} {e['reason']:<14} {e['message']}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _analysis_line(a: dict[str, Any], width: int = 160) -> str:
+    """``hold at interval 5 (2026-...): <reason>``, the reason cut to ``width`` characters."""
+    reason = str(a.get("reason", ""))
+    reason = reason if len(reason) <= width else reason[: width - 3] + "..."
+    line = f"{a.get('decision', '?')} at interval {a.get('interval', '?')} ({a.get('at', '?')}): "
+    line += reason
+    if a.get("registry_error"):
+        line += f" [{a['registry_error']}]"
+    return line
 
 
 # ------------------------------------------------------------------ verbs

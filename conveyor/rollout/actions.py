@@ -265,12 +265,15 @@ def status(cluster: Cluster, name: str, events: int = 5) -> dict[str, Any]:
             )
         },
         "traffic": traffic,
+        "analysis": _last_analysis(isvc),
         "shadow": None
         if shadow is None
         else {
             "name": shadow["metadata"]["name"],
             "version": inf.current_model(shadow)["version"],
             "mirrorPercent": _mirror_percent(mirror),
+            "phase": (shadow["metadata"].get("annotations") or {}).get(inf.PHASE, "Stable"),
+            "analysis": _last_analysis(shadow),
         },
         "lastChange": json.loads(ann[inf.LAST_CHANGE]) if ann.get(inf.LAST_CHANGE) else None,
         "events": [
@@ -283,6 +286,19 @@ def status(cluster: Cluster, name: str, events: int = 5) -> dict[str, Any]:
             for e in recent
         ],
     }
+
+
+def _last_analysis(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The analysis' last decision on ``obj`` (``conveyor.io/analysis``), for on-call eyes."""
+    raw = (obj["metadata"].get("annotations") or {}).get(inf.ANALYSIS)
+    if not raw:
+        return None
+    try:
+        last = json.loads(raw).get("last") or {}
+    except (ValueError, AttributeError):
+        return {"decision": "?", "reason": f"unreadable {inf.ANALYSIS} annotation"}
+    keys = ("decision", "interval", "percent", "reason", "at", "registry_error")
+    return {k: last[k] for k in keys if last.get(k) not in (None, "")}
 
 
 def _mirror_percent(vs: dict[str, Any] | None) -> float | None:

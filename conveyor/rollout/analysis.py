@@ -40,7 +40,7 @@ from conveyor.rollout.prometheus import render
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, ServedModel
 
-ANALYSIS = inf.ANN + "analysis"
+ANALYSIS = inf.ANALYSIS
 DECISIONS = ("continue", "step_up", "promote", "hold", "rollback")
 FINAL = ("promote", "hold", "rollback")
 

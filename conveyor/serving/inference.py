@@ -32,6 +32,7 @@ CHAMPION = ANN + "champion"  # annotation: JSON of the rolled-out model while a 
 PHASE = ANN + "phase"  # Stable | Canary | RolledBack
 LAST_CHANGE = ANN + "last-change"
 SHADOW_ROLE = ANN + "role"
+ANALYSIS = ANN + "analysis"  # annotation: the analysis state and its last decision (JSON)
 TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 

@@ -53,6 +53,10 @@ def test_plugin_analyze_once_then_to_the_end(canary, prometheus, tmp_path, capsy
     out = capsys.readouterr().out
     assert code == 3  # held for a person
     assert "hold" in out and "candidate requests in the interval < min 20" in out
+    assert main(["status", "fraud"]) == 0
+    status = capsys.readouterr().out
+    assert "Phase:           Held" in status
+    assert "Analysis:        hold at interval 2 (" in status
     assert traffic_split(canary, "models", "fraud") == {
         "fraud-predictor-00002": 10,
         "fraud-predictor-00001": 90,
@@ -97,3 +101,10 @@ def test_plugin_analyzes_a_shadow_and_holds_without_data(
     shadow = fake_kube.get("serving.kserve.io/v1beta1", "inferenceservices", "models",
                            "fraud-shadow")  # fmt: skip
     assert shadow["metadata"]["annotations"]["conveyor.io/phase"] == "Held"
+    # the on-call view: the shadow's phase and the analysis' last word
+    assert main(["status", "fraud"]) == 0
+    status = capsys.readouterr().out
+    assert "Shadow:          fraud-shadow v2 mirroring 25 %, phase Held" in status
+    assert "  Analysis:      hold at interval 2 (" in status
+    assert "inconclusive for 2 intervals in a row" in status
+    assert "\nAnalysis:" not in status, "the champion itself was never analysed"
