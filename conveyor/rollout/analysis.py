@@ -289,10 +289,10 @@ class Analysis:
                 result.value = drift.column_psi(profile, pd.Series(new, name="score"))
             result.passed = _compare(check, result.value, None)
             return result
-        labels = self._labels(sides.candidate, check.window_intervals)
+        labels = self._labels(sides.candidate, check.window)
         result.value = self.metrics.query(render(check.query, **labels))
         if check.op in ("ratio_above", "drop_pct_above"):
-            base = self._labels(sides.champion, check.window_intervals)
+            base = self._labels(sides.champion, check.window)
             result.baseline = self.metrics.query(render(check.query, **base))
         if result.value is None:
             result.note = "the query returned no samples"

@@ -11,6 +11,7 @@ from conveyor.serving.inference import Resources
 from conveyor.serving.smoke import SmokePolicy
 
 REVISION = 'namespace="{{ namespace }}", revision_name="{{ revision }}"'
+HISTOGRAM_WINDOW = 4  # intervals of score / feedback histogram read when a check names none
 
 
 class CheckSpec(StrictModel):
@@ -35,7 +36,20 @@ class CheckSpec(StrictModel):
         "above", "below", "ratio_above", "drop_pct_above", "psi_above", "auc_drop_pct_above"
     ]
     threshold: float
-    window_intervals: int = Field(1, ge=1, le=1000)
+    window_intervals: int | None = Field(
+        None,
+        ge=1,
+        le=10_080,
+        description="window in analysis intervals (at most a week of one-minute ones); unset: "
+        "1 for a query, 4 for psi_above and auc_drop_pct_above (their histograms need rows)",
+    )
+
+    @property
+    def window(self) -> int:
+        """``window_intervals``, or the op's default when unset."""
+        if self.window_intervals is not None:
+            return self.window_intervals
+        return HISTOGRAM_WINDOW if self.op in ("psi_above", "auc_drop_pct_above") else 1
     on_fail: Literal["rollback", "hold"] = "rollback"
     alert: bool = Field(False, description="page a person as well (the notification says so)")
 
@@ -151,11 +165,11 @@ class RolloutPlan(StrictModel):
         return self
 
 
-def window(plan: RolloutPlan, op: str, default: int = 4) -> str:
-    """The PromQL window of ``op``'s check (its ``window_intervals``), for the score and
-    feedback sources; ``default`` intervals without such a check."""
-    counts = [c.window_intervals for c in plan.analysis.checks if c.op == op]
-    return f"{int(plan.analysis.interval_seconds * max(counts, default=default))}s"
+def window(plan: RolloutPlan, op: str) -> str:
+    """The PromQL window of ``op``'s check (its ``window``), for the score and feedback
+    sources; ``HISTOGRAM_WINDOW`` intervals without such a check."""
+    counts = [c.window for c in plan.analysis.checks if c.op == op]
+    return f"{int(plan.analysis.interval_seconds * max(counts, default=HISTOGRAM_WINDOW))}s"
 
 
 def load_plan(path: str | Path) -> RolloutPlan:

@@ -214,3 +214,26 @@ def test_cluster_score_source_reads_the_rollout_versions_and_the_check_window() 
     assert source.versions == {"champion": "1", "candidate": "2"}
     assert source.window == "180s", "the psi check's 6 intervals of 30 s"
     assert score_source(provider, sides, RolloutPlan()) is None, "no receiver configured"
+
+
+def test_check_windows_default_per_op_and_allow_late_labels() -> None:
+    from conveyor.config import model_from_data
+    from conveyor.rollout.plan import AnalysisSpec, CheckSpec, window
+
+    checks = [
+        CheckSpec(name="err", op="above", threshold=0.01, query="q"),
+        CheckSpec(name="psi", op="psi_above", threshold=0.2),
+        CheckSpec(name="auc", op="auc_drop_pct_above", threshold=3, window_intervals=1440),
+    ]
+    plan = RolloutPlan(analysis=AnalysisSpec(interval_seconds=60, checks=checks))
+    assert [c.window for c in checks] == [1, 4, 1440]
+    assert window(plan, "psi_above") == "240s", "unset: the histogram default, 4 intervals"
+    assert window(plan, "auc_drop_pct_above") == "86400s", "a day for late fraud labels"
+    assert window(RolloutPlan(analysis=AnalysisSpec(checks=checks[:1])), "psi_above") == "240s"
+    with pytest.raises(BadInputError, match=r"analysis\.checks\.0\.window_intervals"):
+        model_from_data(
+            RolloutPlan,
+            {"analysis": {"checks": [{"name": "x", "op": "psi_above", "threshold": 0.2,
+                                      "window_intervals": 20000}]}},
+            "plan",
+        )  # fmt: skip
