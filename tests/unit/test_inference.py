@@ -237,3 +237,24 @@ def test_check_windows_default_per_op_and_allow_late_labels() -> None:
                                       "window_intervals": 20000}]}},
             "plan",
         )  # fmt: skip
+
+
+def test_the_commented_business_rule_of_the_example_plan_is_a_valid_check() -> None:
+    """Uncommenting it is all a team has to do: it must parse and render like any check."""
+    from pathlib import Path
+
+    import yaml
+
+    from conveyor.rollout.plan import CheckSpec
+    from conveyor.rollout.prometheus import render
+
+    root = Path(__file__).resolve().parents[2]
+    lines = (root / "examples/fraud/rollout.yaml").read_text().splitlines()
+    block = [line.replace("    # ", "    ", 1) for line in lines
+             if line.startswith(("    # - {", "    #    "))]  # fmt: skip
+    [rule] = yaml.safe_load("\n".join(block))
+    check = CheckSpec.model_validate(rule)
+    assert (check.name, check.op, check.on_fail) == ("approval_rate", "drop_pct_above", "hold")
+    query = render(check.query, namespace="fraud-prod", target="fraud", revision="r2",
+                   version="2", interval="300s")  # fmt: skip
+    assert "{{" not in query and 'revision_name="r2"' in query and "[300s]" in query
