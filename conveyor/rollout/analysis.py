@@ -334,7 +334,11 @@ class Analysis:
                     f"< min {self.spec.min_requests}"
                 )
             for check in self.spec.checks:
-                results.append(self._measure(check, sides))
+                result = self._measure(check, sides)
+                if result.passed is None and check.on_no_data == "skip":
+                    result.passed = True
+                    result.note = f"not measured: {result.note or 'no data'} (on_no_data: skip)"
+                results.append(result)
         except MetricsUnavailable as exc:
             why_inconclusive = f"metrics backend unreachable ({exc})"
         failed = [r for r in results if r.passed is False]

@@ -51,6 +51,12 @@ class CheckSpec(StrictModel):
             return self.window_intervals
         return HISTOGRAM_WINDOW if self.op in ("psi_above", "auc_drop_pct_above") else 1
     on_fail: Literal["rollback", "hold"] = "rollback"
+    on_no_data: Literal["inconclusive", "skip"] = Field(
+        "inconclusive",
+        description="no data (no samples, too few labelled rows): inconclusive, which holds the "
+        "rollout after max_inconclusive intervals; skip: reported as not measured and not "
+        "waited for (signals that may never come in a rollout's time, like late labels)",
+    )
     alert: bool = Field(False, description="page a person as well (the notification says so)")
 
     @model_validator(mode="after")
@@ -79,7 +85,7 @@ def default_checks() -> list[CheckSpec]:
         ),
         CheckSpec(
             name="online_auc", op="auc_drop_pct_above", threshold=3.0, window_intervals=5,
-            on_fail="rollback", alert=True,
+            on_fail="rollback", alert=True, on_no_data="skip",
         ),
     ]  # fmt: skip
 

@@ -399,3 +399,28 @@ def test_a_promotion_the_registry_refuses_holds_with_traffic_unchanged(fake_kube
     assert split(fake_kube) == {NEW: 50, OLD: 50}
     obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
     assert obj["metadata"]["annotations"][inf.PHASE] == "Held"
+
+
+class FewLabels:
+    """Labels trickle in: 10 rows a side, far below MIN_FEEDBACK."""
+
+    def labelled(self, role: str):
+        return np.array([0, 1] * 5), np.linspace(0.1, 0.9, 10)
+
+
+@pytest.mark.parametrize(("on_no_data", "decision", "said"), [
+    ("inconclusive", "continue", "inconclusive (1/5): online_auc: no data (fewer than 50"),
+    ("skip", "step_up", "online_auc: not measured: fewer than 50 labelled rows with both "
+                        "classes (on_no_data: skip)"),
+])  # fmt: skip
+def test_no_feedback_yet_waits_or_is_skipped_as_the_check_says(
+    fake_kube, canary, on_no_data, decision, said
+) -> None:
+    checks = [CheckSpec(name="online_auc", op="auc_drop_pct_above", threshold=3.0,
+                        on_no_data=on_no_data)]  # fmt: skip
+    spec = AnalysisSpec(interval_seconds=10, requests_query='req{rev="{{ revision }}"}',
+                        checks=checks)  # fmt: skip
+    d = Analysis(
+        canary, "fraud", RolloutPlan(analysis=spec), metrics(), feedback=FewLabels()
+    ).step()
+    assert d.decision == decision and said in d.reason, d.reason
