@@ -43,13 +43,6 @@ class CheckSpec(StrictModel):
         description="window in analysis intervals (at most a week of one-minute ones); unset: "
         "1 for a query, 4 for psi_above and auc_drop_pct_above (their histograms need rows)",
     )
-
-    @property
-    def window(self) -> int:
-        """``window_intervals``, or the op's default when unset."""
-        if self.window_intervals is not None:
-            return self.window_intervals
-        return HISTOGRAM_WINDOW if self.op in ("psi_above", "auc_drop_pct_above") else 1
     on_fail: Literal["rollback", "hold"] = "rollback"
     on_no_data: Literal["inconclusive", "skip"] = Field(
         "inconclusive",
@@ -58,6 +51,13 @@ class CheckSpec(StrictModel):
         "waited for (signals that may never come in a rollout's time, like late labels)",
     )
     alert: bool = Field(False, description="page a person as well (the notification says so)")
+
+    @property
+    def window(self) -> int:
+        """``window_intervals``, or the op's default when unset."""
+        if self.window_intervals is not None:
+            return self.window_intervals
+        return HISTOGRAM_WINDOW if self.op in ("psi_above", "auc_drop_pct_above") else 1
 
     @model_validator(mode="after")
     def _query(self) -> "CheckSpec":
