@@ -9,14 +9,15 @@ server the same idempotent stop and the same loopback URL for a wildcard bind.
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
+
+from conveyor.lifecycle import Service
 
 # A wildcard bind accepts on every interface; a client reaches it on loopback.
 _WILDCARD_HOSTS = ("", "0.0.0.0")
 
 
-class BackgroundHTTPServer:
+class BackgroundHTTPServer(Service):
     """A ThreadingHTTPServer on a daemon thread: ``with`` or start()/stop() (idempotent).
 
     ``port=0`` picks a free port; ``port`` holds the bound one once started. ``attrs`` are set on
@@ -97,17 +98,6 @@ class BackgroundHTTPServer:
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _not_running(self) -> str:
         return f"{type(self).__name__} is not running; call start() first"

@@ -15,11 +15,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 import httpx
 
+from conveyor.lifecycle import Service
 from conveyor.serving.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def instant_value(url: str, expr: str, timeout: float = 5.0) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class PrometheusServer:
+class PrometheusServer(Service):
     """``with PrometheusServer({"app": ["127.0.0.1:8000"]}) as prom: prom.url ...``
 
     ``--web.enable-lifecycle`` is on so ``reload(targets)`` can change the scrape jobs
@@ -210,17 +210,6 @@ class PrometheusServer:
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ config and queries
 

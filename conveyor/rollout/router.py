@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from conveyor.lifecycle import Service
 from conveyor.serving.server import HOST, ServingError, free_port, owns_listener
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +111,7 @@ def _worker_pids(master: int) -> dict[int, str]:
     return workers
 
 
-class NginxRouter:
+class NginxRouter(Service):
     """nginx on 127.0.0.1 routing to a champion, optionally a candidate (``set_split``) and a
     shadow (``set_mirror``), as Knative + Istio route an InferenceService on the cluster."""
 
@@ -464,12 +465,6 @@ class NginxRouter:
             return " | ".join(self.error_log.read_text().strip().splitlines()[-lines:])
         except OSError:
             return "(no error log)"
-
-    def __enter__(self) -> "NginxRouter":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         mirror = f", mirror={self._mirror}" if self._mirror else ""

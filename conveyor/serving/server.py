@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError
+from conveyor.lifecycle import Service
 
 HOST = "127.0.0.1"
 MAX_BATCH_ROWS = 10_000
@@ -250,7 +251,7 @@ def owns_listener(pid: int, port: int) -> bool:
     return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
-class LocalServer:
+class LocalServer(Service):
     """A model server process on 127.0.0.1, started and always stopped by this object."""
 
     def __init__(
@@ -316,12 +317,6 @@ class LocalServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
-
-    def __enter__(self) -> "LocalServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,13 +2,13 @@
 port), started and stopped by ``with`` or start()/stop()."""
 
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Self
 
 from conveyor.httpd import BackgroundHTTPServer
+from conveyor.lifecycle import Service
 
 
-class BackgroundServer:
+class BackgroundServer(Service):
     """Subclasses give ``handler()`` (the request handler class bound to their state).
 
     A class attribute rather than ``__init__`` state, so subclasses need not call super().
@@ -31,17 +31,6 @@ class BackgroundServer:
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
             httpd.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
