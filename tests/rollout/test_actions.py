@@ -166,7 +166,10 @@ def test_shadow_on_and_off(fake_kube, live) -> None:
     assert vs["spec"]["http"][0]["mirrorPercentage"] == {"value": 20.0}
     assert split(fake_kube) == {"fraud-predictor-00001": 100}  # champion untouched
     s = actions.status(live, "fraud")
-    assert s["shadow"] == {"name": "fraud-shadow", "version": "2", "mirrorPercent": 20.0}
+    assert s["shadow"] == {
+        "name": "fraud-shadow", "version": "2", "mirrorPercent": 20.0,
+        "phase": "Stable", "analysis": None,  # no analysis has judged the shadow yet
+    }  # fmt: skip
     actions.deploy_shadow(live, "fraud", V3, 50, why("shadow"))  # re-point: patched, not duplicated
     vs = fake_kube.get("networking.istio.io/v1beta1", "virtualservices", "models", "fraud-mirror")
     assert vs["spec"]["http"][0]["mirrorPercentage"] == {"value": 50.0}
