@@ -167,6 +167,7 @@ class CheckResult:
     passed: bool | None = None  # None: no data (inconclusive)
     on_fail: str = "rollback"
     note: str = ""
+    alert: bool = False  # the plan asks for a person to be paged when this check decides
 
     def describe(self) -> str:
         if self.passed is None:
@@ -195,6 +196,7 @@ class Decision:
     checks: list[CheckResult] = field(default_factory=list)
     mode: str = "canary"  # or "shadow": the candidate answers mirrored requests only
     registry_error: str = ""  # the traffic action happened; MLflow could not follow
+    alerts: list[str] = field(default_factory=list)  # deciding checks with alert: page a person
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +207,8 @@ class Decision:
         if self.percent is None and self.mode == "shadow":
             pct = "shadow"
         line = f"interval {self.interval:>3}  traffic {pct:>6}  {self.decision:<9} {self.reason}"
+        if self.alerts:
+            line += f" [alert: {', '.join(self.alerts)}]"
         return f"{line} [{self.registry_error}]" if self.registry_error else line
 
 
@@ -254,7 +258,9 @@ class Analysis:
         }
 
     def _measure(self, check: CheckSpec, sides: Sides) -> CheckResult:
-        result = CheckResult(check.name, check.op, check.threshold, on_fail=check.on_fail)
+        result = CheckResult(
+            check.name, check.op, check.threshold, on_fail=check.on_fail, alert=check.alert
+        )
         if check.op == "auc_drop_pct_above":
             if self.feedback is None:
                 result.passed, result.note = True, "not measured: no labelled feedback source"
@@ -346,10 +352,12 @@ class Analysis:
         for r in results:
             failures[r.name] = failures.get(r.name, 0) + 1 if r.passed is False else 0
         due = [r for r in failed if failures[r.name] >= self.spec.failure_threshold]
+        alerts: list[str] = []
         if due:
             rollback = [r for r in due if r.on_fail == "rollback"]
             chosen = rollback or due
             decision = "rollback" if rollback else "hold"
+            alerts = [r.name for r in chosen if r.alert]
             reason = "; ".join(f"{r.describe()} for {failures[r.name]} interval(s)" for r in chosen)
         elif failed:
             healthy = 0
@@ -392,7 +400,8 @@ class Analysis:
                 nxt = next((p for p in self.plan.steps if p > (percent or 0)), None)
                 decision = "step_up" if nxt is not None and nxt < 100 else "promote"
                 reason = f"to {nxt} %: {passed}" if decision == "step_up" else passed
-        out = Decision(decision, reason, interval, percent, requests, results, mode=sides.mode)
+        out = Decision(decision, reason, interval, percent, requests, results, mode=sides.mode,
+                       alerts=alerts)  # fmt: skip
         state = {"intervals": interval, "failures": failures, "healthy": healthy,
                  "inconclusive": inconclusive}  # fmt: skip
         self._act(out, sides, state)
@@ -455,7 +464,8 @@ class Analysis:
         update(self.cluster, ISVC, subject, lambda _cur: patch)
         obj = get(self.cluster, ISVC, subject)  # every interval: an Event with the evidence
         self.cluster.event(obj, f"Analysis{d.decision.title().replace('_', '')}",
-                           f"interval {d.interval}: {d.reason}",
+                           f"interval {d.interval}: {d.reason}"
+                           + (f" [alert: {', '.join(d.alerts)}]" if d.alerts else ""),
                            warning=d.decision in ("hold", "rollback"))  # fmt: skip
         if d.registry_error:
             self.cluster.event(obj, "RegistryNotUpdated", d.registry_error, warning=True)
@@ -484,7 +494,7 @@ class Analysis:
             reason=f"{d.reason}; {d.registry_error}" if d.registry_error else d.reason,
             checks=[{"name": r.name, "value": r.value, "bound": r.threshold,
                      "passed": r.passed} for r in d.checks],
-            traffic_percent=d.percent, actor=self.actor,
+            traffic_percent=d.percent, actor=self.actor, alerts=list(d.alerts),
         )  # fmt: skip
         for failure in self.notifier.send(note):  # type: ignore[union-attr]
             print(f"notification not delivered: {failure}")

@@ -4,6 +4,11 @@ A ``Notification`` is rendered as a generic JSON document (``to_json``) for plai
 a Slack Block Kit message (``to_slack``) for a Slack incoming webhook. Delivery never raises:
 ``send`` returns the failures as messages, so a chat outage can never block a rollback.
 
+A decision made by a check with ``alert: true`` also pages: the notification carries severity
+``critical`` and the checks' names, Slack mentions ``@here``, and with ``alertmanager_url`` an
+alert is posted to Alertmanager, whose routes reach the pager (PagerDuty, Opsgenie) and open the
+incident. Chat is where people read; Alertmanager is where on-call is woken.
+
 The Slack webhook URL is a secret: a plan names only the environment variable that holds it
 (``slack_webhook_env``), and messages, errors and ``repr`` name that variable, never the URL.
 """
@@ -15,7 +20,7 @@ import re
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
 from urllib.parse import urlsplit
 
@@ -36,6 +41,7 @@ SLACK_SECTION_TEXT = 3000
 SLACK_HEADER_TEXT = 150
 SLACK_FIELD_TEXT = 2000
 SLACK_MAX_BLOCKS = 50
+SLACK_PAGE = "<!here>"  # notifies the channel's active members, as an on-call page should
 
 
 class NotificationSpec(StrictModel):
@@ -50,6 +56,15 @@ class NotificationSpec(StrictModel):
     slack_webhook_env: str | None = Field(
         None, description="NAME of the environment variable holding the Slack webhook URL"
     )
+    alertmanager_url: str | None = Field(
+        None,
+        description="Alertmanager base URL (http://alertmanager.monitoring:9093): decisions of "
+        "checks with alert: true are posted there as alerts, for its routes to page on-call",
+    )
+    alert_for_minutes: int = Field(
+        60, ge=1, le=10_080, description="how long such an alert fires before Alertmanager "
+        "resolves it (the pager's incident stays until a person closes it)",
+    )  # fmt: skip
     timeout_s: float = Field(5.0, gt=0)
     on: list[Action] = Field(default_factory=lambda: list(DEFAULT_ON))
 
@@ -69,11 +84,21 @@ class NotificationSpec(StrictModel):
     @classmethod
     def _http_urls(cls, urls: list[str]) -> list[str]:
         for i, url in enumerate(urls):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
-                raise ValueError(f"webhooks[{i}] must be an http(s) URL with a host, got {got}")
+            _check_http_url(f"webhooks[{i}]", url)
         return urls
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _alertmanager_url(cls, url: str | None) -> str | None:
+        return None if url is None else _check_http_url("alertmanager_url", url)
+
+
+def _check_http_url(field_name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ValueError(f"{field_name} must be an http(s) URL with a host, got {got}")
+    return url
 
 
 def _plain(value: Any) -> Any:
@@ -139,6 +164,7 @@ class Notification:
     traffic_percent: int | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     actor: str = "conveyor"
+    alerts: list[str] = field(default_factory=list)  # checks with alert: true that decided this
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -152,6 +178,13 @@ class Notification:
     @property
     def kind(self) -> str:
         return f"rollout.{self.action}"
+
+    @property
+    def severity(self) -> str:
+        """critical: page a person; warning: traffic was held or rolled back; info: progress."""
+        if self.alerts:
+            return "critical"
+        return "warning" if self.action in ("hold", "rollback") else "info"
 
     def normalised_checks(self) -> list[dict[str, Any]]:
         return [_check(c) for c in self.checks]
@@ -172,6 +205,9 @@ class Notification:
             "traffic_percent": self.traffic_percent,
             "reason": self.reason,
             "checks": self.normalised_checks(),
+            "severity": self.severity,
+            "alert": bool(self.alerts),
+            "alert_checks": list(self.alerts),
             "at": self.at,
             "actor": self.actor,
         }
@@ -215,6 +251,11 @@ class Notification:
                 ],
             },
         ]
+        if self.alerts:  # the mention is Slack syntax: added after escaping, never escaped
+            names = ", ".join(f"`{_mrkdwn(a)}`" for a in self.alerts)
+            page = f"{SLACK_PAGE} 🚨 *Paging on-call*: {names} asked for a person (alert: true)"
+            page_text = {"type": "mrkdwn", "text": _clip(page, SLACK_SECTION_TEXT)}
+            blocks.insert(1, {"type": "section", "text": page_text})
         checks_text = self._checks_text()
         if checks_text:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": checks_text}})
@@ -233,6 +274,8 @@ class Notification:
             }
         )
         text = _mrkdwn(f"{self._summary()} on {where}: {self.reason}")
+        if self.alerts:
+            text = f"{SLACK_PAGE} {text}"
         return {"text": _clip(text, SLACK_SECTION_TEXT), "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
     def _checks_text(self) -> str:
@@ -276,7 +319,7 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
 
 def _deliver(
     url: str,
-    payload: Mapping[str, Any],
+    payload: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     *,
     destination: str,
     timeout: float,
@@ -383,6 +426,74 @@ class SlackNotifier:
         return [failure] if failure else []
 
 
+class AlertmanagerNotifier:
+    """Posts a paging decision to Alertmanager's v2 API as one alert (``severity: critical``);
+    notifications without ``alerts`` are not pages and are not sent.
+
+    The labels identify the rollout (service, model, version, action), so Alertmanager groups a
+    candidate's alerts into one page and routes can match a team's namespace; the annotations
+    carry the reason and the checks. It fires for ``for_minutes`` and then resolves."""
+
+    def __init__(
+        self, url: str, timeout: float = 5.0, *, for_minutes: int = 60, backoff_s: float = 0.5
+    ) -> None:
+        self._url, self.timeout, self.backoff_s = url.rstrip("/"), timeout, backoff_s
+        self.for_minutes = for_minutes
+        self.destination = f"alertmanager {_redacted(self._url)}"
+
+    def __repr__(self) -> str:
+        return f"AlertmanagerNotifier({_redacted(self._url)!r}, timeout={self.timeout:g})"
+
+    def payload(self, n: Notification) -> list[dict[str, Any]]:
+        starts = datetime.fromisoformat(n.at)
+        if starts.tzinfo is None:
+            starts = starts.replace(tzinfo=UTC)
+        ends = starts + timedelta(minutes=self.for_minutes)
+        failing = [c for c in n.normalised_checks() if c["name"] in n.alerts]
+        return [
+            {
+                "labels": {
+                    "alertname": f"ConveyorRollout{n.action.capitalize()}",
+                    "severity": n.severity,
+                    "namespace": n.namespace,
+                    "inferenceservice": n.inference_service,
+                    "model": n.model,
+                    "version": str(n.version),
+                    "action": n.action,
+                },
+                "annotations": {
+                    "summary": f"{n.action} of {n.model} v{n.version} on "
+                    f"{n.namespace}/{n.inference_service}",
+                    "description": n.reason,
+                    "checks": "; ".join(
+                        f"{c['name']}: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}"
+                        for c in failing
+                    )
+                    or ", ".join(n.alerts),
+                    "champion_version": str(n.champion_version or ""),
+                    "actor": n.actor,
+                },
+                "startsAt": starts.isoformat(),
+                "endsAt": ends.isoformat(),
+            }
+        ]
+
+    def send(self, n: Notification) -> list[str]:
+        if not n.alerts:
+            return []
+        parts = urlsplit(self._url)
+        secrets = [s for s in (parts.query, parts.password or "") if s]
+        try:
+            payload = self.payload(n)
+        except Exception as exc:
+            return [f"{self.destination}: could not build the alert ({_exc_text(exc)})"]
+        failure = _deliver(
+            f"{self._url}/api/v2/alerts", payload, destination=self.destination,
+            timeout=self.timeout, backoff_s=self.backoff_s, secrets=secrets,
+        )  # fmt: skip
+        return [failure] if failure else []
+
+
 class _Unavailable:
     """A destination that could not be built (e.g. its env var is unset): every send reports it."""
 
@@ -443,6 +554,11 @@ def notifier_for(
     notifiers: list[Notifier] = [
         WebhookNotifier(url, spec.timeout_s, backoff_s=backoff_s) for url in spec.webhooks
     ]
+    if spec.alertmanager_url:
+        minutes = spec.alert_for_minutes
+        am = AlertmanagerNotifier(spec.alertmanager_url, spec.timeout_s, for_minutes=minutes,
+                                  backoff_s=backoff_s)  # fmt: skip
+        notifiers.append(am)
     name = spec.slack_webhook_env
     if name:
         url = (environ.get(name) or "").strip()

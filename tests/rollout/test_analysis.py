@@ -182,6 +182,24 @@ def test_rollback_and_promotion_are_notified(fake_kube, canary) -> None:
     assert payload["kind"] == "rollout.rollback" and payload["version"] == "2"
     assert payload["champion_version"] == "1"
     assert any(c["name"] == "error_rate" and c["status"] == "failed" for c in payload["checks"])
+    assert payload["alert"] is False  # error_rate has no alert: true: a rollback, not a page
+
+
+def test_a_check_with_alert_pages_through_the_decision(fake_kube, canary) -> None:
+    from conveyor.rollout.notify import MemoryNotifier
+
+    sent = MemoryNotifier()
+    final = Analysis(canary, "fraud", plan(), metrics(p99_new=0.3, p99_old=0.1),
+                     notifier=sent).run(sleep=lambda s: None)  # fmt: skip
+    assert final.decision == "rollback" and final.alerts == ["latency_p99"]
+    assert final.line().endswith("[alert: latency_p99]")
+    [note] = sent.sent
+    assert note.severity == "critical" and note.alerts == ["latency_p99"]
+    event = fake_kube.events("models")[-1]
+    assert event["reason"] == "AnalysisRollback" and "[alert: latency_p99]" in event["message"]
+    obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
+    last = json.loads(obj["metadata"]["annotations"][ANALYSIS])["last"]
+    assert last["alerts"] == ["latency_p99"]
 
 
 class Feedback:

@@ -14,6 +14,7 @@ from conveyor.config import model_from_data
 from conveyor.errors import BadInputError
 from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.notify import (
+    AlertmanagerNotifier,
     MemoryNotifier,
     MultiNotifier,
     Notification,
@@ -122,7 +123,8 @@ def test_generic_webhook_payload(receiver: Receiver, action: str) -> None:
     body = req.body
     assert list(body) == [
         "source", "kind", "action", "inference_service", "namespace", "model", "version",
-        "champion_version", "traffic_percent", "reason", "checks", "at", "actor",
+        "champion_version", "traffic_percent", "reason", "checks", "severity", "alert",
+        "alert_checks", "at", "actor",
     ]  # fmt: skip
     assert body["source"] == "conveyor"
     assert body["kind"] == f"rollout.{action}" and body["action"] == action
@@ -135,6 +137,8 @@ def test_generic_webhook_payload(receiver: Receiver, action: str) -> None:
     assert body["traffic_percent"] == (0 if action == "rollback" else 25)
     assert body["reason"] == "p99 612 ms > 2x champion 250 ms for 3 intervals"
     assert body["at"] == "2026-11-01T12:00:00+00:00" and body["actor"] == "conveyor-analysis"
+    severity = "info" if action == "promote" else "warning"  # no check asked for a page
+    assert (body["severity"], body["alert"], body["alert_checks"]) == (severity, False, [])
     assert body["checks"] == [
         {"name": "p99_latency_ms", "value": 612.0, "bound": 500.0, "passed": False,
          "status": "failed"},
@@ -329,3 +333,59 @@ def test_slack_url_in_env_field_is_rejected_without_echoing_it() -> None:
     with pytest.raises(ValueError, match=r"slack_webhook_env must be the NAME") as raw:
         NotificationSpec(slack_webhook_env=url)
     assert TOKEN not in str(raw.value)
+
+
+@pytest.mark.unit
+def test_a_paging_decision_is_critical_and_mentions_the_channel(receiver: Receiver) -> None:
+    paged = note("rollback", alerts=["p99_latency_ms"])
+    assert WebhookNotifier(receiver.url + "/hook").send(paged) == []
+    body = receiver.bodies("/hook")[0]
+    assert (body["severity"], body["alert"], body["alert_checks"]) == (
+        "critical", True, ["p99_latency_ms"],
+    )  # fmt: skip
+    slack = paged.to_slack()
+    assert slack["text"].startswith("<!here> ")
+    page = slack["blocks"][1]["text"]["text"]
+    assert page.startswith("<!here> 🚨 *Paging on-call*") and "`p99_latency_ms`" in page
+    quiet = note("rollback").to_slack()  # no alert: no mention anywhere
+    assert "<!here>" not in json.dumps(quiet)
+
+
+@pytest.mark.unit
+def test_alertmanager_gets_only_pages_as_v2_alerts(receiver: Receiver) -> None:
+    am = AlertmanagerNotifier(receiver.url + "/am/", timeout=2, for_minutes=30)
+    assert am.send(note("rollback")) == []  # not a page: nothing sent
+    assert receiver.requests == []
+    assert am.send(note("hold", alerts=["p99_latency_ms"])) == []
+    [req] = receiver.requests
+    assert req.path == "/am/api/v2/alerts"
+    [alert] = req.body
+    assert alert["labels"] == {
+        "alertname": "ConveyorRolloutHold", "severity": "critical", "namespace": "models",
+        "inferenceservice": "fraud", "model": "fraud", "version": "7", "action": "hold",
+    }  # fmt: skip
+    assert alert["annotations"]["checks"] == "p99_latency_ms: 612 vs bound 500"
+    assert alert["annotations"]["description"] == note().reason
+    assert alert["startsAt"] == "2026-11-01T12:00:00+00:00"
+    assert alert["endsAt"] == "2026-11-01T12:30:00+00:00"
+
+
+@pytest.mark.unit
+def test_alertmanager_down_is_reported_not_raised() -> None:
+    am = AlertmanagerNotifier(f"http://127.0.0.1:{unused_port()}", timeout=1, backoff_s=FAST)
+    [failure] = am.send(note("rollback", alerts=["error_rate"]))
+    assert failure.startswith("alertmanager http://127.0.0.1:") and "after 2 attempts" in failure
+
+
+@pytest.mark.unit
+def test_notifier_for_adds_alertmanager_and_checks_its_url() -> None:
+    spec = model_from_data(
+        NotificationSpec, {"alertmanager_url": "http://am.monitoring:9093", "alert_for_minutes": 5},
+        "notifications",
+    )  # fmt: skip
+    [am] = notifier_for(spec, {}).notifiers
+    assert isinstance(am, AlertmanagerNotifier) and am.for_minutes == 5
+    with pytest.raises(BadInputError, match=r"alertmanager_url must be an http\(s\) URL"):
+        model_from_data(NotificationSpec, {"alertmanager_url": "am:9093"}, "notifications")
+    with pytest.raises(BadInputError, match="alert_for_minutes"):
+        model_from_data(NotificationSpec, {"alert_for_minutes": 0}, "notifications")
