@@ -23,7 +23,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-# Prometheus and nginx from Debian's packages, unpacked into .tools/ (no root, no services).
+# Prometheus, Alertmanager and nginx from Debian's packages, unpacked into .tools/ (no root, no services).
 tools:
 	bash scripts/fetch-tools.sh
 

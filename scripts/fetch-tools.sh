@@ -2,10 +2,12 @@
 # Test-only tools from Debian's own packages, unpacked into .tools/ (gitignored).
 #
 # `apt-get download` + `dpkg -x` instead of `apt-get install`: no root needed, nothing lands in
-# /usr, and no system service (prometheus.service, nginx.service) is started. Tests start the
-# binaries themselves on 127.0.0.1 with their own config (see tests/prom.py).
+# /usr, and no system service (prometheus.service, prometheus-alertmanager.service,
+# nginx.service) is started. Tests start the binaries themselves on 127.0.0.1 with their own
+# config (see conveyor/rollout/localprom.py and localalert.py).
 #
 #   .tools/bin/prometheus, .tools/bin/promtool  <- Debian package `prometheus`
+#   .tools/bin/alertmanager                     <- Debian package `prometheus-alertmanager`
 #   .tools/bin/nginx                            <- Debian package `nginx` (or `nginx-core`)
 #
 # Idempotent: a tool whose .tools/bin link already runs is left alone.
@@ -75,6 +77,44 @@ else
     installed+=(prometheus promtool)
 fi
 
+# --- Alertmanager -----------------------------------------------------------------------------
+# Debian names the binary prometheus-alertmanager; the link drops the prefix (amtool is unused).
+#
+# Debian's build reads its default notification templates at run time from the absolute path
+# /usr/share/prometheus/alertmanager (upstream embeds them), and without them the config fails
+# to load and the binary exits. dpkg -x puts them under .tools/ instead, so the unpacked binary
+# gets that one path constant rewritten, same length, to a path relative to its working
+# directory, where conveyor/rollout/localalert.py links the unpacked templates.
+AM_SHARE=/usr/share/prometheus/alertmanager
+AM_TEMPLATES=./.conveyor-alertmanager-templates
+if [ -x "$BIN/alertmanager" ] && "$BIN/alertmanager" --version >/dev/null 2>&1 \
+    && grep -qaF "$AM_TEMPLATES" "$BIN/alertmanager"; then
+    echo "fetch-tools: alertmanager already in .tools/bin"
+else
+    deb="$(download prometheus-alertmanager)"
+    rm -rf "$TOOLS/alertmanager-pkg"
+    unpack "$deb" "$TOOLS/alertmanager-pkg"
+    # Exactly one match: the constant itself; the UI paths (…/ui/, …/no-ui) start with it too,
+    # hence the lookahead. Written to a copy first, so a failed patch leaves no half file.
+    am="$TOOLS/alertmanager-pkg/usr/bin/prometheus-alertmanager"
+    perl -e '
+        my ($file, $old, $new) = @ARGV;
+        length($old) == length($new) or die "fetch-tools: $new is not as long as $old\n";
+        open(my $in, "<:raw", $file) or die "$file: $!\n";
+        my $bin = do { local $/; <$in> };
+        my $n = () = $bin =~ m{\Q$old\E(?!/)}g;
+        $n == 1 or die "fetch-tools: $n copies of $old in $file, expected 1: not patching\n";
+        $bin =~ s{\Q$old\E(?!/)}{$new};
+        open(my $out, ">:raw", "$file.patched") or die "$file.patched: $!\n";
+        print {$out} $bin or die "$file.patched: $!\n";
+        close($out) or die "$file.patched: $!\n";
+    ' "$am" "$AM_SHARE" "$AM_TEMPLATES"
+    chmod 755 "$am.patched"
+    mv "$am.patched" "$am"
+    link alertmanager alertmanager-pkg/usr/bin/prometheus-alertmanager
+    installed+=(alertmanager)
+fi
+
 # --- nginx ------------------------------------------------------------------------------------
 # On bookworm the binary is in `nginx` (1.22.1-6 moved it out of nginx-core, now a metapackage
 # of dynamic modules); older releases ship it in `nginx-core`. Check the .deb, not the release.
@@ -118,13 +158,15 @@ check() {
 }
 check prometheus --version
 check promtool --version
+check alertmanager --version
 check nginx -V
 
 if [ ${#installed[@]} -gt 0 ]; then
     echo "fetch-tools: installed into .tools/bin: ${installed[*]}"
 fi
-for pkg in prometheus nginx; do
+for pkg in prometheus alertmanager nginx; do
     echo "  $pkg-pkg: $(paste -sd ' ' "$TOOLS/$pkg-pkg/.debian-packages")"
 done
 echo "  $("$BIN/prometheus" --version 2>&1 | head -n 1)"
+echo "  $("$BIN/alertmanager" --version 2>&1 | head -n 1)"
 echo "  $("$BIN/nginx" -v 2>&1 | head -n 1)"

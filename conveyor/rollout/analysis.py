@@ -493,7 +493,7 @@ class Analysis:
             model=model, version=version, champion_version=champion,
             reason=f"{d.reason}; {d.registry_error}" if d.registry_error else d.reason,
             checks=[{"name": r.name, "value": r.value, "bound": r.threshold,
-                     "passed": r.passed} for r in d.checks],
+                     "passed": r.passed, "detail": r.describe()} for r in d.checks],
             traffic_percent=d.percent, actor=self.actor, alerts=list(d.alerts),
         )  # fmt: skip
         for failure in self.notifier.send(note):  # type: ignore[union-attr]

@@ -4,7 +4,8 @@
 ``PrometheusServer`` writes its own prometheus.yml, keeps its TSDB in a temporary folder and
 listens on a free port, so tests never touch a system Prometheus or each other. The helpers
 query the HTTP API directly (not through ``conveyor.rollout.prometheus``), so a bug in the code
-under test cannot make the fixture itself wait for the wrong thing.
+under test cannot make the fixture itself wait for the wrong thing. Starting, readiness and
+shutdown are ``LocalToolServer``'s, shared with ``localalert.AlertmanagerServer``.
 """
 
 import math
@@ -15,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, ClassVar, Self
 
 import httpx
 
@@ -83,56 +84,60 @@ def instant_value(url: str, expr: str, timeout: float = 5.0) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class PrometheusServer(Service):
-    """``with PrometheusServer({"app": ["127.0.0.1:8000"]}) as prom: prom.url ...``
+class LocalToolServer(Service):
+    """A server binary from ``.tools/bin`` on a free 127.0.0.1 port, in its own temporary folder.
 
-    ``--web.enable-lifecycle`` is on so ``reload(targets)`` can change the scrape jobs
-    without a restart (which would lose the TSDB's in-memory head). ``stop()`` is idempotent
-    and runs on every exit path, including a failed start.
+    Prometheus and Alertmanager start, get ready and stop the same way; only their flags and
+    config differ. A subclass names its binary (``tool``) and supplies ``_argv`` and
+    ``_prepare``; everything else lives here, so a fix to the port race or the shutdown reaches
+    both. ``stop()`` is idempotent and runs on every exit path, including a failed start.
     """
 
-    def __init__(
-        self,
-        targets: Targets | None = None,
-        *,
-        scrape_interval: str = "1s",
-        metrics_path: str = "/metrics",
-        startup_timeout: float = 30.0,
-    ) -> None:
-        self.targets: dict[str, list[str]] = {k: list(v) for k, v in (targets or {}).items()}
-        self.scrape_interval = scrape_interval
-        self.metrics_path = metrics_path
+    #: Name in ``.tools/bin``; also names the temporary folder, the log file and errors.
+    tool: ClassVar[str]
+
+    def __init__(self, *, startup_timeout: float = 30.0) -> None:
         self.startup_timeout = startup_timeout
         self.port = 0
         self.workdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
+    # ------------------------------------------------------------------ subclass hooks
+
+    def _argv(self, port: int, workdir: Path) -> list[str]:
+        """Flags (after the binary) to serve on 127.0.0.1:``port`` from ``workdir``."""
+        raise NotImplementedError
+
+    def _prepare(self, binary: Path, workdir: Path) -> None:
+        """Write what the server reads from ``workdir`` (its config) before the first spawn."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+
     @property
     def url(self) -> str:
         if self._proc is None:
-            raise RuntimeError("PrometheusServer is not running: call start() or use `with`")
+            raise RuntimeError(f"{type(self).__name__} is not running: call start() or use `with`")
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def config_file(self) -> Path:
+    def _log_file(self) -> Path:
         assert self.workdir is not None
-        return self.workdir / "prometheus.yml"
+        return self.workdir / f"{self.tool}.log"
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's log, for failure messages."""
-        if self.workdir is None or not (self.workdir / "prometheus.log").exists():
+        if self.workdir is None or not self._log_file.exists():
             return ""
-        return (self.workdir / "prometheus.log").read_text(errors="replace")[-chars:]
-
-    # ------------------------------------------------------------------ lifecycle
+        return self._log_file.read_text(errors="replace")[-chars:]
 
     def start(self) -> Self:
-        binary = tools_dir(("prometheus",)) / "prometheus"
-        self.workdir = Path(tempfile.mkdtemp(prefix="conveyor-prometheus-"))
+        binary = tools_dir((self.tool,)) / self.tool
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"conveyor-{self.tool}-"))
         try:
-            self._write_config()
-            # free_port() can race with another process taking the port before Prometheus
+            self._prepare(binary, self.workdir)
+            # free_port() can race with another process taking the port before the server
             # binds it; a couple of attempts make that a non-issue on a busy machine.
             for attempt in range(3):
                 self.port = free_port()
@@ -145,7 +150,7 @@ class PrometheusServer(Service):
             code = self._proc.poll() if self._proc is not None else None
             why = f"exited with code {code}" if code is not None else "did not become ready"
             raise RuntimeError(
-                f"prometheus on 127.0.0.1:{self.port} {why} (waited up to "
+                f"{self.tool} on 127.0.0.1:{self.port} {why} (waited up to "
                 f"{self.startup_timeout:g}s); its log:\n{self.log_tail()}"
             )
         except BaseException:
@@ -154,19 +159,9 @@ class PrometheusServer(Service):
 
     def _spawn(self, binary: Path) -> None:
         assert self.workdir is not None
-        self._log = open(self.workdir / "prometheus.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self._log_file, "ab")  # noqa: SIM115 - closed in _terminate()
         self._proc = subprocess.Popen(
-            [
-                str(binary),
-                f"--config.file={self.config_file}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-                # Debian's default console paths are under /etc; tests need only the API.
-                f"--web.console.templates={self.workdir}",
-                f"--web.console.libraries={self.workdir}",
-                "--log.level=warn",
-            ],
+            [str(binary), *self._argv(self.port, self.workdir)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -210,6 +205,49 @@ class PrometheusServer(Service):
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None
+
+
+class PrometheusServer(LocalToolServer):
+    """``with PrometheusServer({"app": ["127.0.0.1:8000"]}) as prom: prom.url ...``
+
+    ``--web.enable-lifecycle`` is on so ``reload(targets)`` can change the scrape jobs
+    without a restart (which would lose the TSDB's in-memory head).
+    """
+
+    tool = "prometheus"
+
+    def __init__(
+        self,
+        targets: Targets | None = None,
+        *,
+        scrape_interval: str = "1s",
+        metrics_path: str = "/metrics",
+        startup_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(startup_timeout=startup_timeout)
+        self.targets: dict[str, list[str]] = {k: list(v) for k, v in (targets or {}).items()}
+        self.scrape_interval = scrape_interval
+        self.metrics_path = metrics_path
+
+    @property
+    def config_file(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "prometheus.yml"
+
+    def _argv(self, port: int, workdir: Path) -> list[str]:
+        return [
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            # Debian's default console paths are under /etc; tests need only the API.
+            f"--web.console.templates={workdir}",
+            f"--web.console.libraries={workdir}",
+            "--log.level=warn",
+        ]
+
+    def _prepare(self, binary: Path, workdir: Path) -> None:
+        self._write_config()
 
     # ------------------------------------------------------------------ config and queries
 

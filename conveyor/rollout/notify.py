@@ -129,7 +129,13 @@ def _check(raw: Mapping[str, Any]) -> dict[str, Any]:
         "bound": _plain(raw.get("bound")),
         "passed": passed,
         "status": status,
+        # the analysis' own words (a ratio check compares with the champion, not the bound)
+        "detail": " ".join(str(raw.get("detail") or "").split()),
     }
+
+
+def _check_line(c: Mapping[str, Any]) -> str:
+    return c["detail"] or f"{c['name']}: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}"
 
 
 def _fmt(value: Any) -> str:
@@ -293,7 +299,8 @@ class Notification:
         lines = [head]
         for i, c in enumerate(bad):
             mark = "❌" if c["status"] == "failed" else "❔"
-            line = _mrkdwn(f"{mark} `{c['name']}`: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}")
+            plain = f"`{c['name']}`: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}"
+            line = _mrkdwn(f"{mark} {c['detail'] or plain}")
             more = f"… and {len(bad) - i} more"
             if sum(len(x) + 1 for x in lines) + len(line) + len(more) + 2 > SLACK_SECTION_TEXT:
                 lines.append(more)
@@ -465,11 +472,7 @@ class AlertmanagerNotifier:
                     "summary": f"{n.action} of {n.model} v{n.version} on "
                     f"{n.namespace}/{n.inference_service}",
                     "description": n.reason,
-                    "checks": "; ".join(
-                        f"{c['name']}: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}"
-                        for c in failing
-                    )
-                    or ", ".join(n.alerts),
+                    "checks": "; ".join(_check_line(c) for c in failing) or ", ".join(n.alerts),
                     "champion_version": str(n.champion_version or ""),
                     "actor": n.actor,
                 },

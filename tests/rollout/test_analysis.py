@@ -195,6 +195,8 @@ def test_a_check_with_alert_pages_through_the_decision(fake_kube, canary) -> Non
     assert final.line().endswith("[alert: latency_p99]")
     [note] = sent.sent
     assert note.severity == "critical" and note.alerts == ["latency_p99"]
+    slack = json.dumps(note.to_slack(), ensure_ascii=False)
+    assert "❌ latency_p99 0.3 vs champion 0.1 = 3.00x (bound 2x): FAILED" in slack
     event = fake_kube.events("models")[-1]
     assert event["reason"] == "AnalysisRollback" and "[alert: latency_p99]" in event["message"]
     obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")

@@ -141,9 +141,11 @@ def test_generic_webhook_payload(receiver: Receiver, action: str) -> None:
     assert (body["severity"], body["alert"], body["alert_checks"]) == (severity, False, [])
     assert body["checks"] == [
         {"name": "p99_latency_ms", "value": 612.0, "bound": 500.0, "passed": False,
-         "status": "failed"},
-        {"name": "error_rate", "value": 0.001, "bound": 0.01, "passed": True, "status": "passed"},
-        {"name": "score_psi", "value": None, "bound": 0.2, "passed": None, "status": "no data"},
+         "status": "failed", "detail": ""},
+        {"name": "error_rate", "value": 0.001, "bound": 0.01, "passed": True, "status": "passed",
+         "detail": ""},
+        {"name": "score_psi", "value": None, "bound": 0.2, "passed": None, "status": "no data",
+         "detail": ""},
     ]  # fmt: skip
 
 
