@@ -1,18 +1,15 @@
 """The real Alertmanager fixture: an alert posted to its API is held, routed to the one webhook
 at once (group_wait 0s), and stop() leaves no process or folder behind."""
 
-import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
 
-from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.localalert import RECEIVER, AlertmanagerServer
+from tests.fakes.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -21,31 +18,9 @@ T = TypeVar("T")
 ALERT = {"labels": {"alertname": "Test", "severity": "critical"}, "annotations": {"summary": "x"}}
 
 
-@dataclass
-class Receiver:
-    """A local webhook receiver: records the JSON body of every POST."""
-
-    url: str
-    bodies: list[Any] = field(default_factory=list)
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            rec.bodies.append(json.loads(raw))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with BackgroundHTTPServer(Handler, poll_interval=0.02, name="alert-receiver") as server:
-        rec.url = f"{server.url}/hook"
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as rec:
         yield rec
 
 
@@ -67,8 +42,8 @@ def poll(what: str, get: Callable[[], T], timeout: float = 10.0) -> T:
     return value
 
 
-def test_posted_alert_is_held_and_sent_to_the_webhook(receiver: Receiver) -> None:
-    with AlertmanagerServer(receiver.url) as am:
+def test_posted_alert_is_held_and_sent_to_the_webhook(receiver: WebhookReceiver) -> None:
+    with AlertmanagerServer(receiver.url + "/hook") as am:
         response = httpx.post(f"{am.url}/api/v2/alerts", json=[ALERT], timeout=5.0)
         assert response.status_code == 200, response.text
 
@@ -78,7 +53,7 @@ def test_posted_alert_is_held_and_sent_to_the_webhook(receiver: Receiver) -> Non
         assert alert["status"]["state"] == "active"
         assert alert["receivers"] == [{"name": RECEIVER}]
 
-        (body,) = poll("webhook calls", lambda: list(receiver.bodies))
+        (body,) = poll("webhook calls", lambda: receiver.bodies("/hook"))
         assert body["receiver"] == RECEIVER
         assert body["status"] == "firing"
         assert [a["labels"] for a in body["alerts"]] == [ALERT["labels"]]
@@ -86,8 +61,8 @@ def test_posted_alert_is_held_and_sent_to_the_webhook(receiver: Receiver) -> Non
         assert body["groupLabels"] == {"alertname": "Test"}
 
 
-def test_stop_leaves_no_process_and_is_idempotent(receiver: Receiver) -> None:
-    am = AlertmanagerServer(receiver.url).start()
+def test_stop_leaves_no_process_and_is_idempotent(receiver: WebhookReceiver) -> None:
+    am = AlertmanagerServer(receiver.url + "/hook").start()
     url, workdir, proc = am.url, am.workdir, am._proc
     assert workdir is not None and workdir.is_dir()
     assert proc is not None and proc.poll() is None
@@ -126,7 +101,7 @@ def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, rec
     cluster = KubeCluster()
     actions.deploy(cluster, "fraud", V1, 0, Change("deploy", "baseline", "t"))
     actions.deploy(cluster, "fraud", V2, 5, Change("canary", "test", "t"))
-    with AlertmanagerServer(receiver.url) as am:
+    with AlertmanagerServer(receiver.url + "/hook") as am:
         spec = NotificationSpec(alertmanager_url=am.url, alert_for_minutes=10)
         notifier = notifier_for(spec, {}, backoff_s=0.01)
         slow = metrics(p99_new=0.3, p99_old=0.1)  # 3x the champion's p99 (bound 2x)
@@ -135,7 +110,7 @@ def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, rec
         )
         assert final.decision == "rollback" and final.alerts == ["latency_p99"]
         (held,) = poll("alerts held", am.alerts)
-        (body,) = poll("pages sent", lambda: list(receiver.bodies))
+        (body,) = poll("pages sent", lambda: receiver.bodies("/hook"))
     labels = {"alertname": "ConveyorRolloutRollback", "severity": "critical",
               "namespace": "models", "inferenceservice": "fraud", "model": "fraud",
               "version": "2", "action": "rollback"}  # fmt: skip

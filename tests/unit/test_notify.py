@@ -4,15 +4,12 @@
 import json
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from conveyor.config import model_from_data
 from conveyor.errors import BadInputError
-from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.notify import (
     AlertmanagerNotifier,
     MemoryNotifier,
@@ -23,56 +20,16 @@ from conveyor.rollout.notify import (
     WebhookNotifier,
     notifier_for,
 )
+from tests.fakes.webhook import WebhookReceiver
 
 SLACK_PATH = "/services/T000/B000/XXXX"
 TOKEN = "T000/B000/XXXX"
 FAST = 0.01  # retry backoff in tests
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Receiver:
-    """A local HTTP receiver: records requests; ``statuses[path]`` are answered in order
-    (then 200). Error bodies echo the request path, as a careless server might."""
-
-    url: str
-    requests: list[Request] = field(default_factory=list)
-    statuses: dict[str, list[int]] = field(default_factory=dict)
-
-    def bodies(self, path: str) -> list[Any]:
-        return [r.body for r in self.requests if r.path == path]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            rec.requests.append(
-                Request("POST", self.path, dict(self.headers.items()), json.loads(raw))
-            )
-            queue = rec.statuses.get(self.path, [])
-            status = queue.pop(0) if queue else 200
-            reply = b"ok" if status < 400 else f"error for {self.path}".encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with BackgroundHTTPServer(Handler, poll_interval=0.02, name="notify-receiver") as server:
-        rec.url = server.url
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as rec:
         yield rec
 
 
@@ -114,7 +71,7 @@ def note(action: str = "rollback", **kw: Any) -> Notification:
 
 @pytest.mark.unit
 @pytest.mark.parametrize("action", ["rollback", "hold", "promote"])
-def test_generic_webhook_payload(receiver: Receiver, action: str) -> None:
+def test_generic_webhook_payload(receiver: WebhookReceiver, action: str) -> None:
     notifier = WebhookNotifier(receiver.url + "/hook", timeout=2)
     assert notifier.send(note(action)) == []
     [req] = receiver.requests
@@ -160,7 +117,7 @@ def test_notification_defaults_and_bad_action() -> None:
 
 
 @pytest.mark.unit
-def test_slack_payload_lists_failing_checks(receiver: Receiver) -> None:
+def test_slack_payload_lists_failing_checks(receiver: WebhookReceiver) -> None:
     slack = SlackNotifier(receiver.url + SLACK_PATH, timeout=2, env_name="SLACK_URL")
     assert slack.send(note("rollback")) == []
     [payload] = receiver.bodies(SLACK_PATH)
@@ -197,7 +154,7 @@ def test_slack_payload_stays_within_limits() -> None:
 
 
 @pytest.mark.unit
-def test_on_filtering_skips_step_by_default(receiver: Receiver) -> None:
+def test_on_filtering_skips_step_by_default(receiver: WebhookReceiver) -> None:
     spec = NotificationSpec(webhooks=[receiver.url + "/hook"])
     notifier = notifier_for(spec, environ={})
     assert notifier.send(note("step")) == []
@@ -211,14 +168,14 @@ def test_on_filtering_skips_step_by_default(receiver: Receiver) -> None:
 
 
 @pytest.mark.unit
-def test_5xx_is_retried_once_then_delivered(receiver: Receiver) -> None:
+def test_5xx_is_retried_once_then_delivered(receiver: WebhookReceiver) -> None:
     receiver.statuses["/hook"] = [500]
     assert WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note()) == []
     assert len(receiver.bodies("/hook")) == 2
 
 
 @pytest.mark.unit
-def test_5xx_twice_is_reported_after_two_attempts(receiver: Receiver) -> None:
+def test_5xx_twice_is_reported_after_two_attempts(receiver: WebhookReceiver) -> None:
     receiver.statuses["/hook"] = [503, 502]
     [failure] = WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note())
     assert failure.startswith(f"webhook {receiver.url}/hook: HTTP 502")
@@ -227,7 +184,7 @@ def test_5xx_twice_is_reported_after_two_attempts(receiver: Receiver) -> None:
 
 
 @pytest.mark.unit
-def test_4xx_is_not_retried_and_is_reported(receiver: Receiver) -> None:
+def test_4xx_is_not_retried_and_is_reported(receiver: WebhookReceiver) -> None:
     receiver.statuses["/hook"] = [400]
     failures = WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note())
     assert failures == [f"webhook {receiver.url}/hook: HTTP 400 error for /hook"]
@@ -243,7 +200,7 @@ def test_unreachable_url_is_reported_not_raised() -> None:
 
 
 @pytest.mark.unit
-def test_webhook_query_string_is_redacted(receiver: Receiver) -> None:
+def test_webhook_query_string_is_redacted(receiver: WebhookReceiver) -> None:
     receiver.statuses["/hook?token=sekrit-123"] = [401]
     notifier = WebhookNotifier(receiver.url + "/hook?token=sekrit-123", 2, backoff_s=FAST)
     [failure] = notifier.send(note())
@@ -252,7 +209,7 @@ def test_webhook_query_string_is_redacted(receiver: Receiver) -> None:
 
 
 @pytest.mark.unit
-def test_slack_url_never_in_failures_or_repr(receiver: Receiver) -> None:
+def test_slack_url_never_in_failures_or_repr(receiver: WebhookReceiver) -> None:
     env = {"CONVEYOR_SLACK_WEBHOOK": receiver.url + SLACK_PATH}
     spec = NotificationSpec(slack_webhook_env="CONVEYOR_SLACK_WEBHOOK")
     notifier = notifier_for(spec, environ=env, backoff_s=FAST)
@@ -273,7 +230,9 @@ def test_slack_url_never_in_failures_or_repr(receiver: Receiver) -> None:
 
 @pytest.mark.unit
 @pytest.mark.parametrize("value", [None, "", "  "])
-def test_missing_slack_env_is_reported_on_send(receiver: Receiver, value: str | None) -> None:
+def test_missing_slack_env_is_reported_on_send(
+    receiver: WebhookReceiver, value: str | None
+) -> None:
     env = {} if value is None else {"CONVEYOR_SLACK_WEBHOOK": value}
     spec = NotificationSpec(
         webhooks=[receiver.url + "/hook"], slack_webhook_env="CONVEYOR_SLACK_WEBHOOK"
@@ -338,7 +297,7 @@ def test_slack_url_in_env_field_is_rejected_without_echoing_it() -> None:
 
 
 @pytest.mark.unit
-def test_a_paging_decision_is_critical_and_mentions_the_channel(receiver: Receiver) -> None:
+def test_a_paging_decision_is_critical_and_mentions_the_channel(receiver: WebhookReceiver) -> None:
     paged = note("rollback", alerts=["p99_latency_ms"])
     assert WebhookNotifier(receiver.url + "/hook").send(paged) == []
     body = receiver.bodies("/hook")[0]
@@ -354,7 +313,7 @@ def test_a_paging_decision_is_critical_and_mentions_the_channel(receiver: Receiv
 
 
 @pytest.mark.unit
-def test_alertmanager_gets_only_pages_as_v2_alerts(receiver: Receiver) -> None:
+def test_alertmanager_gets_only_pages_as_v2_alerts(receiver: WebhookReceiver) -> None:
     am = AlertmanagerNotifier(receiver.url + "/am/", timeout=2, for_minutes=30)
     assert am.send(note("rollback")) == []  # not a page: nothing sent
     assert receiver.requests == []
