@@ -174,6 +174,8 @@ def _analysis_line(a: dict[str, Any], width: int = 160) -> str:
     reason = reason if len(reason) <= width else reason[: width - 3] + "..."
     line = f"{a.get('decision', '?')} at interval {a.get('interval', '?')} ({a.get('at', '?')}): "
     line += reason
+    if a.get("alerts"):  # it paged on-call: whoever reads status next should know
+        line += f" [alert: {', '.join(map(str, a['alerts']))}]"
     if a.get("registry_error"):
         line += f" [{a['registry_error']}]"
     return line

@@ -297,8 +297,8 @@ def _last_analysis(obj: dict[str, Any]) -> dict[str, Any] | None:
         last = json.loads(raw).get("last") or {}
     except (ValueError, AttributeError):
         return {"decision": "?", "reason": f"unreadable {inf.ANALYSIS} annotation"}
-    keys = ("decision", "interval", "percent", "reason", "at", "registry_error")
-    return {k: last[k] for k in keys if last.get(k) not in (None, "")}
+    keys = ("decision", "interval", "percent", "reason", "at", "alerts", "registry_error")
+    return {k: last[k] for k in keys if last.get(k) not in (None, "", [])}
 
 
 def _mirror_percent(vs: dict[str, Any] | None) -> float | None:

@@ -185,7 +185,7 @@ def test_rollback_and_promotion_are_notified(fake_kube, canary) -> None:
     assert payload["alert"] is False  # error_rate has no alert: true: a rollback, not a page
 
 
-def test_a_check_with_alert_pages_through_the_decision(fake_kube, canary) -> None:
+def test_a_check_with_alert_pages_through_the_decision(fake_kube, canary, capsys) -> None:
     from conveyor.rollout.notify import MemoryNotifier
 
     sent = MemoryNotifier()
@@ -202,6 +202,13 @@ def test_a_check_with_alert_pages_through_the_decision(fake_kube, canary) -> Non
     obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
     last = json.loads(obj["metadata"]["annotations"][ANALYSIS])["last"]
     assert last["alerts"] == ["latency_p99"]
+    from conveyor.plugin import main
+
+    capsys.readouterr()
+    assert main(["status", "fraud"]) == 0  # on-call's view says it paged
+    analysis_line = next(x for x in capsys.readouterr().out.splitlines() if "Analysis:" in x)
+    assert analysis_line.startswith("Analysis:        rollback at interval 2")
+    assert analysis_line.endswith("[alert: latency_p99]")
 
 
 class Feedback:
