@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -33,13 +34,19 @@ def one_line_json(doc: object) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line per problem: ``source: field.path: message (got value)``."""
+URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def format_validation_error(source: str, exc: ValidationError, hide_input: bool = False) -> str:
+    """One line per problem: ``source: field.path: message (got value)``; ``hide_input`` (a
+    model whose values may be secrets) leaves the value out."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         got = err.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        if isinstance(got, str):  # a URL's user:password never reaches an error message
+            got = URL_USERINFO.sub(r"\1<redacted>@", got)
+        shown = "" if hide_input or isinstance(got, dict | list) else f" (got {got!r})"
         lines.append(f"{source}: {loc}: {err['msg']}{shown}")
     return "\n".join(lines)
 
@@ -72,7 +79,8 @@ def model_from_data(model: type[M], data: Any, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise BadInputError(format_validation_error(source, exc)) from exc
+        hide = bool(model.model_config.get("hide_input_in_errors"))
+        raise BadInputError(format_validation_error(source, exc, hide)) from exc
 
 
 def load_model(model: type[M], path: str | os.PathLike[str], what: str) -> M:

@@ -90,6 +90,13 @@ class NotificationSpec(StrictModel):
     @field_validator("alertmanager_url")
     @classmethod
     def _alertmanager_url(cls, url: str | None) -> str | None:
+        if url is not None and (urlsplit(url).username or urlsplit(url).password):
+            # The plan is compiled into the pipeline YAML: a password here would be published.
+            raise ValueError(
+                "alertmanager_url must not carry credentials (the plan is compiled into the "
+                "pipeline YAML); reach Alertmanager in-cluster, or through an authenticating "
+                "proxy whose own Secret holds them"
+            )
         return None if url is None else _check_http_url("alertmanager_url", url)
 
 

@@ -348,5 +348,16 @@ def test_notifier_for_adds_alertmanager_and_checks_its_url() -> None:
     assert isinstance(am, AlertmanagerNotifier) and am.for_minutes == 5
     with pytest.raises(BadInputError, match=r"alertmanager_url must be an http\(s\) URL"):
         model_from_data(NotificationSpec, {"alertmanager_url": "am:9093"}, "notifications")
+    with pytest.raises(BadInputError, match="must not carry credentials") as err:
+        model_from_data(
+            NotificationSpec, {"alertmanager_url": "http://am:s3cret-pw@am:9093"}, "notifications"
+        )
+    assert "s3cret-pw" not in str(err.value)  # the error never echoes the secret
+    from conveyor.rollout.plan import RolloutPlan
+
+    nested = {"notifications": {"alertmanager_url": "http://am:s3cret-pw@am:9093"}}
+    with pytest.raises(BadInputError, match="must not carry credentials") as err:
+        model_from_data(RolloutPlan, nested, "plan.yaml")  # inside a plan, too
+    assert "s3cret-pw" not in str(err.value) and "<redacted>@am:9093" in str(err.value)
     with pytest.raises(BadInputError, match="alert_for_minutes"):
         model_from_data(NotificationSpec, {"alert_for_minutes": 0}, "notifications")
