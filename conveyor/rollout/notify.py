@@ -53,6 +53,11 @@ class NotificationSpec(StrictModel):
     webhooks: list[str] = Field(
         default_factory=list, description="http(s) URLs that receive the generic JSON payload"
     )
+    webhook_envs: list[str] = Field(
+        default_factory=list,
+        description="NAMEs of environment variables holding more webhook URLs: for URLs that "
+        "carry a token, which must not be written into the plan (it is compiled into YAML)",
+    )
     slack_webhook_env: str | None = Field(
         None, description="NAME of the environment variable holding the Slack webhook URL"
     )
@@ -78,6 +83,13 @@ class NotificationSpec(StrictModel):
                 "slack_webhook_env must be the NAME of an environment variable (letters, digits, "
                 "underscores) that holds the Slack webhook URL, never the URL itself"
             )
+        names = data.get("webhook_envs") if isinstance(data, dict) else None
+        for i, name in enumerate(names if isinstance(names, list) else []):
+            if isinstance(name, str) and not ENV_NAME.match(name):
+                raise ValueError(
+                    f"webhook_envs[{i}] must be the NAME of an environment variable (letters, "
+                    "digits, underscores) that holds a webhook URL, never the URL itself"
+                )
         return data
 
     @field_validator("webhooks")
@@ -85,19 +97,28 @@ class NotificationSpec(StrictModel):
     def _http_urls(cls, urls: list[str]) -> list[str]:
         for i, url in enumerate(urls):
             _check_http_url(f"webhooks[{i}]", url)
+            _no_credentials(f"webhooks[{i}]", url, "put the URL in a Secret and name its "
+                            "variable in webhook_envs")  # fmt: skip
         return urls
 
     @field_validator("alertmanager_url")
     @classmethod
     def _alertmanager_url(cls, url: str | None) -> str | None:
-        if url is not None and (urlsplit(url).username or urlsplit(url).password):
-            # The plan is compiled into the pipeline YAML: a password here would be published.
-            raise ValueError(
-                "alertmanager_url must not carry credentials (the plan is compiled into the "
-                "pipeline YAML); reach Alertmanager in-cluster, or through an authenticating "
-                "proxy whose own Secret holds them"
-            )
-        return None if url is None else _check_http_url("alertmanager_url", url)
+        if url is None:
+            return None
+        _no_credentials("alertmanager_url", url, "reach Alertmanager in-cluster, or through an "
+                        "authenticating proxy whose own Secret holds them")  # fmt: skip
+        return _check_http_url("alertmanager_url", url)
+
+
+def _no_credentials(field_name: str, url: str, instead: str) -> None:
+    """The plan is compiled into the pipeline YAML: a password in a URL there is published."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ValueError(
+            f"{field_name} must not carry credentials (the plan is compiled into the pipeline "
+            f"YAML): {instead}"
+        )
 
 
 def _check_http_url(field_name: str, url: str) -> str:
@@ -387,16 +408,27 @@ def _redacted(url: str) -> str:
 class WebhookNotifier:
     """POSTs the generic JSON payload (``Notification.to_json``) to one URL."""
 
-    def __init__(self, url: str, timeout: float = 5.0, *, backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 5.0,
+        *,
+        env_name: str | None = None,
+        backoff_s: float = 0.5,
+    ) -> None:
         self._url, self.timeout, self.backoff_s = url, timeout, backoff_s
-        self.destination = f"webhook {_redacted(url)}"
+        self._env_name = env_name  # from an env var: the whole URL is a secret, as Slack's
+        self.destination = f"webhook from ${env_name}" if env_name else f"webhook {_redacted(url)}"
 
     def __repr__(self) -> str:
-        return f"WebhookNotifier({_redacted(self._url)!r}, timeout={self.timeout:g})"
+        shown = f"<${self._env_name}>" if self._env_name else repr(_redacted(self._url))
+        return f"WebhookNotifier({shown}, timeout={self.timeout:g})"
 
     def send(self, n: Notification) -> list[str]:
         parts = urlsplit(self._url)
         secrets = [s for s in (parts.query, parts.password or "") if s]
+        if self._env_name:
+            secrets += [self._url, parts.path]
         try:
             payload = n.to_json()
         except Exception as exc:
@@ -569,15 +601,29 @@ def notifier_for(
         am = AlertmanagerNotifier(spec.alertmanager_url, spec.timeout_s, for_minutes=minutes,
                                   backoff_s=backoff_s)  # fmt: skip
         notifiers.append(am)
-    name = spec.slack_webhook_env
-    if name:
-        url = (environ.get(name) or "").strip()
-        if not url:
-            notifiers.append(_Unavailable(f"slack webhook env ${name} is not set"))
-        elif urlsplit(url).scheme not in ("http", "https"):
-            notifiers.append(
-                _Unavailable(f"slack webhook env ${name} does not hold an http(s) URL")
-            )
-        else:
-            notifiers.append(SlackNotifier(url, spec.timeout_s, env_name=name, backoff_s=backoff_s))
+    for name in spec.webhook_envs:
+        url, problem = _url_from_env(environ, name, "webhook")
+        notifiers.append(
+            _Unavailable(problem)
+            if problem
+            else WebhookNotifier(url, spec.timeout_s, env_name=name, backoff_s=backoff_s)
+        )
+    if spec.slack_webhook_env:
+        slack = spec.slack_webhook_env
+        url, problem = _url_from_env(environ, slack, "slack webhook")
+        notifiers.append(
+            _Unavailable(problem)
+            if problem
+            else SlackNotifier(url, spec.timeout_s, env_name=slack, backoff_s=backoff_s)
+        )
     return MultiNotifier(notifiers, on=spec.on)
+
+
+def _url_from_env(environ: Mapping[str, str], name: str, what: str) -> tuple[str, str]:
+    """(url, "") or ("", the problem, naming the variable and never its value)."""
+    url = (environ.get(name) or "").strip()
+    if not url:
+        return "", f"{what} env ${name} is not set"
+    if urlsplit(url).scheme not in ("http", "https"):
+        return "", f"{what} env ${name} does not hold an http(s) URL"
+    return url, ""

@@ -361,3 +361,33 @@ def test_notifier_for_adds_alertmanager_and_checks_its_url() -> None:
     assert "s3cret-pw" not in str(err.value) and "<redacted>@am:9093" in str(err.value)
     with pytest.raises(BadInputError, match="alert_for_minutes"):
         model_from_data(NotificationSpec, {"alert_for_minutes": 0}, "notifications")
+
+
+@pytest.mark.unit
+def test_a_webhook_url_with_a_token_comes_from_the_environment(receiver: WebhookReceiver) -> None:
+    secret_path = "/hooks/team-7f3a9c2e"
+    env = {"FRAUD_HOOK": receiver.url + secret_path + "?token=tk-91d2"}
+    spec = NotificationSpec(webhook_envs=["FRAUD_HOOK", "MISSING_HOOK"])
+    notifier = notifier_for(spec, environ=env, backoff_s=FAST)
+    assert notifier.send(note()) == ["webhook env $MISSING_HOOK is not set"]
+    [body] = receiver.bodies(secret_path + "?token=tk-91d2")
+    assert body["kind"] == "rollout.rollback"  # the generic payload, delivered
+    receiver.statuses[secret_path + "?token=tk-91d2"] = [403]
+    [failure] = notifier.send(note())[:1]
+    assert failure.startswith("webhook from $FRAUD_HOOK: HTTP 403")
+    for text in (failure, repr(notifier)):  # the error body echoed the path: redacted too
+        assert "team-7f3a9c2e" not in text and "tk-91d2" not in text, text
+
+
+@pytest.mark.unit
+def test_plan_refuses_urls_with_credentials_and_env_names_that_are_urls() -> None:
+    with pytest.raises(BadInputError, match=r"webhooks\[0\] must not carry credentials") as err:
+        model_from_data(
+            NotificationSpec, {"webhooks": ["https://bot:pw-3371@hooks.example/x"]}, "plan"
+        )
+    assert "pw-3371" not in str(err.value) and "webhook_envs" in str(err.value)
+    with pytest.raises(BadInputError, match=r"webhook_envs\[1\] must be the NAME") as err:
+        model_from_data(
+            NotificationSpec, {"webhook_envs": ["OK", "https://hooks.example/t-55"]}, "plan"
+        )
+    assert "t-55" not in str(err.value)
