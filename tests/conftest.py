@@ -1,4 +1,5 @@
-"""Shared fixtures: small sample data, the example config, and a real MLflow server."""
+"""Shared fixtures: small sample data, the example config, a real MLflow server, the fake
+Kubernetes and KFP APIs, and a webhook receiver for notifications."""
 
 import os
 import shutil
@@ -17,6 +18,7 @@ from conveyor.config import PipelineConfig, load_pipeline_config
 from conveyor.contracts import Contract, load_contract
 from conveyor.sample import generate
 from conveyor.serving.server import free_port
+from tests.fakes.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "fraud"
@@ -252,3 +254,17 @@ def fake_kfp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(var, raising=False)
     with FakeKfpApi() as api:
         yield api
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx honours the proxy variables: none may stand between a test and 127.0.0.1."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def webhook(no_proxy: None) -> Iterator[WebhookReceiver]:
+    """A webhook receiver on 127.0.0.1 that records every JSON POST."""
+    with WebhookReceiver() as rec:
+        yield rec

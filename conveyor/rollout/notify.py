@@ -405,8 +405,15 @@ def _redacted(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-class WebhookNotifier:
-    """POSTs the generic JSON payload (``Notification.to_json``) to one URL."""
+class _PostingNotifier:
+    """One URL, one JSON document per notification (``_payload``), one retry, failures returned.
+
+    A URL from an environment variable (``env_name``) is a secret as a whole: ``repr`` and
+    failure lines name the variable instead, and anything of the URL an error echoes is
+    redacted. Otherwise only its query string and password are treated as secret."""
+
+    label = "webhook"
+    url_is_secret = False  # True: secret even when given directly (Slack's path is the token)
 
     def __init__(
         self,
@@ -417,22 +424,30 @@ class WebhookNotifier:
         backoff_s: float = 0.5,
     ) -> None:
         self._url, self.timeout, self.backoff_s = url, timeout, backoff_s
-        self._env_name = env_name  # from an env var: the whole URL is a secret, as Slack's
-        self.destination = f"webhook from ${env_name}" if env_name else f"webhook {_redacted(url)}"
+        self._env_name = env_name
+        self._secret_url = self.url_is_secret or env_name is not None
+        if env_name:
+            self.destination = f"{self.label} from ${env_name}"
+        else:
+            self.destination = self.label if self._secret_url else f"{self.label} {_redacted(url)}"
 
     def __repr__(self) -> str:
-        shown = f"<${self._env_name}>" if self._env_name else repr(_redacted(self._url))
-        return f"WebhookNotifier({shown}, timeout={self.timeout:g})"
+        shown = f"<{self.destination}>" if self._secret_url else repr(_redacted(self._url))
+        return f"{type(self).__name__}({shown}, timeout={self.timeout:g})"
+
+    def _payload(self, n: Notification) -> dict[str, Any]:
+        raise NotImplementedError
 
     def send(self, n: Notification) -> list[str]:
         parts = urlsplit(self._url)
         secrets = [s for s in (parts.query, parts.password or "") if s]
-        if self._env_name:
+        if self._secret_url:
             secrets += [self._url, parts.path]
         try:
-            payload = n.to_json()
+            payload = self._payload(n)
         except Exception as exc:
-            return [f"{self.destination}: could not build the payload ({_exc_text(exc)})"]
+            problem = _scrub(_exc_text(exc), secrets)
+            return [f"{self.destination}: could not build the payload ({problem})"]
         failure = _deliver(
             self._url, payload, destination=self.destination, timeout=self.timeout,
             backoff_s=self.backoff_s, secrets=secrets,
@@ -440,36 +455,22 @@ class WebhookNotifier:
         return [failure] if failure else []
 
 
-class SlackNotifier:
+class WebhookNotifier(_PostingNotifier):
+    """POSTs the generic JSON payload (``Notification.to_json``) to one URL."""
+
+    def _payload(self, n: Notification) -> dict[str, Any]:
+        return n.to_json()
+
+
+class SlackNotifier(_PostingNotifier):
     """POSTs ``Notification.to_slack`` to a Slack incoming webhook. The URL is a secret: it is
     never part of ``repr`` or of a failure message, which name ``$env_name`` instead."""
 
-    def __init__(
-        self,
-        url: str,
-        timeout: float = 5.0,
-        *,
-        env_name: str | None = None,
-        backoff_s: float = 0.5,
-    ) -> None:
-        self._url, self.timeout, self.backoff_s = url, timeout, backoff_s
-        self.destination = f"slack webhook from ${env_name}" if env_name else "slack webhook"
+    label = "slack webhook"
+    url_is_secret = True
 
-    def __repr__(self) -> str:
-        return f"SlackNotifier(<{self.destination}>, timeout={self.timeout:g})"
-
-    def send(self, n: Notification) -> list[str]:
-        parts = urlsplit(self._url)
-        secrets = [self._url, parts.path, parts.query, parts.password or ""]
-        try:
-            payload = n.to_slack()
-        except Exception as exc:
-            return [f"{self.destination}: could not build the payload ({type(exc).__name__})"]
-        failure = _deliver(
-            self._url, payload, destination=self.destination, timeout=self.timeout,
-            backoff_s=self.backoff_s, secrets=secrets,
-        )  # fmt: skip
-        return [failure] if failure else []
+    def _payload(self, n: Notification) -> dict[str, Any]:
+        return n.to_slack()
 
 
 class AlertmanagerNotifier:

@@ -2,7 +2,7 @@
 at once (group_wait 0s), and stop() leaves no process or folder behind."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 import httpx
@@ -11,24 +11,11 @@ import pytest
 from conveyor.rollout.localalert import RECEIVER, AlertmanagerServer
 from tests.fakes.webhook import WebhookReceiver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_proxy")]
 
 T = TypeVar("T")
 
 ALERT = {"labels": {"alertname": "Test", "severity": "critical"}, "annotations": {"summary": "x"}}
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as rec:
-        yield rec
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # httpx honours these; a proxy must not stand between the test and 127.0.0.1.
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
 
 
 def poll(what: str, get: Callable[[], T], timeout: float = 10.0) -> T:
@@ -42,8 +29,8 @@ def poll(what: str, get: Callable[[], T], timeout: float = 10.0) -> T:
     return value
 
 
-def test_posted_alert_is_held_and_sent_to_the_webhook(receiver: WebhookReceiver) -> None:
-    with AlertmanagerServer(receiver.url + "/hook") as am:
+def test_posted_alert_is_held_and_sent_to_the_webhook(webhook: WebhookReceiver) -> None:
+    with AlertmanagerServer(webhook.url + "/hook") as am:
         response = httpx.post(f"{am.url}/api/v2/alerts", json=[ALERT], timeout=5.0)
         assert response.status_code == 200, response.text
 
@@ -53,7 +40,7 @@ def test_posted_alert_is_held_and_sent_to_the_webhook(receiver: WebhookReceiver)
         assert alert["status"]["state"] == "active"
         assert alert["receivers"] == [{"name": RECEIVER}]
 
-        (body,) = poll("webhook calls", lambda: receiver.bodies("/hook"))
+        (body,) = poll("webhook calls", lambda: webhook.bodies("/hook"))
         assert body["receiver"] == RECEIVER
         assert body["status"] == "firing"
         assert [a["labels"] for a in body["alerts"]] == [ALERT["labels"]]
@@ -61,8 +48,8 @@ def test_posted_alert_is_held_and_sent_to_the_webhook(receiver: WebhookReceiver)
         assert body["groupLabels"] == {"alertname": "Test"}
 
 
-def test_stop_leaves_no_process_and_is_idempotent(receiver: WebhookReceiver) -> None:
-    am = AlertmanagerServer(receiver.url + "/hook").start()
+def test_stop_leaves_no_process_and_is_idempotent(webhook: WebhookReceiver) -> None:
+    am = AlertmanagerServer(webhook.url + "/hook").start()
     url, workdir, proc = am.url, am.workdir, am._proc
     assert workdir is not None and workdir.is_dir()
     assert proc is not None and proc.poll() is None
@@ -88,7 +75,7 @@ def test_rejected_config_fails_start_with_the_log_and_cleans_up() -> None:
     assert am._proc is None
 
 
-def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, receiver) -> None:
+def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, webhook) -> None:
     """The whole page path: a latency check with alert: true rolls a canary back; the analysis'
     notifier posts to a real Alertmanager, which routes the alert to the pager's webhook."""
     from conveyor.rollout import actions
@@ -101,7 +88,7 @@ def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, rec
     cluster = KubeCluster()
     actions.deploy(cluster, "fraud", V1, 0, Change("deploy", "baseline", "t"))
     actions.deploy(cluster, "fraud", V2, 5, Change("canary", "test", "t"))
-    with AlertmanagerServer(receiver.url + "/hook") as am:
+    with AlertmanagerServer(webhook.url + "/hook") as am:
         spec = NotificationSpec(alertmanager_url=am.url, alert_for_minutes=10)
         notifier = notifier_for(spec, {}, backoff_s=0.01)
         slow = metrics(p99_new=0.3, p99_old=0.1)  # 3x the champion's p99 (bound 2x)
@@ -110,7 +97,7 @@ def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, rec
         )
         assert final.decision == "rollback" and final.alerts == ["latency_p99"]
         (held,) = poll("alerts held", am.alerts)
-        (body,) = poll("pages sent", lambda: receiver.bodies("/hook"))
+        (body,) = poll("pages sent", lambda: webhook.bodies("/hook"))
     labels = {"alertname": "ConveyorRolloutRollback", "severity": "critical",
               "namespace": "models", "inferenceservice": "fraud", "model": "fraud",
               "version": "2", "action": "rollback"}  # fmt: skip

@@ -3,7 +3,6 @@
 
 import json
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,21 +21,11 @@ from conveyor.rollout.notify import (
 )
 from tests.fakes.webhook import WebhookReceiver
 
+pytestmark = pytest.mark.usefixtures("no_proxy")
+
 SLACK_PATH = "/services/T000/B000/XXXX"
 TOKEN = "T000/B000/XXXX"
 FAST = 0.01  # retry backoff in tests
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as rec:
-        yield rec
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
 
 
 def unused_port() -> int:
@@ -71,10 +60,10 @@ def note(action: str = "rollback", **kw: Any) -> Notification:
 
 @pytest.mark.unit
 @pytest.mark.parametrize("action", ["rollback", "hold", "promote"])
-def test_generic_webhook_payload(receiver: WebhookReceiver, action: str) -> None:
-    notifier = WebhookNotifier(receiver.url + "/hook", timeout=2)
+def test_generic_webhook_payload(webhook: WebhookReceiver, action: str) -> None:
+    notifier = WebhookNotifier(webhook.url + "/hook", timeout=2)
     assert notifier.send(note(action)) == []
-    [req] = receiver.requests
+    [req] = webhook.requests
     assert (req.method, req.path) == ("POST", "/hook")
     assert req.headers["Content-Type"] == "application/json"
     body = req.body
@@ -117,10 +106,10 @@ def test_notification_defaults_and_bad_action() -> None:
 
 
 @pytest.mark.unit
-def test_slack_payload_lists_failing_checks(receiver: WebhookReceiver) -> None:
-    slack = SlackNotifier(receiver.url + SLACK_PATH, timeout=2, env_name="SLACK_URL")
+def test_slack_payload_lists_failing_checks(webhook: WebhookReceiver) -> None:
+    slack = SlackNotifier(webhook.url + SLACK_PATH, timeout=2, env_name="SLACK_URL")
     assert slack.send(note("rollback")) == []
-    [payload] = receiver.bodies(SLACK_PATH)
+    [payload] = webhook.bodies(SLACK_PATH)
     assert payload["text"].startswith("⏪ Rollback: fraud v7 on models/fraud:")
     assert "&gt; 2x champion" in payload["text"]  # mrkdwn control characters escaped
     blocks = payload["blocks"]
@@ -154,41 +143,41 @@ def test_slack_payload_stays_within_limits() -> None:
 
 
 @pytest.mark.unit
-def test_on_filtering_skips_step_by_default(receiver: WebhookReceiver) -> None:
-    spec = NotificationSpec(webhooks=[receiver.url + "/hook"])
+def test_on_filtering_skips_step_by_default(webhook: WebhookReceiver) -> None:
+    spec = NotificationSpec(webhooks=[webhook.url + "/hook"])
     notifier = notifier_for(spec, environ={})
     assert notifier.send(note("step")) == []
     assert notifier.send(note("start")) == []
-    assert receiver.requests == []
+    assert webhook.requests == []
     assert notifier.send(note("hold")) == []
-    assert [r.body["kind"] for r in receiver.requests] == ["rollout.hold"]
-    spec = NotificationSpec(webhooks=[receiver.url + "/hook"], on=["step"])
+    assert [r.body["kind"] for r in webhook.requests] == ["rollout.hold"]
+    spec = NotificationSpec(webhooks=[webhook.url + "/hook"], on=["step"])
     assert notifier_for(spec, environ={}).send(note("step")) == []
-    assert receiver.requests[-1].body["kind"] == "rollout.step"
+    assert webhook.requests[-1].body["kind"] == "rollout.step"
 
 
 @pytest.mark.unit
-def test_5xx_is_retried_once_then_delivered(receiver: WebhookReceiver) -> None:
-    receiver.statuses["/hook"] = [500]
-    assert WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note()) == []
-    assert len(receiver.bodies("/hook")) == 2
+def test_5xx_is_retried_once_then_delivered(webhook: WebhookReceiver) -> None:
+    webhook.statuses["/hook"] = [500]
+    assert WebhookNotifier(webhook.url + "/hook", 2, backoff_s=FAST).send(note()) == []
+    assert len(webhook.bodies("/hook")) == 2
 
 
 @pytest.mark.unit
-def test_5xx_twice_is_reported_after_two_attempts(receiver: WebhookReceiver) -> None:
-    receiver.statuses["/hook"] = [503, 502]
-    [failure] = WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note())
-    assert failure.startswith(f"webhook {receiver.url}/hook: HTTP 502")
+def test_5xx_twice_is_reported_after_two_attempts(webhook: WebhookReceiver) -> None:
+    webhook.statuses["/hook"] = [503, 502]
+    [failure] = WebhookNotifier(webhook.url + "/hook", 2, backoff_s=FAST).send(note())
+    assert failure.startswith(f"webhook {webhook.url}/hook: HTTP 502")
     assert failure.endswith("(after 2 attempts)")
-    assert len(receiver.bodies("/hook")) == 2
+    assert len(webhook.bodies("/hook")) == 2
 
 
 @pytest.mark.unit
-def test_4xx_is_not_retried_and_is_reported(receiver: WebhookReceiver) -> None:
-    receiver.statuses["/hook"] = [400]
-    failures = WebhookNotifier(receiver.url + "/hook", 2, backoff_s=FAST).send(note())
-    assert failures == [f"webhook {receiver.url}/hook: HTTP 400 error for /hook"]
-    assert len(receiver.bodies("/hook")) == 1
+def test_4xx_is_not_retried_and_is_reported(webhook: WebhookReceiver) -> None:
+    webhook.statuses["/hook"] = [400]
+    failures = WebhookNotifier(webhook.url + "/hook", 2, backoff_s=FAST).send(note())
+    assert failures == [f"webhook {webhook.url}/hook: HTTP 400 error for /hook"]
+    assert len(webhook.bodies("/hook")) == 1
 
 
 @pytest.mark.unit
@@ -200,22 +189,22 @@ def test_unreachable_url_is_reported_not_raised() -> None:
 
 
 @pytest.mark.unit
-def test_webhook_query_string_is_redacted(receiver: WebhookReceiver) -> None:
-    receiver.statuses["/hook?token=sekrit-123"] = [401]
-    notifier = WebhookNotifier(receiver.url + "/hook?token=sekrit-123", 2, backoff_s=FAST)
+def test_webhook_query_string_is_redacted(webhook: WebhookReceiver) -> None:
+    webhook.statuses["/hook?token=sekrit-123"] = [401]
+    notifier = WebhookNotifier(webhook.url + "/hook?token=sekrit-123", 2, backoff_s=FAST)
     [failure] = notifier.send(note())
     assert "sekrit-123" not in failure and "sekrit-123" not in repr(notifier)
-    assert failure.startswith(f"webhook {receiver.url}/hook: HTTP 401")
+    assert failure.startswith(f"webhook {webhook.url}/hook: HTTP 401")
 
 
 @pytest.mark.unit
-def test_slack_url_never_in_failures_or_repr(receiver: WebhookReceiver) -> None:
-    env = {"CONVEYOR_SLACK_WEBHOOK": receiver.url + SLACK_PATH}
+def test_slack_url_never_in_failures_or_repr(webhook: WebhookReceiver) -> None:
+    env = {"CONVEYOR_SLACK_WEBHOOK": webhook.url + SLACK_PATH}
     spec = NotificationSpec(slack_webhook_env="CONVEYOR_SLACK_WEBHOOK")
     notifier = notifier_for(spec, environ=env, backoff_s=FAST)
-    receiver.statuses[SLACK_PATH] = [500, 500, 403]
+    webhook.statuses[SLACK_PATH] = [500, 500, 403]
     failures = notifier.send(note()) + notifier.send(note())  # 5xx twice, then a 403
-    assert receiver.bodies(SLACK_PATH)[0]["blocks"]  # it was the Slack payload
+    assert webhook.bodies(SLACK_PATH)[0]["blocks"]  # it was the Slack payload
     dead = f"http://127.0.0.1:{unused_port()}{SLACK_PATH}"
     down = SlackNotifier(dead, 1, env_name="CONVEYOR_SLACK_WEBHOOK", backoff_s=FAST)
     failures += down.send(note())
@@ -230,16 +219,14 @@ def test_slack_url_never_in_failures_or_repr(receiver: WebhookReceiver) -> None:
 
 @pytest.mark.unit
 @pytest.mark.parametrize("value", [None, "", "  "])
-def test_missing_slack_env_is_reported_on_send(
-    receiver: WebhookReceiver, value: str | None
-) -> None:
+def test_missing_slack_env_is_reported_on_send(webhook: WebhookReceiver, value: str | None) -> None:
     env = {} if value is None else {"CONVEYOR_SLACK_WEBHOOK": value}
     spec = NotificationSpec(
-        webhooks=[receiver.url + "/hook"], slack_webhook_env="CONVEYOR_SLACK_WEBHOOK"
+        webhooks=[webhook.url + "/hook"], slack_webhook_env="CONVEYOR_SLACK_WEBHOOK"
     )
     notifier = notifier_for(spec, environ=env)  # does not raise at build time
     assert notifier.send(note()) == ["slack webhook env $CONVEYOR_SLACK_WEBHOOK is not set"]
-    assert len(receiver.bodies("/hook")) == 1  # the other destinations still get it
+    assert len(webhook.bodies("/hook")) == 1  # the other destinations still get it
 
 
 @pytest.mark.unit
@@ -297,10 +284,10 @@ def test_slack_url_in_env_field_is_rejected_without_echoing_it() -> None:
 
 
 @pytest.mark.unit
-def test_a_paging_decision_is_critical_and_mentions_the_channel(receiver: WebhookReceiver) -> None:
+def test_a_paging_decision_is_critical_and_mentions_the_channel(webhook: WebhookReceiver) -> None:
     paged = note("rollback", alerts=["p99_latency_ms"])
-    assert WebhookNotifier(receiver.url + "/hook").send(paged) == []
-    body = receiver.bodies("/hook")[0]
+    assert WebhookNotifier(webhook.url + "/hook").send(paged) == []
+    body = webhook.bodies("/hook")[0]
     assert (body["severity"], body["alert"], body["alert_checks"]) == (
         "critical", True, ["p99_latency_ms"],
     )  # fmt: skip
@@ -313,12 +300,12 @@ def test_a_paging_decision_is_critical_and_mentions_the_channel(receiver: Webhoo
 
 
 @pytest.mark.unit
-def test_alertmanager_gets_only_pages_as_v2_alerts(receiver: WebhookReceiver) -> None:
-    am = AlertmanagerNotifier(receiver.url + "/am/", timeout=2, for_minutes=30)
+def test_alertmanager_gets_only_pages_as_v2_alerts(webhook: WebhookReceiver) -> None:
+    am = AlertmanagerNotifier(webhook.url + "/am/", timeout=2, for_minutes=30)
     assert am.send(note("rollback")) == []  # not a page: nothing sent
-    assert receiver.requests == []
+    assert webhook.requests == []
     assert am.send(note("hold", alerts=["p99_latency_ms"])) == []
-    [req] = receiver.requests
+    [req] = webhook.requests
     assert req.path == "/am/api/v2/alerts"
     [alert] = req.body
     assert alert["labels"] == {
@@ -364,15 +351,15 @@ def test_notifier_for_adds_alertmanager_and_checks_its_url() -> None:
 
 
 @pytest.mark.unit
-def test_a_webhook_url_with_a_token_comes_from_the_environment(receiver: WebhookReceiver) -> None:
+def test_a_webhook_url_with_a_token_comes_from_the_environment(webhook: WebhookReceiver) -> None:
     secret_path = "/hooks/team-7f3a9c2e"
-    env = {"FRAUD_HOOK": receiver.url + secret_path + "?token=tk-91d2"}
+    env = {"FRAUD_HOOK": webhook.url + secret_path + "?token=tk-91d2"}
     spec = NotificationSpec(webhook_envs=["FRAUD_HOOK", "MISSING_HOOK"])
     notifier = notifier_for(spec, environ=env, backoff_s=FAST)
     assert notifier.send(note()) == ["webhook env $MISSING_HOOK is not set"]
-    [body] = receiver.bodies(secret_path + "?token=tk-91d2")
+    [body] = webhook.bodies(secret_path + "?token=tk-91d2")
     assert body["kind"] == "rollout.rollback"  # the generic payload, delivered
-    receiver.statuses[secret_path + "?token=tk-91d2"] = [403]
+    webhook.statuses[secret_path + "?token=tk-91d2"] = [403]
     [failure] = notifier.send(note())[:1]
     assert failure.startswith("webhook from $FRAUD_HOOK: HTTP 403")
     for text in (failure, repr(notifier)):  # the error body echoed the path: redacted too
