@@ -99,13 +99,18 @@ def scaffold(team: str, parent: str | Path = ".", force: bool = False) -> list[P
             "(it names the pipeline, the model and the namespace)"
         )
     folder = Path(parent) / team
-    files = {
+    templates = {
         "pipeline.yaml": PIPELINE,
         "contract.yaml": CONTRACT,
         "gate_policy.yaml": GATE,
         "rollout.yaml": ROLLOUT,
-        "rbac.yaml": "",  # generated: conveyor.rollout.rbac
     }
+    # everything rendered before anything is written
+    files = {
+        name: template.format(team=team, folder=folder, image=COMPONENT_IMAGE)
+        for name, template in templates.items()
+    }
+    files["rbac.yaml"] = _rbac(team)  # generated: conveyor.rollout.rbac
     existing = [name for name in files if (folder / name).exists()]
     if existing and not force:
         raise BadInputError(
@@ -114,12 +119,9 @@ def scaffold(team: str, parent: str | Path = ".", force: bool = False) -> list[P
         )
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, template in files.items():
+    for name, text in files.items():
         path = folder / name
-        if name == "rbac.yaml":
-            path.write_text(_rbac(team))
-        else:
-            path.write_text(template.format(team=team, folder=folder, image=COMPONENT_IMAGE))
+        path.write_text(text)
         written.append(path)
     return written
 

@@ -202,13 +202,17 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def alert_tag(self) -> str:
+        """`` [alert: a, b]`` when the decision paged someone, else empty."""
+        return f" [alert: {', '.join(self.alerts)}]" if self.alerts else ""
+
     def line(self) -> str:
         pct = "-" if self.percent is None else f"{self.percent}%"
         if self.percent is None and self.mode == "shadow":
             pct = "shadow"
         line = f"interval {self.interval:>3}  traffic {pct:>6}  {self.decision:<9} {self.reason}"
-        if self.alerts:
-            line += f" [alert: {', '.join(self.alerts)}]"
+        line += self.alert_tag
         return f"{line} [{self.registry_error}]" if self.registry_error else line
 
 
@@ -464,8 +468,7 @@ class Analysis:
         update(self.cluster, ISVC, subject, lambda _cur: patch)
         obj = get(self.cluster, ISVC, subject)  # every interval: an Event with the evidence
         self.cluster.event(obj, f"Analysis{d.decision.title().replace('_', '')}",
-                           f"interval {d.interval}: {d.reason}"
-                           + (f" [alert: {', '.join(d.alerts)}]" if d.alerts else ""),
+                           f"interval {d.interval}: {d.reason}{d.alert_tag}",
                            warning=d.decision in ("hold", "rollback"))  # fmt: skip
         if d.registry_error:
             self.cluster.event(obj, "RegistryNotUpdated", d.registry_error, warning=True)

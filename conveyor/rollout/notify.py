@@ -41,6 +41,8 @@ SLACK_SECTION_TEXT = 3000
 SLACK_HEADER_TEXT = 150
 SLACK_FIELD_TEXT = 2000
 SLACK_MAX_BLOCKS = 50
+ALERTS_PATH = "/api/v2/alerts"  # Alertmanager's API for posting alerts
+Payload = Mapping[str, Any] | Sequence[Mapping[str, Any]]  # one JSON document to POST
 SLACK_PAGE = "<!here>"  # notifies the channel's active members, as an on-call page should
 
 
@@ -162,8 +164,10 @@ def _check(raw: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_line(c: Mapping[str, Any]) -> str:
-    return c["detail"] or f"{c['name']}: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}"
+def _check_line(c: Mapping[str, Any], quote: str = "") -> str:
+    """The analysis' words for a check, else its value against its bound (name in ``quote``)."""
+    name = f"{quote}{c['name']}{quote}"
+    return c["detail"] or f"{name}: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}"
 
 
 def _fmt(value: Any) -> str:
@@ -327,8 +331,7 @@ class Notification:
         lines = [head]
         for i, c in enumerate(bad):
             mark = "❌" if c["status"] == "failed" else "❔"
-            plain = f"`{c['name']}`: {_fmt(c['value'])} vs bound {_fmt(c['bound'])}"
-            line = _mrkdwn(f"{mark} {c['detail'] or plain}")
+            line = _mrkdwn(f"{mark} {_check_line(c, quote='`')}")
             more = f"… and {len(bad) - i} more"
             if sum(len(x) + 1 for x in lines) + len(line) + len(more) + 2 > SLACK_SECTION_TEXT:
                 lines.append(more)
@@ -354,7 +357,7 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
 
 def _deliver(
     url: str,
-    payload: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    payload: Payload,
     *,
     destination: str,
     timeout: float,
@@ -435,7 +438,7 @@ class _PostingNotifier:
         shown = f"<{self.destination}>" if self._secret_url else repr(_redacted(self._url))
         return f"{type(self).__name__}({shown}, timeout={self.timeout:g})"
 
-    def _payload(self, n: Notification) -> dict[str, Any]:
+    def _payload(self, n: Notification) -> Payload:
         raise NotImplementedError
 
     def send(self, n: Notification) -> list[str]:
@@ -473,7 +476,7 @@ class SlackNotifier(_PostingNotifier):
         return n.to_slack()
 
 
-class AlertmanagerNotifier:
+class AlertmanagerNotifier(_PostingNotifier):
     """Posts a paging decision to Alertmanager's v2 API as one alert (``severity: critical``);
     notifications without ``alerts`` are not pages and are not sent.
 
@@ -481,17 +484,15 @@ class AlertmanagerNotifier:
     candidate's alerts into one page and routes can match a team's namespace; the annotations
     carry the reason and the checks. It fires for ``for_minutes`` and then resolves."""
 
+    label = "alertmanager"
+
     def __init__(
         self, url: str, timeout: float = 5.0, *, for_minutes: int = 60, backoff_s: float = 0.5
     ) -> None:
-        self._url, self.timeout, self.backoff_s = url.rstrip("/"), timeout, backoff_s
+        super().__init__(url.rstrip("/") + ALERTS_PATH, timeout, backoff_s=backoff_s)
         self.for_minutes = for_minutes
-        self.destination = f"alertmanager {_redacted(self._url)}"
 
-    def __repr__(self) -> str:
-        return f"AlertmanagerNotifier({_redacted(self._url)!r}, timeout={self.timeout:g})"
-
-    def payload(self, n: Notification) -> list[dict[str, Any]]:
+    def _payload(self, n: Notification) -> list[dict[str, Any]]:
         starts = datetime.fromisoformat(n.at)
         if starts.tzinfo is None:
             starts = starts.replace(tzinfo=UTC)
@@ -522,19 +523,7 @@ class AlertmanagerNotifier:
         ]
 
     def send(self, n: Notification) -> list[str]:
-        if not n.alerts:
-            return []
-        parts = urlsplit(self._url)
-        secrets = [s for s in (parts.query, parts.password or "") if s]
-        try:
-            payload = self.payload(n)
-        except Exception as exc:
-            return [f"{self.destination}: could not build the alert ({_exc_text(exc)})"]
-        failure = _deliver(
-            f"{self._url}/api/v2/alerts", payload, destination=self.destination,
-            timeout=self.timeout, backoff_s=self.backoff_s, secrets=secrets,
-        )  # fmt: skip
-        return [failure] if failure else []
+        return super().send(n) if n.alerts else []
 
 
 class _Unavailable:
