@@ -39,14 +39,15 @@ URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 
 def format_validation_error(source: str, exc: ValidationError, hide_input: bool = False) -> str:
     """One line per problem: ``source: field.path: message (got value)``; ``hide_input`` (a
-    model whose values may be secrets) leaves the value out."""
+    model whose text values may be secrets) leaves text values out, numbers and flags stay."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         got = err.get("input")
         if isinstance(got, str):  # a URL's user:password never reaches an error message
             got = URL_USERINFO.sub(r"\1<redacted>@", got)
-        shown = "" if hide_input or isinstance(got, dict | list) else f" (got {got!r})"
+        hidden = isinstance(got, dict | list) or (hide_input and isinstance(got, str))
+        shown = "" if hidden else f" (got {got!r})"
         lines.append(f"{source}: {loc}: {err['msg']}{shown}")
     return "\n".join(lines)
 

@@ -346,7 +346,9 @@ def test_notifier_for_adds_alertmanager_and_checks_its_url() -> None:
     with pytest.raises(BadInputError, match="must not carry credentials") as err:
         model_from_data(RolloutPlan, nested, "plan.yaml")  # inside a plan, too
     assert "s3cret-pw" not in str(err.value) and "<redacted>@am:9093" in str(err.value)
-    with pytest.raises(BadInputError, match="alert_for_minutes"):
+    with pytest.raises(
+        BadInputError, match=r"alert_for_minutes: .*greater than or equal to 1 \(got 0\)"
+    ):
         model_from_data(NotificationSpec, {"alert_for_minutes": 0}, "notifications")
 
 
