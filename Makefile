@@ -5,11 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.conveyor-installed
 UV_VERSION := 0.13.8
-IMAGE ?= ghcr.io/conveyor-ml/conveyor:0.1.0-python3.11
 CONFIG ?= examples/fraud/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images clean lock bench bench-serving bench-drift bench-ct venv ui
+.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui
 
 venv: $(STAMP)
 
@@ -82,13 +81,17 @@ bench-drift: $(STAMP)
 bench-ct: $(STAMP)
 	$(BIN)/python bench/ct_cache.py
 
-images:
-	@engine=$$(command -v docker || command -v podman || true); \
-	if [ -z "$$engine" ] || ! $$engine info >/dev/null 2>&1; then \
-		echo "make images: no running container engine (docker/podman) on this machine; build $(IMAGE) where one runs." >&2; \
-		exit 1; \
-	fi; \
-	$$engine build -f images/conveyor/Dockerfile -t $(IMAGE) .
+# The component image and the serving-runtime image (one Dockerfile, one lock file) on docker
+# or podman; as root on Debian with no engine it installs podman. BASE=auto|registry|debian:
+# the registry's python:3.11 slim base where it can be pulled, else one made here from Debian.
+BASE ?= auto
+images: $(STAMP)
+	$(BIN)/python scripts/images.py --base $(BASE)
+
+# The compiled training pipeline with every task in the component image, the model in the
+# serving image, checked against the in-process run (needs `make images` first).
+test-containers: $(STAMP)
+	$(BIN)/python -m pytest -m containers -p no:cacheprovider $(PYTEST_ARGS) tests/containers
 
 clean:
 	rm -rf .conveyor local_outputs build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

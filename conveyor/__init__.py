@@ -9,3 +9,5 @@ __version__ = "0.1.0"
 # The one component image. The tag names the Python line so kfp.local recognises it as a
 # Python image; overlays and `make images` use the same reference.
 COMPONENT_IMAGE = f"ghcr.io/conveyor-ml/conveyor:{__version__}-python3.11"
+# The conveyor-sklearn serving runtime: same lock file (and scikit-learn) as COMPONENT_IMAGE.
+SERVING_IMAGE = f"ghcr.io/conveyor-ml/conveyor-serving:{__version__}-python3.11"

@@ -210,21 +210,24 @@ def _model_class() -> type:
     return ConveyorModel
 
 
-def serve(model_dir: str, name: str, version: str, port: int, max_batch: int) -> None:
-    """Serve one model on 127.0.0.1:port until SIGTERM."""
+def serve(
+    model_dir: str, name: str, version: str, port: int, max_batch: int, host: str = HOST
+) -> None:
+    """Serve one model on host:port until SIGTERM (loopback on a developer's machine; all
+    interfaces in the serving-runtime container, where the pod network is the boundary)."""
     sys.argv = sys.argv[:1]  # kserve parses sys.argv at import: keep ours away from it
     import kserve.model_server as ms
     from kserve.protocol.rest.server import RESTServer, _RefreshingServer
 
-    class LoopbackREST(RESTServer):
-        """KServe binds 0.0.0.0; a developer's machine serves on loopback only."""
+    class BoundREST(RESTServer):
+        """KServe always binds 0.0.0.0; bind where we were asked to."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.config.host = HOST
+            self.config.host = host
             self._server = _RefreshingServer(self.config)
 
-    ms.RESTServer = LoopbackREST
+    ms.RESTServer = BoundREST
     model = _model_class()(name, model_dir, version, max_batch)
     model.load()
     ms.ModelServer(
