@@ -282,9 +282,17 @@ def measure_latency(model: "Pipeline", x: pd.DataFrame, spec: LatencySpec) -> di
 
     Single-row calls take holdout rows in turn (cycling); batch calls take ``batch_rows`` rows
     (the holdout repeated when it is shorter). Each series follows ``warmup`` untimed calls.
+    Timed with ``spec.threads`` OpenMP/BLAS threads, as the serving runtime runs the model.
     """
     if len(x) == 0:
         raise BadInputError("latency: the holdout has no rows to time predictions on")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=spec.threads):
+        return _timed(model, x, spec)
+
+
+def _timed(model: "Pipeline", x: pd.DataFrame, spec: LatencySpec) -> dict[str, Any]:
     rows = [x.iloc[[i]] for i in range(min(len(x), spec.single_calls))]
     for i in range(spec.warmup):
         model.predict_proba(rows[i % len(rows)])

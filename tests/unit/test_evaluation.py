@@ -547,3 +547,24 @@ def test_champion_with_a_tampered_model_is_refused(tmp_path, trained, config, ch
     spec = fast_evaluation(config, golden_set=None)
     with pytest.raises(ConveyorError, match=r"does not match model\.sha256"):
         evaluation.evaluate(trained["model"], trained["prep"].holdout, spec, champion_dir=bad)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_latency_is_timed_with_the_serving_runtimes_threads(threads):
+    """OpenMP's default (a thread per core) made a single-row predict 17-71 ms instead of
+    0.6 ms here; the gate must see what the runtime (OMP_NUM_THREADS = CPU limit) serves."""
+    from threadpoolctl import threadpool_info
+
+    from conveyor.config import LatencySpec
+
+    seen: list[int] = []
+
+    class Probe:
+        def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+            seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp")
+            return np.zeros((len(x), 2))
+
+    spec = LatencySpec(single_calls=3, batch_rows=4, batch_calls=2, warmup=1, threads=threads)
+    lat = evaluation.measure_latency(Probe(), pd.DataFrame({"a": [1.0, 2.0]}), spec)  # type: ignore[arg-type]
+    assert lat["single_calls"] == 3
+    assert seen and set(seen) == {threads}
