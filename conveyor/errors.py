@@ -34,3 +34,8 @@ class TrackingError(ConveyorError):
     """The tracking server or registry refused or could not be reached."""
 
     exit_code = 6
+
+
+class IncompatibleRuntimeError(BadInputError):
+    """The serving runtime cannot be trusted to unpickle the model: it is missing, records no
+    scikit-learn version, or records another one than the model was pickled with."""

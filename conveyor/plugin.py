@@ -31,10 +31,12 @@ EPILOG = """examples:
   kubectl conveyor shadow fraud --version 8 --percent 20
   kubectl conveyor shadow fraud --off
   kubectl conveyor canary fraud --version 7 --percent 10 --dry-run -o yaml
+  kubectl conveyor canary fraud --version 7 --percent 10 --runtime kserve-sklearnserver
   kubectl conveyor analyze fraud --plan rollout.yaml --prometheus http://prometheus:9090
   kubectl conveyor analyze fraud --plan rollout.yaml --once    # one interval, for cron or CI
 
-exit codes: 0 done (analyze: promoted, or --once continuing), 2 bad input (nothing changed),
+exit codes: 0 done (analyze: promoted, or --once continuing), 2 bad input, or a version the
+serving runtime's scikit-learn may not unpickle (nothing changed),
 3 analyze held the rollout for a person, 4 analyze rolled back, 6 registry unreachable,
 7 Kubernetes API refused or unreachable (nothing changed).
 """
@@ -49,6 +51,9 @@ class DryRun:
 
     def find(self, kind: Kind, name: str) -> dict[str, Any] | None:
         return self.inner.find(kind, name)
+
+    def find_cluster_scoped(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        return self.inner.find_cluster_scoped(kind, name)
 
     def find_all(self, kind: Kind, label_selector: str = "") -> list[dict[str, Any]]:
         return self.inner.find_all(kind, label_selector)
@@ -214,6 +219,7 @@ def cmd_canary(cluster: Cluster, args: argparse.Namespace) -> int:
         return _show(cluster, args, lambda: None)
     model = actions.resolve_version(
         _tracking_uri(args), _model_name(cluster, args), args.version,
+        cluster=cluster, inference_service=args.name, runtime=args.runtime or "",
         require_approval=args.require_approval,
     )  # fmt: skip
     change = _change(args, "canary", version=model.version, percent=args.percent)
@@ -274,6 +280,7 @@ def cmd_shadow(cluster: Cluster, args: argparse.Namespace) -> int:
         raise BadInputError(f"--percent: {args.percent:g} is outside 0 < percent <= 100")
     model = actions.resolve_version(
         _tracking_uri(args), _model_name(cluster, args), args.version,
+        cluster=cluster, inference_service=args.name, runtime=args.runtime or "",
         require_approval=args.require_approval,
     )  # fmt: skip
     change = _change(args, "shadow", version=model.version, percent=args.percent)
@@ -367,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--percent", type=_percent, required=True, help="traffic share, 0-100")
     score_log = "score-log receiver URL: a new InferenceService logs its responses there "
     c.add_argument("--score-log", help=score_log + "(a canary inherits it)")
+    runtime = (
+        "serving runtime of the new revision (default: the InferenceService's own, else "
+        f"{inf.RUNTIME}); its {inf.SKLEARN_VERSION} annotation must equal the version's "
+        "scikit-learn"
+    )
+    c.add_argument("--runtime", help=runtime)
     write_verb("promote", "the canary takes 100 %% and becomes champion (MLflow alias too)")
     write_verb("rollback", "all traffic back to the champion; the champion's spec restored")
     s = write_verb("shadow", "mirror --percent of requests to <name>-shadow serving --version")
@@ -374,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--percent", type=float, default=10.0, help="mirrored share (default 10)")
     s.add_argument("--off", action="store_true", help="stop mirroring and remove the shadow")
     s.add_argument("--score-log", help=score_log + "(the shadow's scores, for comparison)")
+    s.add_argument(
+        "--runtime",
+        help=runtime.replace("the new revision", "the shadow").replace(
+            "the InferenceService's own", "the champion's"
+        ),
+    )
     a = sub.add_parser(
         "analyze", parents=[common], help="judge the running canary from online metrics: step "
         "up, promote, hold or roll back, one line per interval",

@@ -252,6 +252,9 @@ SERVING_PATH = "serving"  # run artifact folder holding model.joblib + model.sha
 REFERENCE_PATH = "reference"  # run artifact folder holding the drift reference profile
 PROFILE_FILE = "profile.json"
 TRAINING_KEY_TAG = "conveyor.training_key"  # data, code, config and seed of a training run
+# The scikit-learn that pickled the model (run and version tag): deploy compares it with the
+# serving runtime's conveyor.io/sklearn-version annotation.
+SKLEARN_VERSION_TAG = "model.sklearn_version"
 RETRIES = 3
 
 
@@ -596,6 +599,8 @@ def register_stage(
     }
     if run.data.tags.get(TRAINING_KEY_TAG):  # only runs started with a key (no empty tags)
         tags[TRAINING_KEY_TAG] = run.data.tags[TRAINING_KEY_TAG]
+    if run.data.tags.get(SKLEARN_VERSION_TAG):  # runs trained before it was recorded lack it
+        tags[SKLEARN_VERSION_TAG] = run.data.tags[SKLEARN_VERSION_TAG]
     for key in HEADLINE:
         value = evaluation.get("metrics", {}).get(key)
         if value is not None:

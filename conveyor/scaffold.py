@@ -131,11 +131,17 @@ def _rbac(team: str) -> str:
     import yaml
 
     from conveyor.rollout import rbac
+    from conveyor.rollout.cluster import RUNTIME_READER
 
     head = (
         f"# What the rollout of InferenceService {team} may do in namespace {team}: patch only\n"
-        f"# {team} and {team}-shadow, delete only the shadow and its mirror\n"
-        "# (conveyor.rollout.rbac).\n"
+        f"# {team} and {team}-shadow, delete only the shadow and its mirror, read the\n"
+        "# namespace's ServingRuntimes (conveyor.rollout.rbac).\n"
         f"# Apply with: kubectl apply -n {team} -f rbac.yaml\n"
+        "# Deploy also reads the cluster-scoped ClusterServingRuntime (its scikit-learn version),\n"
+        f"# which only the ClusterRole {RUNTIME_READER} (manifests/runtime) grants; a cluster\n"
+        "# admin binds it once for this namespace:\n"
+        f"#   kubectl create clusterrolebinding {RUNTIME_READER}-{team} \\\n"
+        f"#     --clusterrole={RUNTIME_READER} --serviceaccount={team}:pipeline-runner\n"
     )
     return head + yaml.safe_dump_all(rbac.manifests([team]), sort_keys=False)

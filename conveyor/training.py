@@ -2,7 +2,9 @@
 
 The model is saved as ONE ``model.joblib`` (the layout KServe's sklearn runtime loads), beside
 ``feature_spec.json`` and ``model.sha256`` (``sha256sum -c`` format), so whoever serves it can
-verify the bytes first.
+verify the bytes first. ``feature_spec.json`` records the scikit-learn that pickled the model
+(``sklearn_version``; also the run tag ``model.sklearn_version``): scikit-learn only promises to
+unpickle within one release, so deploy and the serving runtime compare it with their own.
 """
 
 import hashlib
@@ -28,7 +30,13 @@ from conveyor.config import TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, ConveyorError, TrainingError
 from conveyor.evaluation import check_threshold, classification_metrics
 from conveyor.features import feature_frame
-from conveyor.registry import PROFILE_FILE, REFERENCE_PATH, TRAINING_KEY_TAG, tracker_for
+from conveyor.registry import (
+    PROFILE_FILE,
+    REFERENCE_PATH,
+    SKLEARN_VERSION_TAG,
+    TRAINING_KEY_TAG,
+    tracker_for,
+)
 from conveyor.tables import read_table, resolve_table, sha256_file, write_json
 
 MODEL_FILE = "model.joblib"
@@ -75,14 +83,17 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def save_model(model: Pipeline, feature_spec: dict[str, Any], out_dir: str | Path) -> str:
-    """Write model.joblib + feature_spec.json + model.sha256; returns the model's sha256."""
+    """Write model.joblib + feature_spec.json + model.sha256; returns the model's sha256.
+
+    feature_spec.json gains ``sklearn_version``: the release that pickled model.joblib, which
+    is the only one guaranteed to unpickle it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / MODEL_FILE
     joblib.dump(model, path)
     digest = sha256_file(path)
     (out / CHECKSUM_FILE).write_text(f"{digest}  {MODEL_FILE}\n")
-    write_json(feature_spec, out / SPEC_FILE)
+    write_json({**feature_spec, "sklearn_version": sklearn.__version__}, out / SPEC_FILE)
     return digest
 
 
@@ -172,7 +183,7 @@ def train(
             run_id,
             params=params,
             metrics={f"validation_{k}": v for k, v in val_metrics.items() if np.isfinite(v)},
-            tags={"model.sha256": digest},
+            tags={"model.sha256": digest, SKLEARN_VERSION_TAG: sklearn.__version__},
         )
         tracker.log_artifacts(run_id, out_dir, "serving")
         with tempfile.TemporaryDirectory(prefix="conveyor-reference-") as tmp:

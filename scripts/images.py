@@ -6,7 +6,8 @@ One Dockerfile (images/conveyor/Dockerfile), two targets, one lock file. Steps:
      can be pulled and otherwise a Debian bookworm base made here with mmdebstrap;
      BASE=registry or BASE=debian forces one (the one documented switch)
   3. the wheelhouse: `pip download` of the hashed requirements.lock (+ setuptools/wheel to build
-     the one sdist) and the conveyor wheel, so the build installs offline and checks hashes
+     the one sdist), and the conveyor wheel in images/dist/, so the build installs offline and
+     checks hashes
   4. `build --network none` of both targets, tagged conveyor.COMPONENT_IMAGE / SERVING_IMAGE
   5. checks: runs as uid 10001 with no network, `conveyor --version` equals this checkout's
 """
@@ -26,13 +27,14 @@ sys.path.insert(0, str(ROOT))
 from conveyor import COMPONENT_IMAGE, SERVING_IMAGE, __version__  # noqa: E402
 from conveyor.containers import IMAGE_USER, ContainerError, Engine, find_engine  # noqa: E402
 
-REGISTRY_BASE = "python:3.11.17-slim-bookworm"
+REGISTRY_BASE = "docker.io/library/python:3.11.17-slim-bookworm"
 DEBIAN_BASE = "localhost/conveyor-base:bookworm-python3.11"
 DEBIAN_PACKAGES = "python3,python3-venv,ca-certificates"
 ENGINE_PACKAGES = ["podman", "buildah", "runc", "uidmap", "slirp4netns"]
 # Build requirements of kfp-server-api (the lock's one sdist); pinned, fetched beside it.
 BUILD_REQUIREMENTS = ["setuptools==84.2.1", "wheel==0.45.1"]
 WHEELHOUSE = ROOT / "images" / "wheelhouse"
+DIST = ROOT / "images" / "dist"  # the conveyor wheel alone: its layer is the only one rebuilt
 DOCKERFILE = ROOT / "images" / "conveyor" / "Dockerfile"
 
 
@@ -105,9 +107,8 @@ def wheelhouse() -> None:
     sh(*pip, "download", "--require-hashes", "--no-deps", "-r", str(ROOT / "requirements.lock"),
        "-d", str(WHEELHOUSE), **quiet)  # fmt: skip
     sh(*pip, "download", "--no-deps", *BUILD_REQUIREMENTS, "-d", str(WHEELHOUSE), **quiet)
-    for old in WHEELHOUSE.glob("conveyor-*.whl"):
-        old.unlink()
-    sh(*pip, "wheel", "--no-deps", "-w", str(WHEELHOUSE), str(ROOT), **quiet)
+    shutil.rmtree(DIST, ignore_errors=True)
+    sh(*pip, "wheel", "--no-deps", "-w", str(DIST), str(ROOT), **quiet)
 
 
 def revision() -> str:

@@ -231,6 +231,25 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield api
 
 
+RUNTIME_MANIFEST = ROOT / "manifests" / "runtime" / "clusterservingruntime.yaml"
+
+
+@pytest.fixture
+def conveyor_runtime(fake_kube) -> dict:
+    """The conveyor-sklearn ClusterServingRuntime on the fake API, created from
+    manifests/runtime itself through the real client: every deploy checks its model's
+    scikit-learn against this runtime's annotation before writing anything."""
+    import yaml
+
+    from conveyor.rollout.cluster import CLUSTER_SERVING_RUNTIME as CSR
+    from conveyor.rollout.cluster import KubeCluster
+
+    body = yaml.safe_load(RUNTIME_MANIFEST.read_text())
+    return KubeCluster().custom.create_cluster_custom_object(
+        CSR.group, CSR.version, CSR.plural, body
+    )
+
+
 @pytest.fixture
 def fake_kfp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A started fake Kubeflow Pipelines API (v2beta1 REST) on 127.0.0.1; stopped afterwards.

@@ -10,7 +10,16 @@ import kubernetes_validate
 import yaml
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
-CRD_FILES = ("serving.kserve.io_inferenceservices.yaml", "networking.istio.io_crds.yaml")
+CRD_FILES = (
+    "serving.kserve.io_inferenceservices.yaml",
+    "serving.kserve.io_servingruntimes.yaml",
+    "networking.istio.io_crds.yaml",
+)
+# KServe's ClusterServingRuntime is the cluster-scoped twin of ServingRuntime: both Go types
+# embed the same ServingRuntimeSpec, so its objects are checked against ServingRuntime's schema
+# (../shared/schemas holds only that CRD).
+KSERVE_V1ALPHA1 = "serving.kserve.io/v1alpha1"
+SAME_SCHEMA = {(KSERVE_V1ALPHA1, "ClusterServingRuntime"): (KSERVE_V1ALPHA1, "ServingRuntime")}
 # Kubeflow Pipelines' Kubernetes-native store (Pipeline, PipelineVersion); vendored from
 # kubeflow/pipelines, not ../shared/schemas (see schemas/README.md).
 KFP_CRD_FILES = (
@@ -36,6 +45,8 @@ def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
                 if version.get("served"):
                     schema = version["schema"]["openAPIV3Schema"]
                     out[(f"{group}/{version['name']}", kind)] = schema
+    for twin, original in SAME_SCHEMA.items():
+        out[twin] = out[original]
     return out
 
 

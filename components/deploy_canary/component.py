@@ -19,13 +19,16 @@ def deploy_canary(
     reason: str = "",
     resources: str = "",
     score_log_url: str = "",
+    runtime: str = "",
 ) -> str:
     """Serve a registered version on a KServe InferenceService at ``percent`` % of traffic.
 
     The version must be approved (and, with ``require_approval``, approved by a person); its
-    model file's sha256 is checked against the registry before anything changes. A missing
-    InferenceService is created serving the version at 100 %; otherwise a canary starts beside
-    the champion, or a running canary of the same version moves to ``percent`` %.
+    model file's sha256 is checked against the registry, and the scikit-learn it was pickled
+    with against the serving runtime's ``conveyor.io/sklearn-version``, before anything
+    changes. A missing InferenceService is created serving the version at 100 %; otherwise a
+    canary starts beside the champion, or a running canary of the same version moves to
+    ``percent`` %.
 
     Args:
         inference_service: InferenceService name.
@@ -40,6 +43,8 @@ def deploy_canary(
         resources: JSON of requests/limits/replicas for the model container (empty: defaults).
         score_log_url: The score-log receiver; a new InferenceService logs its responses
             there (a canary inherits the logger, re-labelled with its version). Empty: none.
+        runtime: ServingRuntime / ClusterServingRuntime of the new revision. Empty: the
+            InferenceService's own, else conveyor-sklearn.
 
     Returns:
         The model version now taking ``percent`` % of traffic.
@@ -50,7 +55,7 @@ def deploy_canary(
     state = deploy_canary_stage(
         inference_service, namespace, model_name, version, percent,
         mlflow_tracking_uri, require_approval, reason, resources,
-        score_log_url=score_log_url,
+        score_log_url=score_log_url, runtime=runtime,
     )  # fmt: skip
     write_json(state, status.path)
     status.metadata.update({"phase": state["phase"], "canaryTrafficPercent": percent})

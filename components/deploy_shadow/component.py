@@ -18,6 +18,7 @@ def deploy_shadow(
     require_approval: bool = False,
     reason: str = "",
     score_log_url: str = "",
+    runtime: str = "",
 ) -> str:
     """Serve a version on ``<inference_service>-shadow`` and mirror ``percent`` % of requests.
 
@@ -28,7 +29,8 @@ def deploy_shadow(
     Args:
         inference_service: The champion's InferenceService name.
         model_name: Registered model name in MLflow.
-        version: Registered version to shadow (approved; sha256 checked first).
+        version: Registered version to shadow (approved; sha256 and scikit-learn version
+            against the runtime's checked first).
         status: Rollout status after the change (JSON).
         percent: Share of requests mirrored to the shadow, 0-100.
         namespace: Namespace; empty uses the pipeline pod's own.
@@ -37,6 +39,8 @@ def deploy_shadow(
         reason: Why, recorded in the annotation and the Kubernetes Event.
         score_log_url: The score-log receiver; the shadow logs its responses there under
             its own version, so its scores can be compared with the champion's. Empty: none.
+        runtime: ServingRuntime / ClusterServingRuntime of the shadow. Empty: the champion's,
+            else conveyor-sklearn.
 
     Returns:
         The shadowed model version.
@@ -47,6 +51,7 @@ def deploy_shadow(
     state = deploy_shadow_stage(
         inference_service, namespace, model_name, version, percent,
         mlflow_tracking_uri, require_approval, reason, score_log_url=score_log_url,
+        runtime=runtime,
     )  # fmt: skip
     write_json(state, status.path)
     status.metadata.update({"shadow": version, "mirrorPercent": percent})

@@ -3,14 +3,28 @@
 Used by the KFP components, the ``kubectl conveyor`` plugin and (issue 5) the analysis loop.
 Each action is one guarded write (``cluster.update``) so traffic never sits half-changed, and
 each records who/when/why in the ``conveyor.io/last-change`` annotation and a Kubernetes Event.
-A refused or failed action changes nothing: traffic stays where it was.
+A refused or failed action changes nothing: traffic stays where it was. Every deploy path
+resolves its version with ``resolve_version``, which refuses, before any write, a version that
+is not approved, whose bytes differ from the registry's sha256, or that the serving runtime's
+scikit-learn may not unpickle (``check_runtime``).
 """
 
+import dataclasses
 import json
 from typing import Any
 
-from conveyor.errors import BadInputError
-from conveyor.rollout.cluster import ISVC, VSVC, Cluster, get, update
+from conveyor.errors import BadInputError, IncompatibleRuntimeError
+from conveyor.registry import SKLEARN_VERSION_TAG
+from conveyor.rollout.cluster import (
+    CLUSTER_SERVING_RUNTIME,
+    ISVC,
+    SERVING_RUNTIME,
+    VSVC,
+    Cluster,
+    Kind,
+    get,
+    update,
+)
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, Resources, ServedModel
 
@@ -59,6 +73,12 @@ def deploy(
                 raise BadInputError(
                     f"{name}: v{model.version} in the cluster has sha256 {serving['sha256']} but "
                     f"the registry says {model.sha256}; roll back and deploy again"
+                )
+            if model.runtime and inf.runtime_of(cur) != model.runtime:  # checked != serving
+                raise BadInputError(
+                    f"{name}: the canary of v{model.version} runs on runtime "
+                    f"{inf.runtime_of(cur)!r}, not {model.runtime!r}; step it without naming "
+                    "another runtime, or roll it back and deploy again. Nothing changed."
                 )
             started["canary"] = False
             if inf.canary_percent(cur) == percent:
@@ -311,10 +331,22 @@ def _mirror_percent(vs: dict[str, Any] | None) -> float | None:
 
 
 def resolve_version(
-    tracking_uri: str, model_name: str, version: str, *, require_approval: bool = False
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    *,
+    cluster: Cluster,
+    inference_service: str,
+    runtime: str = "",
+    require_approval: bool = False,
 ) -> ServedModel:
-    """The registered version to serve, after its artifact's sha256 was checked against the
-    registry tag (a mismatch is refused before any object changes)."""
+    """The registered version to serve on ``inference_service`` (or its shadow), refused
+    before any object changes unless it is approved, its artifact's sha256 equals the registry
+    tag and the runtime it will run on has the scikit-learn that pickled it.
+
+    ``runtime``: the runtime to serve it on; empty keeps the InferenceService's own (a shadow
+    its champion's), else ``conveyor-sklearn``. The returned model names the checked runtime,
+    which is what ``deploy`` / ``deploy_shadow`` then write."""
     import tempfile
 
     from conveyor.registry import ModelRegistry
@@ -322,9 +354,92 @@ def resolve_version(
     registry = ModelRegistry(tracking_uri)
     row = registry.resolve(model_name, str(version))  # a number, or an alias like candidate
     model = ServedModel.from_version(row, require_approval=require_approval)
+    model = check_runtime(cluster, model, runtime_for(cluster, inference_service, runtime))
     with tempfile.TemporaryDirectory(prefix="conveyor-verify-") as tmp:
         registry.download(row, tmp)
     return model
+
+
+def runtime_for(cluster: Cluster, name: str, requested: str = "") -> str:
+    """The runtime a new revision of ``name`` runs on: ``requested``, else the one the
+    InferenceService already names, else ``conveyor-sklearn``."""
+    if requested:
+        return requested
+    current = cluster.find(ISVC, name)
+    return (inf.runtime_of(current) if current is not None else "") or inf.RUNTIME
+
+
+def serving_runtime(cluster: Cluster, runtime: str) -> tuple[Kind, dict[str, Any] | None]:
+    """Resolve ``runtime`` as KServe does: the ServingRuntime of that name in the namespace
+    first, else the ClusterServingRuntime. Returns the kind found (or last looked at) and the
+    object, None when neither exists."""
+    found = cluster.find(SERVING_RUNTIME, runtime)
+    if found is not None:
+        return SERVING_RUNTIME, found
+    return CLUSTER_SERVING_RUNTIME, cluster.find_cluster_scoped(CLUSTER_SERVING_RUNTIME, runtime)
+
+
+def check_runtime(cluster: Cluster, model: ServedModel, runtime: str) -> ServedModel:
+    """``model`` bound to ``runtime`` once the runtime's ``conveyor.io/sklearn-version``
+    annotation equals the model's ``model.sklearn_version`` tag, exactly: scikit-learn only
+    promises to unpickle a model within the release that pickled it. Reads only; every refusal
+    (IncompatibleRuntimeError, exit 2) says that nothing was changed and what to do next."""
+    label = f"{model.model_name} v{model.version}"
+    kind, obj = serving_runtime(cluster, runtime)
+    where = f"{kind.kind} {runtime!r}"
+    ref = f"{kind.kind.lower()} {runtime}"  # what kubectl calls it
+    if kind is SERVING_RUNTIME:
+        where += f" in namespace {cluster.namespace!r}"
+        ref += f" -n {cluster.namespace}"
+    if obj is None:
+        raise IncompatibleRuntimeError(
+            f"{label}: serving runtime {runtime!r} exists neither as a ServingRuntime in "
+            f"namespace {cluster.namespace!r} nor as a ClusterServingRuntime, so KServe could "
+            "not serve it; refused, nothing was changed. Install Conveyor's runtime once per "
+            f"cluster (`kubectl apply -k manifests/runtime`, ClusterServingRuntime {inf.RUNTIME})"
+            " or name an installed runtime (the rollout plan's `runtime:`, `--runtime`)"
+        )
+    spec = obj.get("spec") or {}
+    if spec.get("disabled"):
+        raise IncompatibleRuntimeError(
+            f"{label}: {where} is disabled (spec.disabled: true), KServe would not serve on "
+            "it; refused, nothing was changed. Enable it or name another runtime"
+        )
+    pinned = str((obj["metadata"].get("annotations") or {}).get(inf.SKLEARN_VERSION, "")).strip()
+    if not model.sklearn_version:
+        serves = f"scikit-learn {pinned}" if pinned else "an unrecorded scikit-learn"
+        raise IncompatibleRuntimeError(
+            f"{label} has no {SKLEARN_VERSION_TAG} tag (registered before Conveyor recorded the "
+            f"scikit-learn that pickled a model), so it cannot be checked against {where}, "
+            f"which serves {serves}; refused, nothing was changed. Retrain and register it "
+            "again, or, if you know the scikit-learn that pickled it (its training run's MLflow "
+            "model lists it in requirements.txt), tag the version: MlflowClient()."
+            f"set_model_version_tag({model.model_name!r}, {model.version!r}, "
+            f"{SKLEARN_VERSION_TAG!r}, '<version>')"
+        )
+    if not pinned:
+        raise IncompatibleRuntimeError(
+            f"{label}: {where} has no {inf.SKLEARN_VERSION} annotation, so nobody knows "
+            f"whether its scikit-learn can unpickle a model pickled by scikit-learn "
+            f"{model.sklearn_version}; refused, nothing was changed. Check the scikit-learn its "
+            f"image pins (`kubectl get {ref} -o "
+            "jsonpath='{.spec.containers[0].image}'`, then `python -c 'import sklearn; "
+            "print(sklearn.__version__)'` in that image), then annotate it: `kubectl annotate "
+            f"{ref} {inf.SKLEARN_VERSION}=<that version>`; or deploy on "
+            f"{inf.RUNTIME} (`kubectl apply -k manifests/runtime`)"
+        )
+    if pinned != model.sklearn_version:
+        raise IncompatibleRuntimeError(
+            f"{label} was pickled by scikit-learn {model.sklearn_version} but {where} serves "
+            f"scikit-learn {pinned} ({inf.SKLEARN_VERSION}); scikit-learn only unpickles within "
+            "one release, so it is refused and nothing was changed. Retrain it with "
+            f"scikit-learn {pinned}, deploy it on a runtime whose image pins "
+            f"{model.sklearn_version} (the rollout plan's `runtime:`, `--runtime`), or, if "
+            f"{runtime}'s image really pins {model.sklearn_version}, correct the annotation: "
+            f"`kubectl annotate {ref} {inf.SKLEARN_VERSION}={model.sklearn_version} "
+            "--overwrite`"
+        )
+    return dataclasses.replace(model, runtime=runtime)
 
 
 def wait_ready(

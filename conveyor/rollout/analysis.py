@@ -422,7 +422,10 @@ class Analysis:
         if d.mode == "shadow":
             if d.decision == "step_up":  # the shadow passed: a canary of it, then no shadow
                 shadowed = inf.current_model(sides.subject)
-                served = ServedModel(model, version, shadowed["storageUri"], shadowed["sha256"])
+                served = ServedModel(  # on the runtime the shadow was checked and ran on
+                    model, version, shadowed["storageUri"], shadowed["sha256"],
+                    runtime=inf.runtime_of(sides.subject),
+                )  # fmt: skip
                 actions.deploy(self.cluster, self.name, served, self.plan.steps[0], change)
                 actions.shadow_off(self.cluster, self.name, change)
                 d.percent, subject = self.plan.steps[0], self.name

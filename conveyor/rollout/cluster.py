@@ -44,14 +44,22 @@ class Kind:
 
 ISVC = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
 VSVC = Kind("networking.istio.io", "v1beta1", "virtualservices", "VirtualService")
+SERVING_RUNTIME = Kind("serving.kserve.io", "v1alpha1", "servingruntimes", "ServingRuntime")
+CLUSTER_SERVING_RUNTIME = Kind(
+    "serving.kserve.io", "v1alpha1", "clusterservingruntimes", "ClusterServingRuntime"
+)
+# The ClusterRole (manifests/runtime) that lets a rollout read cluster-scoped runtimes.
+RUNTIME_READER = "conveyor-runtime-reader"
 
 
 class Cluster(Protocol):
-    """What the rollout actions need from Kubernetes, in one namespace."""
+    """What the rollout actions need from Kubernetes, in one namespace (plus reading
+    cluster-scoped objects such as ClusterServingRuntimes)."""
 
     namespace: str
 
     def find(self, kind: Kind, name: str) -> dict[str, Any] | None: ...
+    def find_cluster_scoped(self, kind: Kind, name: str) -> dict[str, Any] | None: ...
     def find_all(self, kind: Kind, label_selector: str = "") -> list[dict[str, Any]]: ...
     def create(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]: ...
     def patch(self, kind: Kind, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
@@ -162,7 +170,9 @@ class KubeCluster:
             actor or os.environ.get("CONVEYOR_ACTOR") or os.environ.get("USER") or "conveyor"
         )
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, what: str, fn: Callable[[], Any], needs: str = "") -> Any:
+        """``fn()`` with its errors in Conveyor's family; ``needs`` names the RBAC a 403 lacks
+        (default: the namespace's conveyor-rollout Role)."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -175,9 +185,11 @@ class KubeCluster:
             if exc.status == 409:
                 raise ConflictError(f"{what}: conflict ({msg})") from exc
             if exc.status in (401, 403):
+                needs = needs or (
+                    f"the conveyor-rollout Role in namespace {self.namespace!r} (manifests/rbac)"
+                )
                 raise ClusterError(
-                    f"{what}: forbidden ({msg}); the caller needs the conveyor-rollout Role in "
-                    f"namespace {self.namespace!r} (manifests/rbac). Nothing was changed."
+                    f"{what}: forbidden ({msg}); the caller needs {needs}. Nothing was changed."
                 ) from exc
             raise ClusterError(f"{what}: HTTP {exc.status} ({msg})") from exc
         except (HTTPError, OSError) as exc:
@@ -197,6 +209,20 @@ class KubeCluster:
         except NotFoundError as exc:
             if f'namespaces "{self.namespace}" not found' in str(exc):
                 raise
+            return None
+
+    def find_cluster_scoped(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        """A cluster-scoped object, or None when it (or its kind) does not exist."""
+        try:
+            return self._call(
+                f"get {kind.kind} {name!r}",
+                lambda: self.custom.get_cluster_custom_object(
+                    kind.group, kind.version, kind.plural, name
+                ),
+                needs=f"a ClusterRoleBinding allowing get on {kind.plural} (for runtimes: "
+                f"ClusterRole {RUNTIME_READER}, manifests/runtime)",
+            )
+        except NotFoundError:
             return None
 
     def find_all(self, kind: Kind, label_selector: str = "") -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from conveyor.config import StrictModel, load_model
 from conveyor.rollout.notify import NotificationSpec
-from conveyor.serving.inference import Resources
+from conveyor.serving.inference import RUNTIME, Resources
 from conveyor.serving.smoke import SmokePolicy
 
 REVISION = 'namespace="{{ namespace }}", revision_name="{{ revision }}"'
@@ -139,6 +139,14 @@ class RolloutPlan(StrictModel):
         False, description="refuse versions without a person's recorded approval"
     )
     smoke: SmokePolicy = SmokePolicy()
+    runtime: str = Field(
+        RUNTIME,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="the ServingRuntime / ClusterServingRuntime new revisions run on: "
+        "conveyor-sklearn (manifests/runtime, the scikit-learn training uses), the stock "
+        "kserve-sklearnserver or a cluster's own; deploy refuses a version whose scikit-learn "
+        "differs from the runtime's conveyor.io/sklearn-version annotation",
+    )
     resources: Resources = Resources()
     service_account: str = "conveyor-model"
     tag_routing: bool = True

@@ -138,6 +138,9 @@ class LocalCluster:
         found = self.objects.get((kind.plural, name))
         return copy.deepcopy(found) if found else None
 
+    def find_cluster_scoped(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        return self.find(kind, name)  # one store: cluster-scoped plurals never clash
+
     def find_all(self, kind: Kind, label_selector: str = "") -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for (p, _), o in self.objects.items() if p == kind.plural]
 

@@ -47,13 +47,16 @@ def deploy_canary_stage(
     resources_json: str = "",
     wait_seconds: float = 600.0,
     score_log_url: str = "",
+    runtime: str = "",
 ) -> dict[str, Any]:
     """Deploy or step, then wait until the new revision is ready (a revision that never gets
-    ready is rolled back). The version's checksum and approval are checked before any write."""
+    ready is rolled back). The version's approval, checksum and scikit-learn (against
+    ``runtime``'s, empty: the InferenceService's own) are checked before any write."""
     cluster = _cluster(namespace)
     model = actions.resolve_version(
-        tracking_uri, model_name, version, require_approval=require_approval
-    )
+        tracking_uri, model_name, version, cluster=cluster,
+        inference_service=inference_service, runtime=runtime, require_approval=require_approval,
+    )  # fmt: skip
     change = Change("canary", reason or "rollout pipeline", _actor(),
                     details={"version": model.version, "percent": percent})  # fmt: skip
     current = cluster.find(ISVC, inference_service)
@@ -87,11 +90,15 @@ def deploy_shadow_stage(
     reason: str,
     wait_seconds: float = 600.0,
     score_log_url: str = "",
+    runtime: str = "",
 ) -> dict[str, Any]:
+    """Shadow the version once its approval, checksum and scikit-learn (against ``runtime``'s,
+    empty: the champion's) are checked, then wait until the shadow is ready."""
     cluster = _cluster(namespace)
     model = actions.resolve_version(
-        tracking_uri, model_name, version, require_approval=require_approval
-    )
+        tracking_uri, model_name, version, cluster=cluster,
+        inference_service=inference_service, runtime=runtime, require_approval=require_approval,
+    )  # fmt: skip
     change = Change("shadow", reason or "rollout pipeline", _actor(),
                     details={"version": model.version, "percent": percent})  # fmt: skip
     actions.deploy_shadow(

@@ -6,6 +6,10 @@ patches that follow KServe's Serverless semantics: ``canaryTrafficPercent`` spli
 between the last revision rolled out at 100 % and the latest ready one; removing the field
 promotes, 0 rolls back. Shadow is a second InferenceService plus an Istio VirtualService that
 mirrors a share of requests to it (KServe has no native shadow).
+
+Predictors run on Conveyor's own runtime ``conveyor-sklearn`` (manifests/runtime: its image is
+built from the lock training uses, so the same scikit-learn) unless a model names another,
+such as the stock ``kserve-sklearnserver``.
 """
 
 import json
@@ -17,11 +21,13 @@ from pydantic import Field
 
 from conveyor.config import StrictModel
 from conveyor.errors import BadInputError
+from conveyor.registry import SKLEARN_VERSION_TAG
 
 GROUP, VERSION = "serving.kserve.io", "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
 ISTIO_API_VERSION = "networking.istio.io/v1beta1"
-RUNTIME = "kserve-sklearnserver"
+RUNTIME = "conveyor-sklearn"  # the default: manifests/runtime, same lock as training
+STOCK_RUNTIME = "kserve-sklearnserver"  # KServe's own: usable once annotated SKLEARN_VERSION
 
 ANN = "conveyor.io/"
 MODEL = ANN + "model"  # label: registered model name
@@ -33,19 +39,26 @@ PHASE = ANN + "phase"  # Stable | Canary | RolledBack
 LAST_CHANGE = ANN + "last-change"
 SHADOW_ROLE = ANN + "role"
 ANALYSIS = ANN + "analysis"  # annotation: the analysis state and its last decision (JSON)
+# annotation on a ServingRuntime / ClusterServingRuntime: the scikit-learn its image pins
+SKLEARN_VERSION = ANN + "sklearn-version"
+VERSION_ENV = "CONVEYOR_MODEL_VERSION"  # read by conveyor.serving.runtime
 TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A registered version as the cluster sees it: where its one model file lives and its hash."""
+    """A registered version as the cluster sees it: where its one model file lives, its hash,
+    the scikit-learn that pickled it and (once checked against it) the runtime serving it;
+    an empty ``runtime`` keeps the InferenceService's own, or ``RUNTIME`` for a new one."""
 
     model_name: str
     version: str
     storage_uri: str
     sha256: str
     approved_by: str = ""
+    sklearn_version: str = ""
+    runtime: str = ""
 
     @classmethod
     def from_version(cls, v: dict[str, Any], *, require_approval: bool = False) -> "ServedModel":
@@ -66,7 +79,10 @@ class ServedModel:
         uri, digest = tags.get("serving.uri", ""), tags.get("model.sha256", "")
         if not uri or not digest:
             raise BadInputError(f"{label} lacks the serving.uri or model.sha256 tag")
-        return cls(v["name"], str(v["version"]), uri, digest, tags.get("conveyor.approved_by", ""))
+        return cls(
+            v["name"], str(v["version"]), uri, digest, tags.get("conveyor.approved_by", ""),
+            sklearn_version=tags.get(SKLEARN_VERSION_TAG, ""),
+        )  # fmt: skip
 
 
 class Resources(StrictModel):
@@ -104,7 +120,8 @@ def _serialise(obj: Any) -> dict[str, Any]:
 def predictor(
     model: ServedModel, resources: Resources, service_account: str = "conveyor-model"
 ) -> dict[str, Any]:
-    """``spec.predictor``: the sklearn runtime, predict_proba on, non-root, bounded resources."""
+    """``spec.predictor``: the model's runtime (default ``conveyor-sklearn``), predict_proba on,
+    non-root, bounded resources."""
     from kserve import V1beta1ModelFormat, V1beta1ModelSpec, V1beta1PredictorSpec
     from kubernetes.client import (
         V1Capabilities,
@@ -120,12 +137,16 @@ def predictor(
         max_replicas=resources.max_replicas,
         model=V1beta1ModelSpec(
             model_format=V1beta1ModelFormat(name="sklearn"),
-            runtime=RUNTIME,
+            runtime=model.runtime or RUNTIME,
             storage_uri=model.storage_uri,
             env=[
+                # The stock runtime's switch to predict_proba; conveyor-sklearn always answers
+                # probabilities and ignores it, so a canary may change runtime either way.
                 V1EnvVar(name="PREDICT_PROBA", value="true"),
                 # OpenMP threads = the CPU limit: more threads than cores spin and stall.
                 V1EnvVar(name="OMP_NUM_THREADS", value=_omp_threads(resources.cpu_limit)),
+                # conveyor-sklearn reports it in V2 answers and labels its metrics with it.
+                V1EnvVar(name=VERSION_ENV, value=model.version),
             ],
             resources=V1ResourceRequirements(
                 requests={"cpu": resources.cpu_request, "memory": resources.memory_request},
@@ -266,9 +287,22 @@ def current_model(isvc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def runtime_of(isvc: dict[str, Any]) -> str:
+    """The runtime ``spec.predictor.model.runtime`` names ("" when KServe picks one)."""
+    model = (isvc.get("spec", {}).get("predictor") or {}).get("model") or {}
+    return str(model.get("runtime") or "")
+
+
 def champion_of(isvc: dict[str, Any]) -> dict[str, Any] | None:
     raw = (isvc.get("metadata", {}).get("annotations") or {}).get(CHAMPION)
     return json.loads(raw) if raw else None
+
+
+def with_version_env(env: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
+    """The container env with CONVEYOR_MODEL_VERSION set to ``version`` (added or replaced)."""
+    return [e for e in env if e.get("name") != VERSION_ENV] + [
+        {"name": VERSION_ENV, "value": version}
+    ]
 
 
 def canary_percent(isvc: dict[str, Any]) -> int | None:
@@ -279,11 +313,15 @@ def canary_percent(isvc: dict[str, Any]) -> int | None:
 def canary_patch(
     isvc: dict[str, Any], model: ServedModel, percent: int, change: Change
 ) -> dict[str, Any]:
-    """Start a canary of ``model`` at ``percent`` % beside the rolled-out champion."""
+    """Start a canary of ``model`` at ``percent`` % beside the rolled-out champion (on
+    ``model.runtime`` when set, else on the champion's runtime)."""
     percent = check_percent(percent)
     champion = current_model(isvc)
     target = dict(champion["predictor"])
     target["model"] = {**(target.get("model") or {}), "storageUri": model.storage_uri}
+    if model.runtime:  # the runtime deploy checked; a rollback restores the champion's
+        target["model"]["runtime"] = model.runtime
+    target["model"]["env"] = with_version_env(target["model"].get("env") or [], model.version)
     target["canaryTrafficPercent"] = percent
     logger = target.get("logger") or {}
     if logger.get("url"):  # the new revision logs its scores under its own version

@@ -14,15 +14,12 @@ import json
 import os
 from pathlib import Path
 
-from conveyor.errors import BadInputError
+from conveyor.errors import BadInputError, IncompatibleRuntimeError
+from conveyor.serving.inference import VERSION_ENV
 
-__all__ = ["RuntimeMismatchError", "check_model", "main"]
+__all__ = ["check_model", "main"]
 
 SPEC_FILE = "feature_spec.json"
-
-
-class RuntimeMismatchError(BadInputError):
-    """The model was pickled by a scikit-learn other than the runtime's."""
 
 
 def check_model(model_dir: str | Path) -> str:
@@ -38,12 +35,12 @@ def check_model(model_dir: str | Path) -> str:
             "be the folder train wrote (model.joblib, model.sha256, feature_spec.json)"
         ) from exc
     if not recorded:
-        raise RuntimeMismatchError(
+        raise IncompatibleRuntimeError(
             f"{spec_path}: no sklearn_version recorded (trained before Conveyor recorded it); "
             f"this runtime serves scikit-learn {sklearn.__version__} only: retrain the model"
         )
     if recorded != sklearn.__version__:
-        raise RuntimeMismatchError(
+        raise IncompatibleRuntimeError(
             f"model in {model_dir} was pickled by scikit-learn {recorded}; this runtime has "
             f"scikit-learn {sklearn.__version__}: refusing to load it. Serve it with a runtime "
             f"image of scikit-learn {recorded}, or retrain with {sklearn.__version__}"
@@ -57,8 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model_dir", "--model-dir", default="/mnt/models")
     parser.add_argument("--http_port", "--http-port", type=int, default=8080)
     parser.add_argument(
-        "--model_version", default=os.environ.get("CONVEYOR_MODEL_VERSION", ""),
-        help="registered version, reported by V2 and in the metrics (env CONVEYOR_MODEL_VERSION)",
+        "--model_version", default=os.environ.get(VERSION_ENV, ""),
+        help=f"registered version, reported by V2 and in the metrics (env {VERSION_ENV})",
     )  # fmt: skip
     parser.add_argument("--host", default="0.0.0.0")  # a pod serves on its own network
     parser.add_argument("--max_batch", type=int, default=10_000)

@@ -85,6 +85,7 @@ def build_pipeline(
         prometheus_url: str = prometheus_url,
         plan: str = plan_json,
         score_log_url: str = score_log_default,
+        runtime: str = plan.runtime,
     ):
         where = {
             "inference_service": inference_service,
@@ -93,7 +94,8 @@ def build_pipeline(
             "mlflow_tracking_uri": mlflow_tracking_uri,
         }
         deploy = {**where, "version": version, "require_approval": require_approval,
-                  "reason": reason, "score_log_url": score_log_url}  # fmt: skip
+                  "reason": reason, "score_log_url": score_log_url,
+                  "runtime": runtime}  # fmt: skip
         smoke = {**where, "version": version, "examples": examples, "endpoint": smoke_endpoint,
                  "policy": smoke_policy}  # fmt: skip
         settle = {**where, "reason": reason}

@@ -6,8 +6,9 @@ and the KServe emulation reproduces the status transitions (revisions, traffic s
 revisions, readiness) that a canary rollout decides on. Stdlib plus conveyor's KServe rules,
 so it runs wherever tests run.
 
-Scope, on purpose: namespaced custom objects of any group, core Events and Namespaces (read),
-minimal discovery. No watch, no dry-run, no server-side apply, no finalizers or garbage collection
+Scope, on purpose: namespaced custom objects of any group, the cluster-scoped custom kinds in
+``CLUSTER_SCOPED`` (KServe's ClusterServingRuntime), core Events and Namespaces (read), minimal
+discovery. No watch, no dry-run, no server-side apply, no finalizers or garbage collection
 (deleting an InferenceService drops its revisions). The emulated KServe controller runs
 synchronously inside each write, so the write's response already carries the reconciled status;
 its traffic rules are ``conveyor.rollout.kserve_status``, which ``rollout-sim`` follows too.
@@ -51,9 +52,13 @@ JSON_PATCH_TYPE = "application/json-patch+json"
 # Kinds for plurals nobody has created yet (list responses still need a <Kind>List).
 _KNOWN_KINDS = {
     ("serving.kserve.io", "inferenceservices"): "InferenceService",
+    ("serving.kserve.io", "servingruntimes"): "ServingRuntime",
+    ("serving.kserve.io", "clusterservingruntimes"): "ClusterServingRuntime",
     ("networking.istio.io", "virtualservices"): "VirtualService",
     ("", "events"): "Event",
 }
+# Custom kinds served without a namespace (/apis/<group>/<version>/<plural>[/<name>]).
+CLUSTER_SCOPED = frozenset({("serving.kserve.io", "clusterservingruntimes")})
 
 Obj = dict[str, Any]
 ObjectKey = tuple[str, str, str, str]  # (group, plural, namespace, name)
@@ -101,6 +106,15 @@ class _Resource:
     @property
     def is_isvc(self) -> bool:
         return self.group == KSERVE_GROUP and self.plural == ISVC_PLURAL
+
+    @property
+    def namespaced(self) -> bool:
+        return (self.group, self.plural) not in CLUSTER_SCOPED
+
+
+def _cluster(group: str, plural: str) -> bool:
+    """A cluster-scoped kind: its path has no namespaces/<ns> segment."""
+    return (group, plural) in CLUSTER_SCOPED
 
 
 def _now() -> str:
@@ -360,6 +374,7 @@ class FakeKubeAPI(BackgroundServer):
         self._fail_next: dict[tuple[str, str], tuple[str, str]] = {}
         self._denied: set[tuple[str, str, str | None]] = set()
         self._rules: list[Obj] | None = None  # None: no RBAC (everything allowed)
+        self._cluster_rules: list[Obj] = []  # a ClusterRole's, once rules are enforced
         self._conflicts = 0
         self._resource_version = 0
         self._users: dict[str, str] = {}  # bearer token -> user name for 403 messages
@@ -430,8 +445,12 @@ class FakeKubeAPI(BackgroundServer):
         group, _, version = api_version.rpartition("/")
         with self._lock:
             res = _Resource(group, version, self._plural_for(group, kind))
-            namespace = meta.setdefault("namespace", "default")
-            if namespace not in self._namespaces:
+            if res.namespaced:
+                namespace = meta.setdefault("namespace", "default")
+            else:
+                namespace = ""
+                meta.pop("namespace", None)
+            if res.namespaced and namespace not in self._namespaces:
                 raise ValueError(f'namespaces "{namespace}" not found')
             if (group, res.plural, namespace, meta["name"]) in self._objects:
                 raise ValueError(f'{res.qualified} "{meta["name"]}" already exists')
@@ -439,6 +458,7 @@ class FakeKubeAPI(BackgroundServer):
             return copy.deepcopy(self._store_new(res, obj, keep_status=not res.is_isvc))
 
     def get(self, api_version: str, kind_plural: str, namespace: str, name: str) -> Obj | None:
+        """A stored object (``namespace`` "" for a cluster-scoped one), or None."""
         group = api_version.rpartition("/")[0]
         with self._lock:
             obj = self._objects.get((group, kind_plural, namespace, name))
@@ -472,13 +492,17 @@ class FakeKubeAPI(BackgroundServer):
         with self._lock:
             self._denied.clear()
             self._rules = None
+            self._cluster_rules = []
 
-    def enforce_rules(self, rules: list[Obj]) -> None:
-        """Authorize like RBAC with one Role of ``rules``: a request needs a rule naming its
-        API group, resource and verb, and, when the rule has ``resourceNames``, a request for
-        one of those names (so a named rule never allows create or list, as in Kubernetes)."""
+    def enforce_rules(self, rules: list[Obj], cluster_rules: list[Obj] | None = None) -> None:
+        """Authorize like RBAC with one Role of ``rules`` (namespaced requests only) and one
+        ClusterRole of ``cluster_rules`` bound cluster-wide (every request, and the only way to
+        reach a cluster-scoped kind): a request needs a rule naming its API group, resource and
+        verb, and, when the rule has ``resourceNames``, a request for one of those names (so a
+        named rule never allows create or list, as in Kubernetes)."""
         with self._lock:
             self._rules = copy.deepcopy(rules)
+            self._cluster_rules = copy.deepcopy(cluster_rules or [])
 
     def conflict_next(self, n: int = 1) -> None:
         """Before each of the next ``n`` PATCH/PUTs to a custom object, bump its resourceVersion."""
@@ -540,6 +564,10 @@ class FakeKubeAPI(BackgroundServer):
                         404, "NotFound", "the server could not find the requested resource"
                     )
                 return self._serve(method, res, ns, name, sub, query, content_type, raw, user)
+            case ["apis", grp, ver, plural, *rest] if len(rest) <= 1 and _cluster(grp, plural):
+                res = _Resource(grp, ver, plural)
+                name = rest[0] if rest else None
+                return self._serve(method, res, "", name, None, query, content_type, raw, user)
         if method != "GET":
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
         return 200, self._read_only(segments)
@@ -564,7 +592,7 @@ class FakeKubeAPI(BackgroundServer):
                     {
                         "name": p,
                         "singularName": "",
-                        "namespaced": True,
+                        "namespaced": (g, p) not in CLUSTER_SCOPED,
                         "kind": k,
                         "verbs": sorted(VERBS),
                     }
@@ -636,7 +664,7 @@ class FakeKubeAPI(BackgroundServer):
         if verb is None or (sub is not None and verb == "delete"):
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on this path")
         self._authorize(verb, res, ns, name, user)
-        if ns not in self._namespaces:
+        if res.namespaced and ns not in self._namespaces:
             raise _namespace_not_found(ns)
         if query.get("watch") in ("true", "1"):
             raise _bad_request("watch is not supported by FakeKubeAPI")
@@ -672,12 +700,14 @@ class FakeKubeAPI(BackgroundServer):
     def _allowed_by_rules(self, verb: str, res: _Resource, name: str | None) -> bool:
         if self._rules is None:
             return True
+        # A Role (namespaced) never reaches a cluster-scoped kind; a ClusterRole reaches all.
+        rules = [*self._rules, *self._cluster_rules] if res.namespaced else self._cluster_rules
         return any(
             res.group in rule.get("apiGroups", [])
             and res.plural in rule.get("resources", [])
             and verb in rule.get("verbs", [])
             and (not rule.get("resourceNames") or name in rule["resourceNames"])
-            for rule in self._rules
+            for rule in rules
         )
 
     def _authorize(self, verb: str, res: _Resource, ns: str, name: str | None, user: str) -> None:
@@ -685,9 +715,10 @@ class FakeKubeAPI(BackgroundServer):
         if not denied and self._allowed_by_rules(verb, res, name):
             return
         target = f'{res.qualified} "{name}"' if name else res.qualified
+        scope = f'in the namespace "{ns}"' if res.namespaced else "at the cluster scope"
         message = (
             f'{target} is forbidden: User "{user}" cannot {verb} resource "{res.plural}" '
-            f'in API group "{res.group}" in the namespace "{ns}"'
+            f'in API group "{res.group}" {scope}'
         )
         raise ApiError(403, "Forbidden", message, _details(res, name or ""))
 
@@ -720,12 +751,15 @@ class FakeKubeAPI(BackgroundServer):
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             meta = obj["metadata"] = {}
-        if meta.get("namespace") not in (None, "", ns):
+        if not res.namespaced:  # the API server clears it on cluster-scoped kinds
+            meta.pop("namespace", None)
+        elif meta.get("namespace") not in (None, "", ns):
             raise _bad_request(
                 "the namespace of the provided object does not match the namespace sent on the "
                 "request"
             )
-        meta["namespace"] = ns
+        else:
+            meta["namespace"] = ns
         if not meta.get("name"):
             if not meta.get("generateName"):
                 cause = "metadata.name: Required value: name or generateName is required"
@@ -747,7 +781,7 @@ class FakeKubeAPI(BackgroundServer):
                 f"the name of the object ({meta.get('name')}) does not match the name on the "
                 f"URL ({name})"
             )
-        if meta.get("namespace") not in (None, "", current["metadata"]["namespace"]):
+        if meta.get("namespace") not in (None, "", current["metadata"].get("namespace")):
             raise _bad_request(
                 "the namespace of the provided object does not match the namespace sent on the "
                 "request"
@@ -791,7 +825,7 @@ class FakeKubeAPI(BackgroundServer):
         if version is not None and version != current["metadata"]["resourceVersion"]:
             raise _conflict(res, name)  # a resourceVersion in the patch is a precondition
         for field in ("name", "namespace"):
-            if meta.get(field) != current["metadata"][field]:
+            if meta.get(field) != current["metadata"].get(field):
                 cause = f"metadata.{field}: Invalid value: {meta.get(field)!r}: field is immutable"
                 raise _invalid(current["kind"], res, name, cause)
         return new
@@ -821,7 +855,8 @@ class FakeKubeAPI(BackgroundServer):
                     meta["generation"] = before.get("generation", 1) + 1
             self._validate(res, result)
         result["metadata"]["resourceVersion"] = self._next_resource_version()
-        self._objects[(res.group, res.plural, before["namespace"], before["name"])] = result
+        key = (res.group, res.plural, before.get("namespace", ""), before["name"])
+        self._objects[key] = result
         if res.is_isvc and not status_only:
             self._reconcile_isvc(result)
         return result
@@ -838,7 +873,7 @@ class FakeKubeAPI(BackgroundServer):
             obj.pop("status", None)
         self._validate(res, obj)
         meta["resourceVersion"] = self._next_resource_version()
-        self._objects[(res.group, res.plural, meta["namespace"], meta["name"])] = obj
+        self._objects[(res.group, res.plural, meta.get("namespace", ""), meta["name"])] = obj
         if res.is_isvc:
             self._reconcile_isvc(obj)
         return obj

@@ -28,15 +28,18 @@ def name(request):
     return "m-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50]
 
 
-def make_run(uri, tmp_path, seed, verdict="approve"):
-    """A small but real training run: serving files, an MLflow model, gate + evaluation JSON."""
+def make_run(uri, tmp_path, seed, verdict="approve", **tags):
+    """A small but real training run: serving files, an MLflow model, gate + evaluation JSON
+    (``tags``: more run tags, e.g. ``model.sklearn_version`` as train sets it)."""
     rng = np.random.default_rng(seed)
     x, y = rng.normal(size=(60, 2)), np.arange(60) % 2
     model = LogisticRegression(random_state=seed).fit(x, y)
     folder = tmp_path / f"run{seed}"
     digest = training.save_model(model, {"numeric": ["a", "b"]}, folder / "serving")
     tracker = tracker_for(uri, "registry-tests", str(tmp_path / "artifacts"))
-    run_id = tracker.start_run(f"r{seed}", {"model.sha256": digest, "data.sha256": "d" * 64})
+    run_id = tracker.start_run(
+        f"r{seed}", {"model.sha256": digest, "data.sha256": "d" * 64, **tags}
+    )
     tracker.log(run_id, params={"seed": seed})
     tracker.log_artifacts(run_id, folder / "serving", "serving")
     tracker.log_sklearn_model(run_id, model, "model", x[:2], ["scikit-learn"])
@@ -62,6 +65,13 @@ def test_approved_run_gets_a_version_with_full_lineage_and_candidate_alias(uri, 
     assert tags["gate.report"] == f"runs:/{run_id}/gate/gate.md"
     assert tags["conveyor.status"] == "approved"
     assert "champion" not in v["aliases"]  # registering never moves champion
+    assert "model.sklearn_version" not in tags  # a run from before train recorded it
+
+
+def test_the_version_records_the_scikit_learn_that_pickled_it(uri, name, tmp_path):
+    run_id, gate, evaluation = make_run(uri, tmp_path, 2, **{"model.sklearn_version": "1.9.1"})
+    tags = register_stage(name, run_id, gate, evaluation, uri)["tags"]
+    assert tags["model.sklearn_version"] == "1.9.1"
 
 
 def test_retried_registration_is_idempotent(uri, name, tmp_path):

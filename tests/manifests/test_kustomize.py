@@ -4,7 +4,9 @@ plots only the series the recording rules define.
 
 Each render is one kubectl call (module-scoped fixture). Renders: the two overlays, plus
 base + shadow component on its own, so the shadow component is also checked without the prod
-patches and without the canary component.
+patches and without the canary component. manifests/runtime (cluster-scoped, applied once per
+cluster) is rendered on its own: the conveyor-sklearn ClusterServingRuntime the
+InferenceServices name, and the read-only ClusterRole deploy needs to check it.
 """
 
 import fnmatch
@@ -21,8 +23,9 @@ import jsonschema
 import pytest
 import yaml
 
-from conveyor import COMPONENT_IMAGE
+from conveyor import COMPONENT_IMAGE, SERVING_IMAGE
 from conveyor.rollout.plan import default_checks
+from conveyor.serving import inference as inf
 from tests.k8s_schema import _crd_schemas, undeclared_fields, validate
 
 pytestmark = pytest.mark.unit
@@ -415,6 +418,7 @@ EXPECTED_GRANTS = {
     ("serving.kserve.io", "inferenceservices", "create", ()),
     ("serving.kserve.io", "inferenceservices", "patch", ("fraud", "fraud-shadow")),
     ("serving.kserve.io", "inferenceservices", "delete", ("fraud-shadow",)),
+    *(("serving.kserve.io", "servingruntimes", v, ()) for v in ("get", "list")),
     *(("networking.istio.io", "virtualservices", v, ()) for v in ("get", "list", "watch")),
     ("networking.istio.io", "virtualservices", "create", ()),
     *(
@@ -461,14 +465,18 @@ def test_the_role_file_is_the_generated_role_for_fraud() -> None:
     assert yaml.safe_load((MANIFESTS / "rbac" / "rolebinding.yaml").read_text()) == binding
 
 
-def test_no_cluster_scoped_rbac_in_any_manifest_file() -> None:
-    offenders = [
-        str(path.relative_to(ROOT))
+def test_cluster_scoped_rbac_only_in_the_runtime_folder() -> None:
+    """Overlays stay namespaced; the one ClusterRole (read runtimes) is applied per cluster."""
+    found = [
+        (str(path.relative_to(MANIFESTS)), doc["kind"], doc["metadata"]["name"])
         for path in MANIFESTS.rglob("*.yaml")
         for doc in yaml.safe_load_all(path.read_text())
         if isinstance(doc, dict) and doc.get("kind") in {"ClusterRole", "ClusterRoleBinding"}
     ]
-    assert offenders == []
+    assert sorted(found) == [
+        ("runtime/clusterrole.yaml", "ClusterRole", "conveyor-runtime-reader"),
+        ("runtime/clusterrolebinding.yaml", "ClusterRoleBinding", "conveyor-runtime-reader"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,7 +530,7 @@ def test_predictors_run_as_conveyor_model(renders: dict[str, Render], name: str)
         assert annotations["serving.kserve.io/enable-prometheus-scraping"] == "true"
         predictor = isvc["spec"]["predictor"]
         assert predictor["serviceAccountName"] == "conveyor-model"
-        assert predictor["model"]["runtime"] == "kserve-sklearnserver"
+        assert predictor["model"]["runtime"] == "conveyor-sklearn"  # manifests/runtime
         assert predictor["model"]["modelFormat"] == {"name": "sklearn"}
         assert {"name": "PREDICT_PROBA", "value": "true"} in predictor["model"]["env"]
         assert 1 <= predictor["minReplicas"] <= predictor["maxReplicas"]
@@ -755,6 +763,129 @@ def test_scorelog_receiver_wiring(renders: dict[str, Render], name: str) -> None
     assert all(s.get("podSelector") or s.get("namespaceSelector") for s in sources), (
         "an empty selector would admit every pod"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# manifests/runtime: the conveyor-sklearn ClusterServingRuntime and its reader
+
+RUNTIME_DIR = MANIFESTS / "runtime"
+LOCK = ROOT / "requirements.lock"
+STOCK_RUNTIME = ROOT / "tests" / "schemas" / "kserve-sklearnserver.yaml"
+CSR = ("serving.kserve.io/v1alpha1", "ClusterServingRuntime")
+
+
+def _lock_pin(package: str, lock: Path = LOCK) -> str:
+    """The exact version of ``package`` in a uv lock file (``name==version \\``)."""
+    pins = re.findall(rf"^{re.escape(package)}==([^\s\\]+)", lock.read_text(), re.MULTILINE)
+    assert len(pins) == 1, f"{package}: {len(pins)} pins in {lock.name}"
+    return pins[0]
+
+
+@pytest.fixture(scope="module")
+def runtime_render() -> Render:
+    return _render("runtime", "", RUNTIME_DIR)
+
+
+def test_runtime_folder_is_cluster_scoped_and_valid(runtime_render: Render) -> None:
+    found = sorted((d["kind"], d["metadata"]["name"]) for d in runtime_render.docs)
+    assert found == [
+        ("ClusterRole", "conveyor-runtime-reader"),
+        ("ClusterRoleBinding", "conveyor-runtime-reader"),
+        ("ClusterServingRuntime", inf.RUNTIME),
+    ]
+    for doc in runtime_render.docs:
+        assert "namespace" not in doc["metadata"], f"{doc['kind']}: cluster-scoped, no namespace"
+        validate(doc)  # the ClusterServingRuntime against the ServingRuntime CRD's schema
+    runtime = runtime_render.get("ClusterServingRuntime", inf.RUNTIME)
+    assert undeclared_fields(runtime, _crd_schemas()[CSR]) == []
+
+
+def test_runtime_annotation_is_the_scikit_learn_pinned_in_the_lock(runtime_render: Render) -> None:
+    """The image is built from requirements.lock: the annotation deploy trusts must say what
+    that lock pins, so the two cannot drift apart."""
+    runtime = runtime_render.get("ClusterServingRuntime", inf.RUNTIME)
+    assert runtime["metadata"]["annotations"][inf.SKLEARN_VERSION] == _lock_pin("scikit-learn")
+
+
+def test_lock_pin_reader_finds_exactly_one_pin(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("scikit-learn==1.5.2 \\\n    --hash=sha256:00\n    # via scikit-learn-extra\n")
+    assert _lock_pin("scikit-learn", lock) == "1.5.2"
+    lock.write_text("scikit-learn-extra==0.3.0 \\\n")
+    with pytest.raises(AssertionError, match=r"scikit-learn: 0 pins in requirements\.lock"):
+        _lock_pin("scikit-learn", lock)
+
+
+def test_runtime_container_is_conveyors_image_hardened(runtime_render: Render) -> None:
+    spec = runtime_render.get("ClusterServingRuntime", inf.RUNTIME)["spec"]
+    assert spec["supportedModelFormats"] == [
+        {"name": "sklearn", "version": "1", "autoSelect": False}
+    ]
+    assert spec["protocolVersions"] == ["v1", "v2"]
+    # KServe puts these on the predictor pods: scraped like the stock runtime
+    assert spec["annotations"] == _load_yaml(STOCK_RUNTIME)["spec"]["annotations"]
+    [container] = spec["containers"]
+    assert container["name"] == "kserve-container"
+    assert container["image"] == SERVING_IMAGE
+    assert _image_problem("conveyor-sklearn", container["image"]) is None
+    assert container["args"] == [
+        "--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080",
+    ]  # fmt: skip
+    assert [(p["containerPort"], p.get("protocol")) for p in container["ports"]] == [(8080, "TCP")]
+    assert {"name": "OMP_NUM_THREADS", "value": "1"} in container["env"]
+    assert _hardening_problems("conveyor-sklearn", container, {}) == []
+    security = container["securityContext"]
+    assert (security["runAsUser"], security["readOnlyRootFilesystem"]) == (10001, True)
+    # a read-only root, and still a writable /tmp
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_runtime_reader_is_read_only_and_bound_in_each_overlay_namespace(
+    runtime_render: Render,
+) -> None:
+    from conveyor.rollout import rbac
+
+    role = runtime_render.get("ClusterRole", "conveyor-runtime-reader")
+    assert _grants(role) == {
+        ("serving.kserve.io", "clusterservingruntimes", verb, ()) for verb in ("get", "list")
+    }
+    binding = runtime_render.get("ClusterRoleBinding", "conveyor-runtime-reader")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "conveyor-runtime-reader",
+    }
+    assert sorted((s["kind"], s["name"], s["namespace"]) for s in binding["subjects"]) == [
+        ("ServiceAccount", "pipeline-runner", ns) for ns in sorted(OVERLAYS.values())
+    ]
+    [generated_role, generated_binding] = rbac.cluster_manifests(list(OVERLAYS.values()))
+    assert _load_yaml(RUNTIME_DIR / "clusterrole.yaml") == generated_role
+    assert _load_yaml(RUNTIME_DIR / "clusterrolebinding.yaml") == generated_binding
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_inference_services_name_the_shipped_runtime(
+    renders: dict[str, Render], runtime_render: Render, name: str
+) -> None:
+    shipped = {d["metadata"]["name"] for d in runtime_render.of_kind("ClusterServingRuntime")}
+    isvcs = renders[name].of_kind("InferenceService")
+    runtimes = {i["spec"]["predictor"]["model"]["runtime"] for i in isvcs}
+    assert runtimes == {inf.RUNTIME} and runtimes <= shipped
+
+
+def test_runtime_schema_check_rejects_a_broken_runtime(runtime_render: Render) -> None:
+    runtime = json.loads(json.dumps(runtime_render.get("ClusterServingRuntime", inf.RUNTIME)))
+    runtime["spec"]["supportedModelFormats"][0]["autoSelect"] = "no"
+    with pytest.raises(AssertionError, match="supportedModelFormats/0/autoSelect: 'no' is not"):
+        validate(runtime)
+    del runtime["spec"]["containers"][0]["name"]
+    runtime["spec"]["supportedModelFormats"][0]["autoSelect"] = False
+    with pytest.raises(AssertionError, match="containers/0: 'name' is a required property"):
+        validate(runtime)
+    runtime["spec"]["protocolVersion"] = ["v1"]  # a typo the API server would drop
+    assert undeclared_fields(runtime, _crd_schemas()[CSR]) == ["/spec/protocolVersion"]
 
 
 # ---------------------------------------------------------------------------------------------

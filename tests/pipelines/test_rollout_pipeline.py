@@ -25,7 +25,7 @@ API = "serving.kserve.io/v1beta1"
 
 
 @pytest.fixture
-def champion_live(fake_kube, registry_uri):
+def champion_live(fake_kube, conveyor_runtime, registry_uri):
     """v1 is champion in MLflow and serves 100 % of `fraud` in namespace `models`."""
     registry = ModelRegistry(registry_uri)
     registry.promote("fraud", "1", "baseline")

@@ -33,8 +33,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def rollout(fake_kube, registry_uri, capsys, monkeypatch):
-    """fraud v1 serving 100 % in namespace `models`."""
+def rollout(fake_kube, conveyor_runtime, registry_uri, capsys, monkeypatch):
+    """fraud v1 serving 100 % on conveyor-sklearn in namespace `models`."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry_uri)
     monkeypatch.setenv("CONVEYOR_ACTOR", "oncall")
     code, _, err = run(capsys, "canary", "fraud", "--model", "fraud", "--version", "1",

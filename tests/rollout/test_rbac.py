@@ -1,6 +1,9 @@
 """The generated least-privilege Role is enough for every rollout path (canary, promote,
-rollback, shadow, shadow to canary under analysis) and forbids everything else: the fake API
-server enforces the Role's rules the way RBAC does."""
+rollback, shadow, shadow to canary under analysis; with the runtime reader ClusterRole, the
+runtime check) and forbids everything else: the fake API server enforces the rules the way
+RBAC does."""
+
+import dataclasses
 
 import pytest
 
@@ -9,6 +12,7 @@ from conveyor.rollout.analysis import Analysis
 from conveyor.rollout.cluster import ISVC, VSVC, ClusterError, KubeCluster
 from conveyor.rollout.metrics import StaticMetrics
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
+from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, ServedModel
 from tests.fakes.kube_api import traffic_split
 
@@ -23,9 +27,13 @@ def change(what: str) -> Change:
     return Change(what, "rbac test", "pipeline-runner")
 
 
-def test_every_rollout_path_runs_under_the_generated_role(fake_kube) -> None:
-    fake_kube.enforce_rules(rbac.rules(["fraud"]))
+def test_every_rollout_path_runs_under_the_generated_role(fake_kube, conveyor_runtime) -> None:
+    fake_kube.enforce_rules(rbac.rules(["fraud"]), cluster_rules=rbac.cluster_rules())
     cluster = KubeCluster()
+    # deploy's check reads the namespace's ServingRuntimes, then the ClusterServingRuntime
+    pinned = conveyor_runtime["metadata"]["annotations"][inf.SKLEARN_VERSION]
+    checked = dataclasses.replace(model("1"), sklearn_version=pinned)
+    assert actions.check_runtime(cluster, checked, inf.RUNTIME).runtime == inf.RUNTIME
     actions.deploy(cluster, "fraud", model("1"), 0, change("deploy"))
     actions.deploy(cluster, "fraud", model("2"), 10, change("canary"))
     actions.set_traffic(cluster, "fraud", 50, change("step"))

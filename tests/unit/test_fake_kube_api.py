@@ -304,6 +304,78 @@ def test_deny_answers_forbidden_until_allowed(fake: FakeKubeAPI, custom: Any) ->
     assert len(patches) == 2  # the denied attempt is logged too
 
 
+RUNTIME_GROUP, RUNTIME_VERSION = "serving.kserve.io", "v1alpha1"
+RUNTIME_MANIFEST = (
+    Path(__file__).resolve().parents[2] / "manifests/runtime/clusterservingruntime.yaml"
+)
+
+
+def runtime_manifest() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(RUNTIME_MANIFEST.read_text())
+
+
+@pytest.mark.unit
+def test_cluster_scoped_runtimes_get_list_create(fake: FakeKubeAPI, custom: Any) -> None:
+    """ClusterServingRuntimes live outside namespaces (a namespace in the body is cleared);
+    ServingRuntimes inside them, like any namespaced custom object."""
+    plural = "clusterservingruntimes"
+    body = {**runtime_manifest(), "metadata": {**runtime_manifest()["metadata"], "namespace": NS}}
+    created = custom.create_cluster_custom_object(RUNTIME_GROUP, RUNTIME_VERSION, plural, body)
+    assert "namespace" not in created["metadata"] and created["metadata"]["resourceVersion"]
+    got = custom.get_cluster_custom_object(
+        RUNTIME_GROUP, RUNTIME_VERSION, plural, "conveyor-sklearn"
+    )
+    assert got["metadata"]["annotations"] == runtime_manifest()["metadata"]["annotations"]
+    validate(got)
+    listed = custom.list_cluster_custom_object(RUNTIME_GROUP, RUNTIME_VERSION, plural)
+    assert (listed["kind"], [i["metadata"]["name"] for i in listed["items"]]) == (
+        "ClusterServingRuntimeList",
+        ["conveyor-sklearn"],
+    )
+    assert fake.get(f"{RUNTIME_GROUP}/{RUNTIME_VERSION}", plural, "", "conveyor-sklearn")
+    with pytest.raises(ApiException, match="AlreadyExists"):
+        custom.create_cluster_custom_object(RUNTIME_GROUP, RUNTIME_VERSION, plural, body)
+    with pytest.raises(ApiException, match="NotFound") as exc:
+        custom.get_cluster_custom_object(RUNTIME_GROUP, RUNTIME_VERSION, plural, "nope")
+    assert message(exc) == 'clusterservingruntimes.serving.kserve.io "nope" not found'
+
+    namespaced = {**runtime_manifest(), "kind": "ServingRuntime"}
+    args = (RUNTIME_GROUP, RUNTIME_VERSION)
+    custom.create_namespaced_custom_object(*args, "staging", "servingruntimes", namespaced)
+    assert custom.list_namespaced_custom_object(*args, NS, "servingruntimes")["items"] == []
+    staging = custom.list_namespaced_custom_object(*args, "staging", "servingruntimes")
+    assert [i["metadata"]["namespace"] for i in staging["items"]] == ["staging"]
+    seeded = fake.seed({**runtime_manifest(), "metadata": {"name": "kserve-sklearnserver"}})
+    assert "namespace" not in seeded["metadata"]
+
+
+@pytest.mark.unit
+def test_only_cluster_rules_reach_cluster_scoped_kinds(fake: FakeKubeAPI, custom: Any) -> None:
+    fake.seed(runtime_manifest())
+    read_runtimes = [
+        {"apiGroups": [RUNTIME_GROUP], "resources": ["clusterservingruntimes"], "verbs": ["get"]}
+    ]
+    fake.enforce_rules(read_runtimes)  # in a Role: grants nothing cluster-scoped
+    with pytest.raises(ApiException, match="Forbidden") as exc:
+        custom.get_cluster_custom_object(
+            RUNTIME_GROUP, RUNTIME_VERSION, "clusterservingruntimes", "conveyor-sklearn"
+        )
+    assert message(exc) == (
+        'clusterservingruntimes.serving.kserve.io "conveyor-sklearn" is forbidden: User '
+        '"system:serviceaccount:default:runner" cannot get resource "clusterservingruntimes" '
+        'in API group "serving.kserve.io" at the cluster scope'
+    )
+    fake.enforce_rules([], cluster_rules=read_runtimes)  # in a ClusterRole: allowed
+    got = custom.get_cluster_custom_object(
+        RUNTIME_GROUP, RUNTIME_VERSION, "clusterservingruntimes", "conveyor-sklearn"
+    )
+    assert got["metadata"]["name"] == "conveyor-sklearn"
+    with pytest.raises(ApiException, match="Forbidden"):  # get only, not list
+        custom.list_cluster_custom_object(RUNTIME_GROUP, RUNTIME_VERSION, "clusterservingruntimes")
+
+
 @pytest.mark.unit
 def test_not_found_for_missing_object_and_namespace(custom: client.CustomObjectsApi) -> None:
     with pytest.raises(ApiException, match="NotFound") as exc:

@@ -1,6 +1,7 @@
 """InferenceService / VirtualService builders: valid against the real CRD schemas, and the
 canary, promote and roll-back patches do what KServe's Serverless semantics need."""
 
+import dataclasses
 import json
 
 import pytest
@@ -37,11 +38,12 @@ def test_inference_service_is_valid_and_carries_lineage() -> None:
     assert meta["annotations"][inf.MODEL_SHA256] == "a" * 64
     assert meta["annotations"][inf.TAG_ROUTING] == "true"
     assert meta["annotations"][inf.DEPLOYMENT_MODE] == "Serverless"
-    assert model["runtime"] == "kserve-sklearnserver"
+    assert model["runtime"] == "conveyor-sklearn" == inf.RUNTIME
     assert model["storageUri"] == V1.storage_uri
     assert model["env"] == [
         {"name": "PREDICT_PROBA", "value": "true"},
         {"name": "OMP_NUM_THREADS", "value": "1"},
+        {"name": "CONVEYOR_MODEL_VERSION", "value": V1.version},
     ]
     assert model["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
     assert model["securityContext"]["runAsNonRoot"] is True
@@ -60,6 +62,31 @@ def test_canary_patch_keeps_champion_and_sets_percent() -> None:
     champion = inf.champion_of(after)
     assert champion is not None and champion["version"] == "1"
     assert champion["predictor"]["model"]["storageUri"] == V1.storage_uri
+    # the new revision reports (and labels its metrics with) its own version, once
+    env = after["spec"]["predictor"]["model"]["env"]
+    assert [e["value"] for e in env if e["name"] == inf.VERSION_ENV] == ["2"]
+    assert [e["value"] for e in champion["predictor"]["model"]["env"]
+            if e["name"] == inf.VERSION_ENV] == ["1"]  # fmt: skip
+
+
+def test_a_model_bound_to_a_runtime_is_served_there() -> None:
+    stock = dataclasses.replace(V1, runtime=inf.STOCK_RUNTIME)
+    obj = inf.inference_service("fraud", "models", stock, change())
+    validate(obj)
+    assert obj["spec"]["predictor"]["model"]["runtime"] == "kserve-sklearnserver"
+    assert inf.runtime_of(obj) == "kserve-sklearnserver"
+
+
+def test_canary_may_move_runtime_and_rollback_restores_the_champions() -> None:
+    start = isvc()  # V1 on conveyor-sklearn
+    same = merge_patch(start, inf.canary_patch(start, V2, 10, change("canary")))
+    assert inf.runtime_of(same) == "conveyor-sklearn"  # unbound: the champion's runtime
+    stock = dataclasses.replace(V2, runtime=inf.STOCK_RUNTIME)
+    moved = merge_patch(start, inf.canary_patch(start, stock, 10, change("canary")))
+    validate(moved)
+    assert inf.runtime_of(moved) == "kserve-sklearnserver"
+    back = merge_patch(moved, inf.rollback_patch(moved, change("rollback")))
+    assert inf.runtime_of(back) == "conveyor-sklearn"
 
 
 def test_promote_removes_percent_and_champion_note() -> None:
@@ -129,6 +156,20 @@ def test_served_model_refuses_held_and_unapproved_versions() -> None:
         version_row(**{"conveyor.approved_by": "alice"}), require_approval=True
     )
     assert ok.approved_by == "alice" and ok.storage_uri == "s3://x"
+
+
+def test_served_model_carries_the_scikit_learn_that_pickled_it() -> None:
+    tagged = ServedModel.from_version(version_row(**{"model.sklearn_version": "1.9.1"}))
+    assert (tagged.sklearn_version, tagged.runtime) == ("1.9.1", "")
+    assert ServedModel.from_version(version_row()).sklearn_version == ""  # checked at deploy
+
+
+def test_plan_runtime_defaults_to_conveyor_sklearn_and_takes_any_runtime_name() -> None:
+    assert RolloutPlan().runtime == "conveyor-sklearn"
+    for name in ("kserve-sklearnserver", "team-sklearn-1-5"):
+        assert RolloutPlan(runtime=name).runtime == name
+    with pytest.raises(ValueError, match=r"runtime\n  String should match pattern"):
+        RolloutPlan(runtime="Not_A_Name")
 
 
 def test_plan_validation_names_the_field() -> None:

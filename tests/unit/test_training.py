@@ -1,8 +1,10 @@
 """train: estimator config, reproducibility, checksums, and no model from a failed run."""
 
 import hashlib
+import json
 
 import pytest
+import sklearn
 
 from conveyor import features, training
 from conveyor.config import TrackingSpec, TrainingSpec
@@ -44,6 +46,11 @@ def test_each_estimator_trains_and_tracks(tmp_path, prepared, estimator):
     assert "validation_roc_auc" in run["metrics"]
     assert run["artifacts"]["serving"] == ["feature_spec.json", "model.joblib", "model.sha256"]
     assert "model" in run["models"]
+    # the scikit-learn that pickled it: the serving runtime must have the same release
+    assert run["tags"]["model.sklearn_version"] == sklearn.__version__
+    spec = json.loads((tmp_path / "model" / "feature_spec.json").read_text())
+    prep_spec = json.loads((prepared.preprocessing / "feature_spec.json").read_text())
+    assert spec == {**prep_spec, "sklearn_version": sklearn.__version__}
 
 
 def test_same_data_config_and_seed_give_byte_identical_model(tmp_path, prepared):
