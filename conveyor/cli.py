@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor import __version__
+from conveyor.context import EMBEDDED_TRACKING, tracking_uri
 from conveyor.errors import BadInputError, ContractViolationError, ConveyorError
 
 DEFAULT_CONFIG = "examples/fraud/pipeline.yaml"
@@ -98,7 +99,6 @@ def _models_uri(value: str) -> tuple[str, str] | None:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    import os
     import tempfile
 
     from conveyor import drift_check
@@ -118,7 +118,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         data = {**policy.model_dump(), "psi_threshold": args.psi_threshold}
         policy = model_from_data(DriftPolicy, data, "--psi-threshold")
     current = read_table(args.current)
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or EMBEDDED_TRACKING
+    uri = tracking_uri(args.tracking_uri, EMBEDDED_TRACKING)
     with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
         model_ref = _models_uri(args.model) if args.model else None
         ref = _models_uri(args.reference)
@@ -260,15 +260,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------- models
 
-EMBEDDED_TRACKING = "sqlite:///.conveyor/mlflow.db"
-
 
 def cmd_models(args: argparse.Namespace) -> int:
-    import os
 
     from conveyor.registry import ModelRegistry
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or EMBEDDED_TRACKING
+    uri = tracking_uri(args.tracking_uri, EMBEDDED_TRACKING)
     registry = ModelRegistry(_absolute_sqlite(uri))
     if args.models_command == "list":
         versions = registry.versions(args.name)
@@ -551,14 +548,13 @@ def _serve_locally(
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
     import signal
     import tempfile
 
     from conveyor.registry import ModelRegistry
     from conveyor.serving.server import LocalServer
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or EMBEDDED_TRACKING
+    uri = tracking_uri(args.tracking_uri, EMBEDDED_TRACKING)
     registry = ModelRegistry(_absolute_sqlite(uri))
     row = registry.resolve(args.name, args.version)
     with tempfile.TemporaryDirectory(prefix="conveyor-serve-") as tmp:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from conveyor.context import actor, require_tracking_uri, tracking_uri
 from conveyor.errors import BadInputError, ConveyorError
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, Cluster, Kind, KubeCluster, get
@@ -80,7 +81,7 @@ class DryRun:
 
 
 def _actor() -> str:
-    return os.environ.get("CONVEYOR_ACTOR") or os.environ.get("USER") or "kubectl-conveyor"
+    return actor("kubectl-conveyor")
 
 
 def _dump(doc: Any, fmt: str) -> str:
@@ -90,13 +91,9 @@ def _dump(doc: Any, fmt: str) -> str:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    if not uri:
-        raise BadInputError(
-            "--tracking-uri (or MLFLOW_TRACKING_URI) is required to look up the model version "
-            "in the MLflow registry"
-        )
-    return str(uri)
+    return require_tracking_uri(
+        args.tracking_uri, "look up the model version in the MLflow registry"
+    )
 
 
 def _model_name(cluster: Cluster, args: argparse.Namespace) -> str:
@@ -229,7 +226,7 @@ def cmd_canary(cluster: Cluster, args: argparse.Namespace) -> int:
 
 def _registry_step(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Callable[[], None]:
     """Also move MLflow aliases after the traffic change, when a registry is configured."""
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = tracking_uri(args.tracking_uri)
 
     def run() -> None:
         if uri:
@@ -246,7 +243,7 @@ def cmd_promote(cluster: Cluster, args: argparse.Namespace) -> int:
     isvc = get(cluster, ISVC, args.name)
     model, version = _model_name(cluster, args), inf.current_model(isvc)["version"]
     change = _change(args, "promote", version=version)
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = tracking_uri(args.tracking_uri)
     uri = "" if isinstance(cluster, DryRun) else uri
     registry = None
     if uri:
@@ -301,7 +298,7 @@ def cmd_analyze(cluster: Cluster, args: argparse.Namespace) -> int:
         plan.analysis.interval_seconds = args.interval
     analysis = cluster_analysis(
         cluster, args.name, plan, args.prometheus or os.environ.get("PROMETHEUS_URL", ""),
-        args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""), _actor(),
+        tracking_uri(args.tracking_uri), _actor(),
     )  # fmt: skip
 
     def progress(d: Decision) -> None:

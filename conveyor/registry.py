@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from conveyor.context import actor, tracking_uri
 from conveyor.errors import BadInputError, TrackingError
 
 MEMORY_URI = "memory://"
@@ -69,8 +70,8 @@ def _probe(uri: str, timeout: float = 5.0) -> None:
 
 def resolve_uri(uri: str) -> str:
     """The tracking URI to use: the given one, else ``MLFLOW_TRACKING_URI`` (how a cluster
-    injects it); neither is an error that says what to set."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    injects it); neither is an error that says what to set (policy: conveyor.context)."""
+    uri = tracking_uri(uri)
     if not uri:
         raise TrackingError(
             "no MLflow tracking URI: pass one, or set MLFLOW_TRACKING_URI in the environment"
@@ -291,7 +292,7 @@ def _now() -> str:
 
 
 def _actor() -> str:
-    return os.environ.get("CONVEYOR_ACTOR") or os.environ.get("USER") or "unknown"
+    return actor("unknown")
 
 
 class ModelRegistry:

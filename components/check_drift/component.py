@@ -41,10 +41,9 @@ def check_drift(
     Returns:
         ``drift``, ``stable``, or ``no_reference`` (no champion, or one without a profile).
     """
-    import os
-
     from conveyor import drift_check
     from conveyor.config import DriftPolicy, model_from_yaml
+    from conveyor.context import tracking_uri
     from conveyor.registry import ModelRegistry
     from conveyor.tables import read_table
 
@@ -53,7 +52,7 @@ def check_drift(
         profile = drift_check.load_reference(reference_profile.path)
         result = drift_check.check_drift(profile, read_table(batch.path), spec)
     else:
-        registry = ModelRegistry(mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+        registry = ModelRegistry(tracking_uri(mlflow_tracking_uri))
         champion = registry.by_alias(model_name, "champion")
         result = drift_check.champion_stage(batch.path, model_name, spec, registry, champion)
     drift_check.write_report_files(result, drift.path, report.path, report_html.path)

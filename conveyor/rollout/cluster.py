@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from conveyor.context import actor as context_actor
 from conveyor.errors import BadInputError, ConveyorError
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -166,9 +167,7 @@ class KubeCluster:
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
         self.namespace = namespace or ns_from_config or "default"
-        self.actor = (
-            actor or os.environ.get("CONVEYOR_ACTOR") or os.environ.get("USER") or "conveyor"
-        )
+        self.actor = actor or context_actor("conveyor")
 
     def _call(self, what: str, fn: Callable[[], Any], needs: str = "") -> Any:
         """``fn()`` with its errors in Conveyor's family; ``needs`` names the RBAC a 403 lacks

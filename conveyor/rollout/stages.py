@@ -6,12 +6,12 @@ report the component returns as an artifact.
 """
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from conveyor import context
 from conveyor.errors import BadInputError
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, ClusterError, KubeCluster, get
@@ -26,7 +26,7 @@ def _cluster(namespace: str) -> KubeCluster:
 
 
 def _actor() -> str:
-    return os.environ.get("CONVEYOR_ACTOR") or "kfp-rollout-pipeline"
+    return context.actor("kfp-rollout-pipeline", person=False)
 
 
 def _resources(resources_json: str) -> Resources:
@@ -181,7 +181,7 @@ def promote_stage(
 
     cluster = _cluster(namespace)
     why = reason or "rollout pipeline: smoke test and steps passed"
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = context.tracking_uri(tracking_uri)
     if not uri:
         print("promote: no MLflow tracking URI; the champion alias was not moved")
     out = actions.promote_release(
@@ -214,8 +214,8 @@ def rollback_stage(
             "champion to return to: deploy a fixed version or delete the InferenceService); "
             "traffic is unchanged"
         )
-    if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
-        registry = ModelRegistry(tracking_uri or os.environ["MLFLOW_TRACKING_URI"])
+    if uri := context.tracking_uri(tracking_uri):
+        registry = ModelRegistry(uri)
         champion = registry.by_alias(model_name, "champion")
         if champion is None or champion["version"] != version:
             registry.reject_candidate(model_name, version, why)
@@ -263,7 +263,7 @@ def analyse_stage(
     from conveyor.rollout.plan import RolloutPlan
 
     plan = model_from_yaml(RolloutPlan, plan_json or "{}", "rollout plan")
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = context.tracking_uri(tracking_uri)
     analysis = cluster_analysis(
         _cluster(namespace), inference_service, plan, prometheus_url, uri, _actor()
     )
