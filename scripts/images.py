@@ -108,7 +108,10 @@ def wheelhouse() -> None:
        "-d", str(WHEELHOUSE), **quiet)  # fmt: skip
     sh(*pip, "download", "--no-deps", *BUILD_REQUIREMENTS, "-d", str(WHEELHOUSE), **quiet)
     shutil.rmtree(DIST, ignore_errors=True)
+    leftover = not (ROOT / "build").exists()  # setuptools builds in-tree, under build/
     sh(*pip, "wheel", "--no-deps", "-w", str(DIST), str(ROOT), **quiet)
+    if leftover:
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
 
 
 def revision() -> str:
