@@ -16,10 +16,9 @@ from pathlib import Path
 
 from conveyor.errors import BadInputError, IncompatibleRuntimeError
 from conveyor.serving.inference import VERSION_ENV
+from conveyor.training import SPEC_FILE
 
 __all__ = ["check_model", "main"]
-
-SPEC_FILE = "feature_spec.json"
 
 
 def check_model(model_dir: str | Path) -> str:
