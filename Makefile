@@ -7,6 +7,8 @@ STAMP := $(VENV)/.conveyor-installed
 UV_VERSION := 0.13.8
 CONFIG ?= examples/fraud/pipeline.yaml
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process); wall-clock tests share one worker.
+PYTEST_WORKERS ?= 2
 
 .PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui
 
@@ -32,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/conveyor run --config $(CONFIG) $(ARGS)
 
 test: $(STAMP) tools lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 compile: $(STAMP)
 	$(BIN)/python -m conveyor.pipelines.compile
@@ -97,8 +99,9 @@ clean:
 	rm -rf .conveyor local_outputs build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# The MLflow UI on the embedded store that `make run` writes.
+# The MLflow UI on the embedded store that `make run` writes (no MLflow server jobs: unused).
 ui: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false PATH=$(CURDIR)/$(BIN):$$PATH \
+		$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 \
 		--backend-store-uri sqlite:///$(CURDIR)/.conveyor/mlflow.db \
 		--default-artifact-root $(CURDIR)/.conveyor/mlartifacts

@@ -600,7 +600,8 @@ def cmd_rollout_sim(args: argparse.Namespace) -> int:
         print(
             f"\n{args.scenario}: {final} after {result.intervals_to_decision} interval(s) of "
             f"{args.interval:g}s (expected {result.expected}); requests {result.requests}, "
-            f"lost {result.lost_requests}\n  evidence: {result.reason}"
+            f"lost {result.lost_requests}, load held {result.load_rps:g} rps\n"
+            f"  evidence: {result.reason}"
         )
     return 0 if result.ok else 1  # not the expected end, or a request lost: the sim failed
 

@@ -54,6 +54,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # MLflow 3 starts ~9 huey job consumers by default (~240 MB each, polling all the time):
+    # Conveyor runs no MLflow server jobs, and on 2 cores they slow every other test.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
     proc = subprocess.Popen(
         [
@@ -287,3 +290,15 @@ def webhook(no_proxy: None) -> Iterator[WebhookReceiver]:
     """A webhook receiver on 127.0.0.1 that records every JSON POST."""
     with WebhookReceiver() as rec:
         yield rec
+
+
+# Tests whose verdicts hang on wall-clock rates (load generators, scrape windows, latency
+# faults) run one after another on one pytest-xdist worker, so two of them never compete.
+REALTIME = ("tests/rollout/test_sim.py", "tests/integration/test_router.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(REALTIME):
+            item.add_marker(pytest.mark.xdist_group("realtime"))

@@ -78,6 +78,9 @@ def exporter() -> Iterator[Exporter]:
 def prom(exporter: Exporter) -> Iterator[PrometheusServer]:
     with PrometheusServer({"exporter": [exporter.address]}) as server:
         server.wait_for('up{job="exporter"}', lambda v: v == 1)
+        # Every test may ask a 5 s rate: wait until both series have two samples in one (a
+        # test that runs first, as it may under pytest-xdist, must not find no data yet).
+        server.wait_for(f"count(rate({REQUESTS}[5s]))", lambda v: v == len(RATES), timeout=20)
         yield server
 
 

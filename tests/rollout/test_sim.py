@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 )
 def test_scenario_ends_as_expected(scenario: str) -> None:
     result = run_scenario(scenario, interval=3.0)
-    assert result.decision == EXPECTED[scenario], "\n".join(result.intervals)
+    evidence = "\n".join([*result.intervals, f"load held {result.load_rps} rps"])
+    assert result.decision == EXPECTED[scenario], evidence
     assert result.lost_requests == 0, result.requests
     if scenario == "healthy":
         assert result.champion_traffic_after == 100  # the router sends everything to v2
