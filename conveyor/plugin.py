@@ -190,12 +190,11 @@ def _change(args: argparse.Namespace, action: str, **details: Any) -> Change:
     return Change(action, args.reason or f"kubectl conveyor {action}", _actor(), details=details)
 
 
-def _show(cluster: Cluster, args: argparse.Namespace, after: Callable[[], Any]) -> int:
+def _show(cluster: Cluster, args: argparse.Namespace) -> int:
     """Print the dry-run writes, or the status after a real change."""
     if isinstance(cluster, DryRun):
         sys.stdout.write(_dump({"dryRun": True, "writes": cluster.writes}, args.output or "yaml"))
         return 0
-    after()
     s = actions.status(cluster, args.name)
     sys.stdout.write(_dump(s, args.output) if args.output else render_status(s))
     return 0
@@ -213,7 +212,7 @@ def cmd_canary(cluster: Cluster, args: argparse.Namespace) -> int:
         if inf.champion_of(current) is None:
             raise BadInputError("--version is required to start a canary")
         actions.set_traffic(cluster, args.name, args.percent, _change(args, "canary-step"))
-        return _show(cluster, args, lambda: None)
+        return _show(cluster, args)
     model = actions.resolve_version(
         _tracking_uri(args), _model_name(cluster, args), args.version,
         cluster=cluster, inference_service=args.name, runtime=args.runtime or "",
@@ -221,56 +220,48 @@ def cmd_canary(cluster: Cluster, args: argparse.Namespace) -> int:
     )  # fmt: skip
     change = _change(args, "canary", version=model.version, percent=args.percent)
     actions.deploy(cluster, args.name, model, args.percent, change, score_log=args.score_log)
-    return _show(cluster, args, lambda: None)
+    return _show(cluster, args)
 
 
-def _registry_step(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Callable[[], None]:
-    """Also move MLflow aliases after the traffic change, when a registry is configured."""
+def _registry(cluster: Cluster, args: argparse.Namespace) -> Any:
+    """The MLflow registry whose aliases follow a traffic change; None on a dry run (nothing
+    may change) or without a tracking URI (said on stderr: the aliases stay as they are)."""
+    if isinstance(cluster, DryRun):
+        return None
     uri = tracking_uri(args.tracking_uri)
+    if not uri:
+        sys.stderr.write("note: no --tracking-uri; MLflow aliases left as they are\n")
+        return None
+    from conveyor.registry import ModelRegistry
 
-    def run() -> None:
-        if uri:
-            from conveyor.registry import ModelRegistry
-
-            fn(ModelRegistry(uri))
-        else:
-            sys.stderr.write("note: no --tracking-uri; MLflow aliases left as they are\n")
-
-    return run
+    return ModelRegistry(uri)
 
 
 def cmd_promote(cluster: Cluster, args: argparse.Namespace) -> int:
     isvc = get(cluster, ISVC, args.name)
     model, version = _model_name(cluster, args), inf.current_model(isvc)["version"]
     change = _change(args, "promote", version=version)
-    uri = tracking_uri(args.tracking_uri)
-    uri = "" if isinstance(cluster, DryRun) else uri
-    registry = None
-    if uri:
-        from conveyor.registry import ModelRegistry
-
-        registry = ModelRegistry(uri)
-    elif not isinstance(cluster, DryRun):
-        sys.stderr.write("note: no --tracking-uri; MLflow aliases left as they are\n")
     # Registry first, traffic second; a failed traffic change puts the aliases back.
-    actions.promote_release(cluster, args.name, change, registry, model)
-    return _show(cluster, args, lambda: None)
+    actions.promote_release(cluster, args.name, change, _registry(cluster, args), model)
+    return _show(cluster, args)
 
 
 def cmd_rollback(cluster: Cluster, args: argparse.Namespace) -> int:
-    isvc = get(cluster, ISVC, args.name)
-    model, version = _model_name(cluster, args), inf.current_model(isvc)["version"]
-    actions.rollback(cluster, args.name, _change(args, "rollback", version=version))
-    reason = args.reason or "rolled back with kubectl conveyor"
-    return _show(
-        cluster, args, _registry_step(args, lambda r: r.reject_candidate(model, version, reason))
-    )
+    model = _model_name(cluster, args)
+    change = _change(args, "rollback")
+    # Traffic first (a canary back to the champion, else the shadow removed), then MLflow.
+    done = actions.rollback_release(cluster, args.name, change, _registry(cluster, args), model)
+    code = _show(cluster, args)
+    if done.registry_error:
+        sys.stderr.write(f"error: {done.registry_error}\n")
+        return done.error.exit_code if isinstance(done.error, ConveyorError) else 1
+    return code
 
 
 def cmd_shadow(cluster: Cluster, args: argparse.Namespace) -> int:
     if args.off:
         actions.shadow_off(cluster, args.name, _change(args, "shadow-off"))
-        return _show(cluster, args, lambda: None)
+        return _show(cluster, args)
     if args.version is None:
         raise BadInputError("shadow needs --version V (or --off)")
     if not 0 < args.percent <= 100:
@@ -282,7 +273,7 @@ def cmd_shadow(cluster: Cluster, args: argparse.Namespace) -> int:
     )  # fmt: skip
     change = _change(args, "shadow", version=model.version, percent=args.percent)
     actions.deploy_shadow(cluster, args.name, model, args.percent, change, score_log=args.score_log)
-    return _show(cluster, args, lambda: None)
+    return _show(cluster, args)
 
 
 ANALYZE_EXIT = {"promote": 0, "step_up": 0, "continue": 0, "hold": 3, "rollback": 4}

@@ -185,6 +185,66 @@ def rollback(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
     return out
 
 
+@dataclasses.dataclass
+class RolledBack:
+    """What ``rollback_release`` undid: the ``version`` taken off, whether it was a ``canary``
+    or a ``shadow``, and ``registry_error`` (empty when MLflow was updated, or not asked)."""
+
+    version: str
+    undone: str
+    registry_error: str = ""
+    error: Exception | None = dataclasses.field(default=None, repr=False)
+
+
+def rollback_release(
+    cluster: Cluster,
+    name: str,
+    change: Change,
+    registry: Any = None,
+    model_name: str = "",
+) -> RolledBack:
+    """Undo the rollout in progress in both systems, traffic first: a canary goes back to the
+    champion (one write), else a shadow is removed (mirror off, then the shadow). Then, with
+    a ``registry``, the version taken off is rejected (``candidate`` alias removed, marked
+    rolled back) unless it is the champion, whose alias never moved. Traffic is already safe
+    when MLflow is updated, so a registry failure never undoes the rollback: it is returned
+    in ``registry_error`` with the command to run once MLflow is reachable.
+
+    The one composition of "move traffic back, then reject in the registry", used by the
+    kubectl plugin, the rollout pipeline's stages and the analysis alike."""
+    isvc = get(cluster, ISVC, name)
+    shadow = cluster.find(ISVC, inf.shadow_name(name))
+    if inf.champion_of(isvc) is not None:
+        version = str(inf.current_model(isvc)["version"])
+        change.details.setdefault("version", version)
+        rollback(cluster, name, change)
+        done = RolledBack(version, "canary")
+    elif shadow is not None:
+        version = str(inf.current_model(shadow)["version"])
+        change.details.setdefault("version", version)
+        shadow_off(cluster, name, change)
+        done = RolledBack(version, "shadow")
+    else:
+        raise BadInputError(
+            f"{name}: no canary to roll back and no shadow in progress (a first release has no "
+            "champion to return to: deploy a fixed version or delete the InferenceService); "
+            "traffic is unchanged"
+        )
+    if registry is None or not model_name:
+        return done
+    try:
+        champion = registry.by_alias(model_name, "champion")
+        if champion is None or str(champion["version"]) != version:
+            registry.reject_candidate(model_name, version, change.reason)
+    except Exception as exc:  # MLflow down, or a refusal: traffic stays safe, say what to run
+        done.error = exc
+        done.registry_error = (
+            f"MLflow not updated ({str(exc)[:300]}): run `conveyor models reject {model_name} "
+            f"{version} --reason ...` once it is reachable"
+        )
+    return done
+
+
 def deploy_shadow(
     cluster: Cluster,
     name: str,

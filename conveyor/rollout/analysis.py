@@ -431,8 +431,7 @@ class Analysis:
                 d.percent, subject = self.plan.steps[0], self.name
                 record = {"candidate": rollout_sides(self.cluster, self.name).key,
                           "state": {}, "last": d.to_dict()}  # fmt: skip
-            elif d.decision == "rollback":  # remove the shadow; champion traffic never moved
-                actions.shadow_off(self.cluster, self.name, change)
+            elif d.decision == "rollback":  # below: the shadow goes; champion traffic stayed
                 subject = self.name
         elif d.decision == "step_up":
             nxt = next(p for p in self.plan.steps if p > (d.percent or 0))
@@ -452,18 +451,15 @@ class Analysis:
                     f"{self.name}` once that is fixed ({d.reason})"
                 )
                 record["last"] = d.to_dict()
-        elif d.decision == "rollback":
-            actions.rollback(self.cluster, self.name, change)
-        if d.decision == "rollback" and self.registry is not None and model:
-            # Traffic is already safe on the champion: a registry failure now must not lose
-            # the decision, only be recorded with what to run once MLflow is back.
-            try:
-                self.registry.reject_candidate(model, version, f"analysis: {d.reason}")
-            except Exception as exc:  # MLflow down, or a refusal: the record says which
-                d.registry_error = (
-                    f"MLflow not updated ({str(exc)[:300]}): run `conveyor models reject "
-                    f"{model} {version} --reason ...` once it is reachable"
-                )
+        if d.decision == "rollback":
+            # Traffic first (canary back, or shadow removed), then MLflow: a registry failure
+            # must not lose the decision, only be recorded with what to run once it is back.
+            change.reason = f"analysis: {d.reason}"
+            done = actions.rollback_release(
+                self.cluster, self.name, change, self.registry if model else None, model
+            )
+            if done.registry_error:
+                d.registry_error = done.registry_error
                 record["last"] = d.to_dict()
         patch: dict[str, Any] = {"metadata": {"annotations": {ANALYSIS: json.dumps(record)}}}
         if d.decision == "hold":

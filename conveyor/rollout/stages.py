@@ -195,31 +195,20 @@ def promote_stage(
 def rollback_stage(
     inference_service: str, namespace: str, model_name: str, tracking_uri: str, reason: str
 ) -> str:
-    """Traffic back on the champion; the candidate is marked rolled back in MLflow."""
+    """Traffic back on the champion (or the shadow removed); the candidate is marked rolled
+    back in MLflow. A registry failure fails the task after traffic is safe."""
     from conveyor.registry import ModelRegistry
 
     cluster = _cluster(namespace)
-    isvc = get(cluster, ISVC, inference_service)
-    shadow = cluster.find(ISVC, inf.shadow_name(inference_service))
     why = reason or "rollout pipeline: candidate failed its checks"
-    if inf.champion_of(isvc) is not None:
-        version = inf.current_model(isvc)["version"]
-        actions.rollback(cluster, inference_service, Change("rollback", why, _actor()))
-    elif shadow is not None:
-        version = inf.current_model(shadow)["version"]
-        actions.shadow_off(cluster, inference_service, Change("shadow-off", why, _actor()))
-    else:
-        raise BadInputError(
-            f"{inference_service}: no canary or shadow to roll back (a first release has no "
-            "champion to return to: deploy a fixed version or delete the InferenceService); "
-            "traffic is unchanged"
-        )
-    if uri := context.tracking_uri(tracking_uri):
-        registry = ModelRegistry(uri)
-        champion = registry.by_alias(model_name, "champion")
-        if champion is None or champion["version"] != version:
-            registry.reject_candidate(model_name, version, why)
-    return version
+    uri = context.tracking_uri(tracking_uri)
+    registry = ModelRegistry(uri) if uri else None
+    done = actions.rollback_release(
+        cluster, inference_service, Change("rollback", why, _actor()), registry, model_name
+    )
+    if done.error is not None:
+        raise done.error
+    return done.version
 
 
 def finalize_stage(
