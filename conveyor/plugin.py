@@ -223,18 +223,23 @@ def cmd_canary(cluster: Cluster, args: argparse.Namespace) -> int:
     return _show(cluster, args)
 
 
-def _registry(cluster: Cluster, args: argparse.Namespace) -> Any:
-    """The MLflow registry whose aliases follow a traffic change; None on a dry run (nothing
-    may change) or without a tracking URI (said on stderr: the aliases stay as they are)."""
+def _registry(cluster: Cluster, args: argparse.Namespace) -> Callable[[], Any] | None:
+    """Opens the MLflow registry whose aliases follow a traffic change; None on a dry run
+    (nothing may change) or without a tracking URI (said on stderr: aliases stay as they are).
+    A function, so a rollback moves traffic before it ever needs MLflow to answer."""
     if isinstance(cluster, DryRun):
         return None
     uri = tracking_uri(args.tracking_uri)
     if not uri:
         sys.stderr.write("note: no --tracking-uri; MLflow aliases left as they are\n")
         return None
-    from conveyor.registry import ModelRegistry
 
-    return ModelRegistry(uri)
+    def open_registry() -> Any:
+        from conveyor.registry import ModelRegistry
+
+        return ModelRegistry(uri)
+
+    return open_registry
 
 
 def cmd_promote(cluster: Cluster, args: argparse.Namespace) -> int:
@@ -242,7 +247,8 @@ def cmd_promote(cluster: Cluster, args: argparse.Namespace) -> int:
     model, version = _model_name(cluster, args), inf.current_model(isvc)["version"]
     change = _change(args, "promote", version=version)
     # Registry first, traffic second; a failed traffic change puts the aliases back.
-    actions.promote_release(cluster, args.name, change, _registry(cluster, args), model)
+    registry = _registry(cluster, args)
+    actions.promote_release(cluster, args.name, change, registry and registry(), model)
     return _show(cluster, args)
 
 

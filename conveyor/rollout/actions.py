@@ -208,7 +208,8 @@ def rollback_release(
     a ``registry``, the version taken off is rejected (``candidate`` alias removed, marked
     rolled back) unless it is the champion, whose alias never moved. Traffic is already safe
     when MLflow is updated, so a registry failure never undoes the rollback: it is returned
-    in ``registry_error`` with the command to run once MLflow is reachable.
+    in ``registry_error`` with the command to run once MLflow is reachable. ``registry`` may
+    be a zero-argument function that opens it, called after the traffic change.
 
     The one composition of "move traffic back, then reject in the registry", used by the
     kubectl plugin, the rollout pipeline's stages and the analysis alike."""
@@ -233,6 +234,8 @@ def rollback_release(
     if registry is None or not model_name:
         return done
     try:
+        if callable(registry):  # opened only now: an unreachable MLflow never blocks traffic
+            registry = registry()
         champion = registry.by_alias(model_name, "champion")
         if champion is None or str(champion["version"]) != version:
             registry.reject_candidate(model_name, version, change.reason)

@@ -202,10 +202,10 @@ def rollback_stage(
     cluster = _cluster(namespace)
     why = reason or "rollout pipeline: candidate failed its checks"
     uri = context.tracking_uri(tracking_uri)
-    registry = ModelRegistry(uri) if uri else None
     done = actions.rollback_release(
-        cluster, inference_service, Change("rollback", why, _actor()), registry, model_name
-    )
+        cluster, inference_service, Change("rollback", why, _actor()),
+        (lambda: ModelRegistry(uri)) if uri else None, model_name,
+    )  # fmt: skip
     if done.error is not None:
         raise done.error
     return done.version

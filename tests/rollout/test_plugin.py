@@ -96,6 +96,28 @@ def test_rollback_restores_champion_and_marks_candidate(rollout, capsys, registr
     assert v2["status"] == "rolled_back" and "candidate" not in v2["aliases"]
 
 
+def test_rollback_of_a_shadow_removes_it_and_rejects_its_version(
+    rollout, capsys, registry_uri
+) -> None:
+    run(capsys, "shadow", "fraud", "--version", "2", "--percent", "20")
+    code, _, err = run(capsys, "rollback", "fraud", "--reason", "shadow scores drifted")
+    assert code == 0, err
+    assert rollout.get(API, "inferenceservices", "models", "fraud-shadow") is None
+    assert split(rollout) == {"fraud-predictor-00001": 100}  # the champion never moved
+    v2 = ModelRegistry(registry_uri).get("fraud", "2")
+    assert v2["status"] == "rolled_back" and "candidate" not in v2["aliases"]
+
+
+def test_rollback_with_mlflow_down_keeps_traffic_safe_and_says_what_to_run(rollout, capsys) -> None:
+    run(capsys, "canary", "fraud", "--version", "2", "--percent", "50")
+    code, out, err = run(
+        capsys, "rollback", "fraud", "--tracking-uri", "http://127.0.0.1:9", "-o", "yaml"
+    )
+    assert code != 0, out
+    assert split(rollout) == {"fraud-predictor-00001": 100}, err  # traffic first, then MLflow
+    assert "MLflow not updated" in err and "conveyor models reject fraud 2" in err
+
+
 def test_dry_run_prints_the_patch_and_writes_nothing(rollout, capsys) -> None:
     before = len([m for m, _ in rollout.requests if m in ("PATCH", "POST", "PUT")])
     code, out, _ = run(capsys, "canary", "fraud", "--version", "2", "--percent", "5",
