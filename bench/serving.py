@@ -84,6 +84,7 @@ def build_model(work: Path, rows: int) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from conveyor import features, training
+    from conveyor import model as model_files
     from conveyor.config import TrackingSpec, load_pipeline_config
     from conveyor.sample import generate
     from conveyor.tables import read_table
@@ -109,8 +110,8 @@ def build_model(work: Path, rows: int) -> dict[str, Any]:
     spec = prepared.feature_spec
     # Typed model inputs (float numerics, object categoricals); rows with no missing value,
     # so the first one (the benchmark's fixed row, and the smoke test's single row) is plain.
-    holdout = training.inputs(read_table(prep.holdout), spec).dropna().reset_index(drop=True)
-    model, _ = training.load_model(trained.model_dir)
+    holdout = model_files.inputs(read_table(prep.holdout), spec).dropna().reset_index(drop=True)
+    model, _ = model_files.load_model(trained.model_dir)
     log(f"  model ready in {time.perf_counter() - t0:.1f}s (run {trained.run_id})")
     return {
         "config": config,

@@ -144,7 +144,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
             reference = drift_check.load_reference(args.reference, policy.features)
         scores = None
         if model_ref or args.model:
-            from conveyor.training import load_model, predict_proba
+            from conveyor.model import load_model, predict_proba
 
             if model_ref:
                 assert registry is not None

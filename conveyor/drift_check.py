@@ -291,8 +291,8 @@ def champion_stage(
     The caller has the registry and the champion already (check_trigger looks them up too)."""
     import tempfile
 
+    from conveyor.model import load_model, predict_proba
     from conveyor.tables import read_table
-    from conveyor.training import load_model, predict_proba
 
     with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
         profile_path = registry.reference_profile(champion, tmp) if champion else None

@@ -368,7 +368,7 @@ def golden_agreement(
     model: "Pipeline", golden: pd.DataFrame, feature_spec: dict[str, Any], threshold: float
 ) -> tuple[float, list[int]]:
     """Share of golden rows whose prediction equals ``expected_prediction``; mismatched rows."""
-    from conveyor.training import predict_proba
+    from conveyor.model import predict_proba
 
     source = golden.attrs.get("source", "golden set")
     missing = [c for c in feature_spec["input_columns"] if c not in golden.columns]
@@ -389,7 +389,7 @@ def evaluate_model(
     golden: pd.DataFrame | None,
 ) -> dict[str, Any]:
     """The evidence block of one model scored on ``holdout`` (sha256 verified before loading)."""
-    from conveyor.training import MODEL_FILE, inputs, load_model
+    from conveyor.model import MODEL_FILE, inputs, load_model
 
     check_threshold(spec.threshold)
     model, feature_spec = load_model(model_dir)

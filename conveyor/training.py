@@ -1,13 +1,12 @@
 """train: one sklearn Pipeline (prepared preprocessing + estimator), seeded, tracked in MLflow.
 
-The model is saved as ONE ``model.joblib`` (the layout KServe's sklearn runtime loads), beside
-``feature_spec.json`` and ``model.sha256`` (``sha256sum -c`` format), so whoever serves it can
+The model is saved by ``conveyor.model``: ONE ``model.joblib`` (the layout KServe's sklearn
+runtime loads), beside ``feature_spec.json`` and ``model.sha256``, so whoever serves it can
 verify the bytes first. ``feature_spec.json`` records the scikit-learn that pickled the model
 (``sklearn_version``; also the run tag ``model.sklearn_version``): scikit-learn only promises to
 unpickle within one release, so deploy and the serving runtime compare it with their own.
 """
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -27,9 +26,9 @@ from sklearn.pipeline import Pipeline
 
 from conveyor import __version__, drift
 from conveyor.config import TrackingSpec, TrainingSpec
-from conveyor.errors import BadInputError, ConveyorError, TrainingError
+from conveyor.errors import BadInputError, TrainingError
 from conveyor.evaluation import check_threshold, classification_metrics
-from conveyor.features import feature_frame
+from conveyor.model import SPEC_FILE, inputs, save_model
 from conveyor.registry import (
     PROFILE_FILE,
     REFERENCE_PATH,
@@ -38,10 +37,6 @@ from conveyor.registry import (
     tracker_for,
 )
 from conveyor.tables import read_table, resolve_table, sha256_file, write_json
-
-MODEL_FILE = "model.joblib"
-CHECKSUM_FILE = "model.sha256"
-SPEC_FILE = "feature_spec.json"
 
 ESTIMATORS: dict[str, tuple[type, dict[str, Any]]] = {
     "logistic_regression": (LogisticRegression, {"max_iter": 2000, "C": 1.0}),
@@ -76,44 +71,6 @@ def build_model(preprocessor: Any, spec: TrainingSpec) -> Pipeline:
     return Pipeline(
         [("preprocess", FrozenEstimator(preprocessor)), ("model", build_estimator(spec))]
     )
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def save_model(model: Pipeline, feature_spec: dict[str, Any], out_dir: str | Path) -> str:
-    """Write model.joblib + feature_spec.json + model.sha256; returns the model's sha256.
-
-    feature_spec.json gains ``sklearn_version``: the release that pickled model.joblib, which
-    is the only one guaranteed to unpickle it."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / MODEL_FILE
-    joblib.dump(model, path)
-    digest = sha256_file(path)
-    (out / CHECKSUM_FILE).write_text(f"{digest}  {MODEL_FILE}\n")
-    write_json({**feature_spec, "sklearn_version": sklearn.__version__}, out / SPEC_FILE)
-    return digest
-
-
-def load_model(model_dir: str | Path) -> tuple[Pipeline, dict[str, Any]]:
-    """Load a saved model after verifying its sha256; a mismatch never gets unpickled."""
-    d = Path(model_dir)
-    path, check = d / MODEL_FILE, d / CHECKSUM_FILE
-    if not path.is_file() or not check.is_file():
-        raise BadInputError(
-            f"{d}: not a Conveyor model folder (needs {MODEL_FILE}, {CHECKSUM_FILE})"
-        )
-    expected = check.read_text().split()[0]
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ConveyorError(
-            f"{path}: sha256 {actual} does not match {CHECKSUM_FILE} ({expected}); "
-            "refusing to load a model that changed after training"
-        )
-    spec = json.loads((d / SPEC_FILE).read_text()) if (d / SPEC_FILE).is_file() else {}
-    return joblib.load(path), spec
 
 
 @dataclass
@@ -212,13 +169,3 @@ def reference_profile(
     profile["source"] = "train split (features), validation split (scores)"
     profile["score"] = drift.profile_column(pd.Series(scores, name="score"))
     return profile
-
-
-def inputs(df: pd.DataFrame, feature_spec: dict[str, Any]) -> pd.DataFrame:
-    """The model's input columns of ``df``, typed as in training (from feature_spec.json)."""
-    return feature_frame(df, feature_spec["numeric"], feature_spec["categorical"])
-
-
-def predict_proba(model: Pipeline, df: pd.DataFrame, feature_spec: dict[str, Any]) -> np.ndarray:
-    """Positive-class scores for rows of ``df``."""
-    return np.asarray(model.predict_proba(inputs(df, feature_spec))[:, 1])

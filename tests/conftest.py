@@ -185,6 +185,7 @@ def fraud_models(tmp_path_factory: pytest.TempPathFactory, small_frame, config):
     from types import SimpleNamespace
 
     from conveyor import features, training
+    from conveyor import model as model_files
     from conveyor.config import TrackingSpec, TrainingSpec
     from conveyor.registry import register_stage
     from conveyor.tables import read_table, write_json
@@ -206,7 +207,7 @@ def fraud_models(tmp_path_factory: pytest.TempPathFactory, small_frame, config):
         v = register_stage("fraud", trained.run_id, gate, evaluation, uri)
         assert v is not None
         dirs[v["version"]] = out
-    spec = json.loads((dirs["1"] / training.SPEC_FILE).read_text())
+    spec = json.loads((dirs["1"] / model_files.SPEC_FILE).read_text())
     return SimpleNamespace(
         db=root / "mlflow.db", name="fraud", dirs=dirs, spec=spec, rows=read_table(prep.holdout)
     )

@@ -278,9 +278,10 @@ def train_pair(workdir: Path, rows: int = 4000) -> tuple[Path, Path, pd.DataFram
 
     from conveyor.config import FeatureSpec, TrainingSpec
     from conveyor.features import FeatureOutputs, prepare
+    from conveyor.model import SPEC_FILE, inputs, save_model
     from conveyor.sample import CATEGORICAL_FEATURES, NUMERIC_FEATURES, generate
     from conveyor.tables import read_table
-    from conveyor.training import SPEC_FILE, build_model, inputs, save_model
+    from conveyor.training import build_model
 
     features = FeatureSpec(
         label="label", key="id", numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES

@@ -159,8 +159,8 @@ def _feature_spec(tracking_uri: str, model_name: str, version: str) -> tuple[dic
     version number (``version`` may be an alias)."""
     import tempfile
 
+    from conveyor.model import SPEC_FILE
     from conveyor.registry import ModelRegistry
-    from conveyor.training import SPEC_FILE
 
     registry = ModelRegistry(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="conveyor-smoke-") as tmp:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pandas as pd
 
+from conveyor.model import SPEC_FILE
 from conveyor.registry import CHAMPION, ModelRegistry
 from conveyor.serving import replay, smoke
 from conveyor.serving.server import LocalServer
 from conveyor.tables import write_json, write_text
-from conveyor.training import SPEC_FILE
 
 REPLAY_ROWS = 5000
 

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 from conveyor.errors import BadInputError, IncompatibleRuntimeError
+from conveyor.model import SPEC_FILE
 from conveyor.serving.inference import VERSION_ENV
-from conveyor.training import SPEC_FILE
 
 __all__ = ["check_model", "main"]
 

@@ -94,7 +94,7 @@ def _model_class() -> type:
     from kserve.utils.utils import get_predict_input, get_predict_response
     from prometheus_client import Counter, Histogram
 
-    from conveyor.training import load_model
+    from conveyor.model import load_model
 
     # Exposed on the server's /metrics (kserve serves prometheus_client's default registry):
     # what the rollout analysis reads locally, per model version.

@@ -18,6 +18,7 @@ import pandas as pd
 
 from conveyor import features, training
 from conveyor.config import TrackingSpec, TrainingSpec, load_pipeline_config
+from conveyor.model import load_model
 from conveyor.sample import generate
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +35,7 @@ def _fit(df: pd.DataFrame, spec: TrainingSpec, tmp: Path, name: str) -> tuple:
     training.train(
         prep.train, prep.validation, prep.preprocessing, spec, tracking, tmp / name / "model"
     )
-    return training.load_model(tmp / name / "model")
+    return load_model(tmp / name / "model")
 
 
 def main(out: Path) -> None:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from conveyor import features, training
+from conveyor import features
+from conveyor import model as model_files
 from conveyor.config import TrackingSpec
 from conveyor.errors import TrackingError
 from conveyor.registry import tracker_for
@@ -45,10 +46,11 @@ def test_train_and_evaluate_leave_a_complete_run(tmp_path, small_df, config, tra
     import mlflow.sklearn
 
     logged = mlflow.sklearn.load_model(f"runs:/{trained.run_id}/model")
-    ours, spec = training.load_model(tmp_path / "model")
+    ours, spec = model_files.load_model(tmp_path / "model")
     holdout = features.read_table(prep.holdout)
     np.testing.assert_allclose(
-        training.predict_proba(logged, holdout, spec), training.predict_proba(ours, holdout, spec)
+        model_files.predict_proba(logged, holdout, spec),
+        model_files.predict_proba(ours, holdout, spec),
     )
 
 

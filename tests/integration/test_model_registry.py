@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from conveyor import registry, training
+from conveyor import model as model_files
+from conveyor import registry
 from conveyor.errors import BadInputError, TrackingError
 from conveyor.registry import ModelRegistry, register_stage, tracker_for
 from conveyor.tables import write_json
@@ -35,7 +36,7 @@ def make_run(uri, tmp_path, seed, verdict="approve", **tags):
     x, y = rng.normal(size=(60, 2)), np.arange(60) % 2
     model = LogisticRegression(random_state=seed).fit(x, y)
     folder = tmp_path / f"run{seed}"
-    digest = training.save_model(model, {"numeric": ["a", "b"]}, folder / "serving")
+    digest = model_files.save_model(model, {"numeric": ["a", "b"]}, folder / "serving")
     tracker = tracker_for(uri, "registry-tests", str(tmp_path / "artifacts"))
     run_id = tracker.start_run(
         f"r{seed}", {"model.sha256": digest, "data.sha256": "d" * 64, **tags}
@@ -136,7 +137,7 @@ def test_fetch_verifies_the_sha256_before_use(uri, name, tmp_path):
     assert reg.fetch(name, "champion", tmp_path / "none") is None
     reg.promote(name, version)
     local = reg.fetch(name, "champion", tmp_path / "champ")
-    model, _ = training.load_model(local)
+    model, _ = model_files.load_model(local)
     assert hasattr(model, "predict_proba")
     reg.client.set_model_version_tag(name, version, "model.sha256", "0" * 64)
     with pytest.raises(TrackingError, match=r"does not match the registry tag model\.sha256"):

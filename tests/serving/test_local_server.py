@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conveyor.model import MODEL_FILE, load_model, predict_proba
 from conveyor.registry import ModelRegistry
 from conveyor.serving.client import ModelClient, v1_payload
 from conveyor.serving.release import serve_and_check
@@ -13,7 +14,6 @@ from conveyor.serving.replay import render_markdown as replay_md
 from conveyor.serving.replay import shadow_replay
 from conveyor.serving.server import LocalServer, ServingError
 from conveyor.serving.smoke import SmokePolicy, render_markdown, smoke_test
-from conveyor.training import MODEL_FILE, load_model, predict_proba
 
 pytestmark = pytest.mark.integration
 

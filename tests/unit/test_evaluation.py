@@ -12,6 +12,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from conveyor import evaluation, features, training
+from conveyor import model as model_files
 from conveyor.config import SliceSpec, TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, ConveyorError
 from conveyor.registry import MemoryTracker
@@ -65,16 +66,16 @@ def collapsed_model(trained):
     preprocessor = __import__("joblib").load(prep.preprocessing / "preprocessor.joblib")
     model = Pipeline(
         [("preprocess", FrozenEstimator(preprocessor)), ("model", DummyClassifier())]
-    ).fit(training.inputs(train_df, feature_spec), train_df["label"].to_numpy())
+    ).fit(model_files.inputs(train_df, feature_spec), train_df["label"].to_numpy())
     out = trained["root"] / "dummy"
-    training.save_model(model, feature_spec, out)
+    model_files.save_model(model, feature_spec, out)
     return out
 
 
 def _scores(trained, model_dir=None):
-    model, spec = training.load_model(model_dir or trained["model"])
+    model, spec = model_files.load_model(model_dir or trained["model"])
     holdout = trained["holdout"]
-    proba = training.predict_proba(model, holdout, spec)
+    proba = model_files.predict_proba(model, holdout, spec)
     return holdout["label"].to_numpy(), proba
 
 
@@ -372,9 +373,9 @@ def test_latency_and_memory_are_measured(trained, config):
 
 def test_batch_longer_than_the_holdout_repeats_rows(trained, config):
     x = trained["holdout"].head(7)
-    model, spec = training.load_model(trained["model"])
+    model, spec = model_files.load_model(trained["model"])
     latency = fast_evaluation(config).latency.model_copy(update={"batch_rows": 50})
-    lat = evaluation.measure_latency(model, training.inputs(x, spec), latency)
+    lat = evaluation.measure_latency(model, model_files.inputs(x, spec), latency)
     assert lat["batch_rows"] == 50 and lat["single_calls"] == 20
 
 

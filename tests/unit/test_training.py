@@ -7,6 +7,7 @@ import pytest
 import sklearn
 
 from conveyor import features, training
+from conveyor import model as model_files
 from conveyor.config import TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, ConveyorError
 from conveyor.registry import MemoryTracker
@@ -94,4 +95,4 @@ def test_tampered_model_is_refused(tmp_path, prepared):
     with open(tmp_path / "m" / "model.joblib", "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(ConveyorError, match=r"does not match model\.sha256"):
-        training.load_model(tmp_path / "m")
+        model_files.load_model(tmp_path / "m")
