@@ -1,6 +1,16 @@
-"""One ``with`` for everything Conveyor starts and must stop (servers, routers, Prometheus)."""
+"""One lifecycle for everything Conveyor starts and must stop (model servers, the nginx router,
+Prometheus, Alertmanager): ``Service`` for ``with``, ``ProcessService`` for a child process."""
 
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Self
+
+__all__ = ["ProcessService", "Service"]
 
 
 class Service:
@@ -18,3 +28,81 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ProcessService(Service):
+    """A server run as a child process: spawn it, wait until it is ready (failing fast when it
+    exits), stop it. The one copy of that lifecycle, so a fix to readiness or shutdown reaches
+    every local server.
+
+    ``stop_signals`` are sent in turn, each followed by up to ``grace`` seconds, then SIGKILL;
+    with ``own_group`` the process leads its own group and the group is killed last, so no
+    child a killed parent left behind (an nginx worker) keeps serving the port.
+    """
+
+    stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM,)
+    grace: float = 10.0
+    own_group: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+
+    def _spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        log: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` with stdout and stderr appended to ``log`` (else discarded)."""
+        out = open(log, "ab") if log else None  # noqa: SIM115 - the child holds its own copy
+        try:
+            self.proc = subprocess.Popen(
+                list(argv),
+                stdout=out or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                start_new_session=self.own_group,
+            )
+        finally:
+            if out is not None:
+                out.close()
+        return self.proc
+
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit code once it has exited, else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def _await(self, ready: Callable[[], bool], timeout: float, poll: float = 0.1) -> bool:
+        """Poll ``ready()`` until it holds: True; False once the child exits or ``timeout``
+        passes. ``OSError`` from ``ready()`` (nothing listening yet) counts as not ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            with contextlib.suppress(OSError):
+                if ready():
+                    return True
+            time.sleep(poll)
+        return False
+
+    def _terminate(self) -> None:
+        """Stop the child (idempotent): each of ``stop_signals`` with its grace, then SIGKILL."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for sig in self.stop_signals:
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=self.grace)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=self.grace)
+        if self.own_group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -11,16 +11,15 @@ shutdown are ``LocalToolServer``'s, shared with ``localalert.AlertmanagerServer`
 import math
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, ClassVar, Self
+from typing import ClassVar, Self
 
 import httpx
 
-from conveyor.lifecycle import Service
+from conveyor.lifecycle import ProcessService
 from conveyor.serving.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +83,7 @@ def instant_value(url: str, expr: str, timeout: float = 5.0) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class LocalToolServer(Service):
+class LocalToolServer(ProcessService):
     """A server binary from ``.tools/bin`` on a free 127.0.0.1 port, in its own temporary folder.
 
     Prometheus and Alertmanager start, get ready and stop the same way; only their flags and
@@ -100,8 +99,6 @@ class LocalToolServer(Service):
         self.startup_timeout = startup_timeout
         self.port = 0
         self.workdir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -117,7 +114,7 @@ class LocalToolServer(Service):
 
     @property
     def url(self) -> str:
-        if self._proc is None:
+        if self.proc is None:
             raise RuntimeError(f"{type(self).__name__} is not running: call start() or use `with`")
         return f"http://127.0.0.1:{self.port}"
 
@@ -141,13 +138,17 @@ class LocalToolServer(Service):
             # binds it; a couple of attempts make that a non-issue on a busy machine.
             for attempt in range(3):
                 self.port = free_port()
-                self._spawn(binary)
-                if self._wait_ready():
+                self._spawn(
+                    [str(binary), *self._argv(self.port, self.workdir)],
+                    log=self._log_file,
+                    cwd=self.workdir,
+                )
+                if self._await(self._ready, self.startup_timeout):
                     return self
                 if "address already in use" not in self.log_tail() or attempt == 2:
                     break
                 self._terminate()
-            code = self._proc.poll() if self._proc is not None else None
+            code = self.exit_code
             why = f"exited with code {code}" if code is not None else "did not become ready"
             raise RuntimeError(
                 f"{self.tool} on 127.0.0.1:{self.port} {why} (waited up to "
@@ -157,45 +158,12 @@ class LocalToolServer(Service):
             self.stop()
             raise
 
-    def _spawn(self, binary: Path) -> None:
-        assert self.workdir is not None
-        self._log = open(self._log_file, "ab")  # noqa: SIM115 - closed in _terminate()
-        self._proc = subprocess.Popen(
-            [str(binary), *self._argv(self.port, self.workdir)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.workdir,
-        )
-
-    def _wait_ready(self) -> bool:
-        """True once /-/ready answers 200; False if the process exits or time runs out."""
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        return False
-
-    def _terminate(self) -> None:
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait(timeout=10)
-            self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def _ready(self) -> bool:
+        """/-/ready answers 200 (Prometheus and Alertmanager alike)."""
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self) -> None:
         """Stop the server and remove its folder; safe to call twice or after a failed start."""

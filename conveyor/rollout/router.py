@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from conveyor.lifecycle import Service
+from conveyor.lifecycle import ProcessService
 from conveyor.serving.server import HOST, ServingError, free_port, owns_listener
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,9 +111,13 @@ def _worker_pids(master: int) -> dict[int, str]:
     return workers
 
 
-class NginxRouter(Service):
+class NginxRouter(ProcessService):
     """nginx on 127.0.0.1 routing to a champion, optionally a candidate (``set_split``) and a
     shadow (``set_mirror``), as Knative + Istio route an InferenceService on the cluster."""
+
+    stop_signals = (signal.SIGQUIT, signal.SIGTERM)  # graceful quit first
+    grace = STOP_GRACE
+    own_group = True  # workers are in the master's group: none outlives a killed master
 
     def __init__(
         self,
@@ -136,7 +140,6 @@ class NginxRouter(Service):
         self._split = 0
         self._mirror: tuple[str, float] | None = None
         self._changing = threading.RLock()
-        self.proc: subprocess.Popen[bytes] | None = None
         self.conf = self.workdir / "nginx.conf"
         self.error_log = self.workdir / "error.log"
         self.access_log = self.workdir / "access.log"
@@ -377,24 +380,17 @@ class NginxRouter(Service):
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_and_test(self.render())
-        with open(self.workdir / "nginx.out", "ab") as out:
-            # Own process group: stop() can reach workers orphaned by a killed master.
-            self.proc = subprocess.Popen(
-                self._cmd(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self._spawn(self._cmd(), log=self.workdir / "nginx.out")
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RouterError(
-                        f"nginx exited with code {self.proc.returncode} before it was ready; "
-                        f"see {self.error_log}: {self._log_tail()}"
-                    )
-                # The listener must be our master's: nginx retries bind() for a while when the
-                # port is taken, and another server answering there is not this router.
-                if self._ready():
-                    return self
-                time.sleep(0.05)
+            # The listener must be our master's: nginx retries bind() for a while when the
+            # port is taken, and another server answering there is not this router.
+            if self._await(self._ready, START_TIMEOUT, poll=0.05):
+                return self
+            if (code := self.exit_code) is not None:
+                raise RouterError(
+                    f"nginx exited with code {code} before it was ready; "
+                    f"see {self.error_log}: {self._log_tail()}"
+                )
             raise RouterError(f"nginx not ready on {self.url} in {START_TIMEOUT}s")
         except BaseException:
             self.stop()
@@ -442,23 +438,7 @@ class NginxRouter(Service):
     def stop(self) -> None:
         """Stop nginx: graceful quit (in-flight requests finish), then TERM, then KILL the
         whole process group, so no master or worker outlives the router."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig, grace in ((signal.SIGQUIT, STOP_GRACE), (signal.SIGTERM, STOP_GRACE)):
-            if proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=grace)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=STOP_GRACE)
-        # Workers are in the master's group (pgid = master pid); one left behind by a killed
-        # master would keep serving the port.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        self._terminate()
 
     def _log_tail(self, lines: int = 5) -> str:
         try:

@@ -12,11 +12,8 @@ the tests and the benchmark.
 """
 
 import argparse
-import contextlib
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -25,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError
-from conveyor.lifecycle import Service
+from conveyor.lifecycle import ProcessService
 
 HOST = "127.0.0.1"
 MAX_BATCH_ROWS = 10_000
@@ -254,7 +251,7 @@ def owns_listener(pid: int, port: int) -> bool:
     return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
-class LocalServer(Service):
+class LocalServer(ProcessService):
     """A model server process on 127.0.0.1, started and always stopped by this object."""
 
     def __init__(
@@ -274,7 +271,6 @@ class LocalServer(Service):
         self.url = f"http://{HOST}:{self.port}"
         self.log = Path(log) if log else None
         self.max_batch = max_batch
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> "LocalServer":
         cmd = [
@@ -282,7 +278,6 @@ class LocalServer(Service):
             "--name", self.name, "--version", self.version, "--port", str(self.port),
             "--max-batch", str(self.max_batch),
         ]  # fmt: skip
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         # One OpenMP thread: a single-row predict gains nothing from threads, and spinning
         # OpenMP workers on a busy machine turned 12 ms calls into seconds (measured here).
         env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
@@ -290,36 +285,29 @@ class LocalServer(Service):
             env.pop(f"CONVEYOR_FAULT_{key.upper()}", None)
             if self.faults.get(key):
                 env[f"CONVEYOR_FAULT_{key.upper()}"] = str(self.faults[key])
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        if self.log:
-            out.close()  # type: ignore[union-attr]
-        deadline = time.monotonic() + timeout
+        proc = self._spawn(cmd, log=self.log, env=env)
         ready = f"{self.url}/v2/models/{self.name}/ready"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                hint = f"; see {self.log}" if self.log else ""
-                raise ServingError(
-                    f"model server for {self.name} v{self.version} exited with code "
-                    f"{self.proc.returncode} before it was ready{hint}"
-                )
-            with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as resp:
+
+        def is_ready() -> bool:
+            with urllib.request.urlopen(ready, timeout=2) as resp:
                 # Ready, and the listener is ours: another process that grabbed the port
                 # between free_port() and our bind must never be mistaken for this model.
-                if resp.status == 200 and owns_listener(self.proc.pid, self.port):
-                    return self
-            time.sleep(0.2)
+                return bool(resp.status == 200 and owns_listener(proc.pid, self.port))
+
+        if self._await(is_ready, timeout, poll=0.2):
+            return self
+        code = self.exit_code
         self.stop()
+        if code is not None:
+            hint = f"; see {self.log}" if self.log else ""
+            raise ServingError(
+                f"model server for {self.name} v{self.version} exited with code {code} "
+                f"before it was ready{hint}"
+            )
         raise ServingError(f"model server for {self.name} not ready on {self.url} in {timeout}s")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        self._terminate()
 
 
 def main(argv: list[str] | None = None) -> None:

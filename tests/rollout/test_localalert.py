@@ -50,7 +50,7 @@ def test_posted_alert_is_held_and_sent_to_the_webhook(webhook: WebhookReceiver) 
 
 def test_stop_leaves_no_process_and_is_idempotent(webhook: WebhookReceiver) -> None:
     am = AlertmanagerServer(webhook.url + "/hook").start()
-    url, workdir, proc = am.url, am.workdir, am._proc
+    url, workdir, proc = am.url, am.workdir, am.proc
     assert workdir is not None and workdir.is_dir()
     assert proc is not None and proc.poll() is None
 
@@ -72,7 +72,7 @@ def test_rejected_config_fails_start_with_the_log_and_cleans_up() -> None:
         am.start()
     assert "alertmanager on 127.0.0.1:" in str(err.value)
     assert am.workdir is None
-    assert am._proc is None
+    assert am.proc is None
 
 
 def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, webhook) -> None:
