@@ -417,7 +417,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     if not served_ok:
-        from conveyor.serving.server import ServingError
+        from conveyor.errors import ServingError
 
         print(
             "error: the served model failed its smoke test (see the smoke report above); a "

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ContainerError
 
 __all__ = ["IMAGE_USER", "REPO_CONF", "ContainerError", "Engine", "find_engine"]
 
@@ -19,12 +19,6 @@ __all__ = ["IMAGE_USER", "REPO_CONF", "ContainerError", "Engine", "find_engine"]
 REPO_CONF = Path(__file__).resolve().parents[1] / "images" / "containers.conf"
 # uid:gid of the images' user, the manifests' runAsUser.
 IMAGE_USER = "10001:10001"
-
-
-class ContainerError(ConveyorError):
-    """No usable container engine, or an image or container step failed."""
-
-    exit_code = 9
 
 
 def _works(cmd: list[str], env: dict[str, str]) -> bool:

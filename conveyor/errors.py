@@ -1,4 +1,26 @@
-"""One error family: every failure carries the exit code the CLI and components return."""
+"""One error family: every failure carries the exit code the CLI and components return.
+
+Every Conveyor error is defined here, so a caller finds the whole family (and what exit
+code each means) in one place; the modules that raise them import them from here.
+
+=====  =========================================================================
+code   meaning
+=====  =========================================================================
+1      ConveyorError: anything else that went wrong
+2      BadInputError (NotFoundError, IncompatibleRuntimeError), MetricsError:
+       the caller must fix an argument, a file, a config or a query
+4      ContractViolationError: the data broke its contract
+5      TrainingError (and ``conveyor drift``: the batch drifted)
+6      TrackingError: MLflow refused or could not be reached
+7      ClusterError (ConflictError): the Kubernetes API refused or kept conflicting
+8      ServingError (RouterError, ScoreLogError): a server failed to start or answer
+9      MetricsUnavailable, ContainerError: Prometheus or the container engine is
+       not there
+=====  =========================================================================
+
+The quality gate's verdicts (``hold`` 3, ``reject`` 4) and ``kubectl conveyor analyze``'s
+decisions are outcomes, not errors: see ``gate.EXIT_CODES`` and ``plugin.ANALYZE_EXIT``.
+"""
 
 
 class ConveyorError(Exception):
@@ -39,3 +61,49 @@ class TrackingError(ConveyorError):
 class IncompatibleRuntimeError(BadInputError):
     """The serving runtime cannot be trusted to unpickle the model: it is missing, records no
     scikit-learn version, or records another one than the model was pickled with."""
+
+
+class ClusterError(ConveyorError):
+    """The Kubernetes API refused, could not be reached, or kept conflicting."""
+
+    exit_code = 7
+
+
+class NotFoundError(BadInputError):
+    """The named object does not exist (the caller named the wrong thing or namespace)."""
+
+
+class ConflictError(ClusterError):
+    """409: the object changed since it was read."""
+
+
+class ServingError(ConveyorError):
+    """A model server could not start, or answered wrongly (smoke test, replay)."""
+
+    exit_code = 8
+
+
+class RouterError(ServingError):
+    """nginx could not be found, started or reloaded (the message says where its log is)."""
+
+
+class ScoreLogError(ServingError):
+    """The score-log receiver could not start (address in use, bad host)."""
+
+
+class MetricsError(ConveyorError):
+    """A query is wrong (syntax, or it returns several series where one number is needed)."""
+
+    exit_code = 2
+
+
+class MetricsUnavailable(ConveyorError):
+    """The metrics backend could not be reached or answered with a server error."""
+
+    exit_code = 9
+
+
+class ContainerError(ConveyorError):
+    """No usable container engine, or an image or container step failed."""
+
+    exit_code = 9

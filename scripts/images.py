@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conveyor import COMPONENT_IMAGE, SERVING_IMAGE, __version__  # noqa: E402
-from conveyor.containers import IMAGE_USER, ContainerError, Engine, find_engine  # noqa: E402
+from conveyor.containers import IMAGE_USER, Engine, find_engine  # noqa: E402
+from conveyor.errors import ContainerError  # noqa: E402
 
 REGISTRY_BASE = "docker.io/library/python:3.11.17-slim-bookworm"
 DEBIAN_BASE = "localhost/conveyor-base:bookworm-python3.11"

@@ -515,7 +515,7 @@ def wait_ready(
     """
     import time
 
-    from conveyor.rollout.cluster import ClusterError
+    from conveyor.errors import ClusterError
 
     deadline = time.monotonic() + timeout
     while True:

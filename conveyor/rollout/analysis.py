@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from conveyor.errors import BadInputError
+from conveyor.errors import BadInputError, MetricsUnavailable
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, Cluster, get, update
-from conveyor.rollout.metrics import MetricsProvider, MetricsUnavailable
+from conveyor.rollout.metrics import MetricsProvider
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
 from conveyor.rollout.prometheus import render
 from conveyor.serving import inference as inf

@@ -15,20 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from conveyor.context import actor as context_actor
-from conveyor.errors import BadInputError, ConveyorError
+from conveyor.errors import ClusterError, ConflictError, NotFoundError
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 CONFLICT_ATTEMPTS = 5
-
-
-class ClusterError(ConveyorError):
-    """The Kubernetes API refused, could not be reached, or kept conflicting."""
-
-    exit_code = 7
-
-
-class NotFoundError(BadInputError):
-    """The named object does not exist (the caller named the wrong thing or namespace)."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +98,6 @@ def update(
         f"{kind.kind} {name!r}: still conflicting after {attempts} fresh reads (something else "
         "keeps changing it); nothing was changed by this attempt, try again"
     )
-
-
-class ConflictError(ClusterError):
-    """409: the object changed since it was read."""
 
 
 def _message(exc: Any) -> str:

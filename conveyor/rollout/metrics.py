@@ -9,19 +9,7 @@ it never promotes).
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from conveyor.errors import ConveyorError
-
-
-class MetricsError(ConveyorError):
-    """A query is wrong (syntax, or it returns several series where one number is needed)."""
-
-    exit_code = 2
-
-
-class MetricsUnavailable(ConveyorError):
-    """The metrics backend could not be reached or answered with a server error."""
-
-    exit_code = 9
+from conveyor.errors import MetricsUnavailable
 
 
 class MetricsProvider(Protocol):

@@ -19,7 +19,7 @@ from typing import Any, Self
 import httpx
 import numpy as np
 
-from conveyor.rollout.metrics import MetricsError, MetricsUnavailable
+from conveyor.errors import MetricsError, MetricsUnavailable
 from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
 
 FEEDBACK_SCORE_METRIC = "conveyor_feedback_score"  # conveyor.rollout.scorelog exports it

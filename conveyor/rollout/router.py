@@ -42,8 +42,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from conveyor.errors import RouterError
 from conveyor.lifecycle import ProcessService
-from conveyor.serving.server import HOST, ServingError, free_port, owns_listener
+from conveyor.serving.server import HOST, free_port, owns_listener
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_NGINX = ROOT / ".tools" / "bin" / "nginx"
@@ -56,10 +57,6 @@ START_TIMEOUT = 10.0
 RELOAD_TIMEOUT = 10.0
 STOP_GRACE = 5.0
 PROC = Path("/proc")
-
-
-class RouterError(ServingError):
-    """nginx could not be found, started or reloaded (the message says where its log is)."""
 
 
 def find_nginx(nginx: str | Path | None = None) -> Path | None:

@@ -93,9 +93,10 @@ from prometheus_client import (
     generate_latest,
 )
 
+from conveyor.errors import ScoreLogError
 from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.prometheus import FEEDBACK_SCORE_METRIC
-from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC, ServingError
+from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,6 @@ DEFAULT_MAX_SERIES = 64  # (model, version) pairs exported at once; least recent
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # model names and versions
 MAX_BODY_BYTES = 10 * 1024 * 1024
 READ_TIMEOUT = 30.0  # seconds a connection may sit idle or dribble a body
-
-
-class ScoreLogError(ServingError):
-    """The score-log receiver could not start (address in use, bad host)."""
 
 
 class UnparseableEvent(ValueError):

@@ -23,9 +23,10 @@ from typing import Any
 
 import pandas as pd
 
+from conveyor.errors import NotFoundError
 from conveyor.rollout import actions
 from conveyor.rollout.analysis import Analysis, Decision
-from conveyor.rollout.cluster import ISVC, VSVC, Kind, NotFoundError
+from conveyor.rollout.cluster import ISVC, VSVC, Kind
 from conveyor.rollout.kserve_status import settle
 from conveyor.rollout.localprom import PrometheusServer
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan, window

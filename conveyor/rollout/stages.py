@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 
 from conveyor import context
-from conveyor.errors import BadInputError
+from conveyor.errors import BadInputError, ClusterError
 from conveyor.rollout import actions
-from conveyor.rollout.cluster import ISVC, ClusterError, KubeCluster, get
+from conveyor.rollout.cluster import ISVC, KubeCluster, get
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, Resources
 from conveyor.serving.smoke import SmokePolicy, render_markdown, smoke_test

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from conveyor import drift
+from conveyor.errors import ServingError
 from conveyor.serving.client import ModelClient, percentile_ms, v1_payload
-from conveyor.serving.server import ServingError
 
 
 def _scores(client: ModelClient, frame: pd.DataFrame, batch: int) -> np.ndarray:

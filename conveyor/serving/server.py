@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ServingError
 from conveyor.lifecycle import ProcessService
 
 HOST = "127.0.0.1"
@@ -31,12 +31,6 @@ MAX_BATCH_ROWS = 10_000
 # inference logger, and PrometheusScores reads it back bucket by bucket: all three share these.
 SCORE_METRIC = "conveyor_prediction_score"
 SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
-
-
-class ServingError(ConveyorError):
-    """A model server could not start, or answered wrongly (smoke test, replay)."""
-
-    exit_code = 8
 
 
 def free_port() -> int:

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from conveyor.errors import BadInputError
+from conveyor.errors import BadInputError, ClusterError, NotFoundError
 from conveyor.rollout import actions
-from conveyor.rollout.cluster import ISVC, ClusterError, KubeCluster, NotFoundError
+from conveyor.rollout.cluster import ISVC, KubeCluster
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, ServedModel
 from tests.fakes.kube_api import traffic_split

@@ -7,9 +7,10 @@ import dataclasses
 
 import pytest
 
+from conveyor.errors import ClusterError
 from conveyor.rollout import actions, rbac
 from conveyor.rollout.analysis import Analysis
-from conveyor.rollout.cluster import ISVC, VSVC, ClusterError, KubeCluster
+from conveyor.rollout.cluster import ISVC, VSVC, KubeCluster
 from conveyor.rollout.metrics import StaticMetrics
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
 from conveyor.serving import inference as inf

@@ -10,11 +10,11 @@ import pytest
 import sklearn
 import yaml
 
-from conveyor.errors import IncompatibleRuntimeError
+from conveyor.errors import ClusterError, IncompatibleRuntimeError
 from conveyor.plugin import main
 from conveyor.registry import ModelRegistry
 from conveyor.rollout import actions, rbac
-from conveyor.rollout.cluster import ClusterError, KubeCluster
+from conveyor.rollout.cluster import KubeCluster
 from conveyor.rollout.stages import deploy_canary_stage
 from conveyor.serving import inference as inf
 from tests.fakes.kube_api import traffic_split

@@ -24,9 +24,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import drift
+from conveyor.errors import MetricsError, ScoreLogError
 from conveyor.rollout.analysis import _auc, merge_sparse_bins
 from conveyor.rollout.localprom import PrometheusServer, tools_dir
-from conveyor.rollout.metrics import MetricsError
 from conveyor.rollout.prometheus import (
     PrometheusFeedback,
     PrometheusProvider,
@@ -36,7 +36,6 @@ from conveyor.rollout.prometheus import (
 from conveyor.rollout.scorelog import (
     CE_REQUEST,
     CE_RESPONSE,
-    ScoreLogError,
     ScoreLogServer,
     UnparseableEvent,
     positive_scores,
