@@ -15,7 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from conveyor.rollout.sim import EXPECTED, run_scenario
+from conveyor.local.sim import EXPECTED, run_scenario
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section

@@ -136,7 +136,7 @@ def build_model(work: Path, rows: int) -> dict[str, Any]:
 @contextmanager
 def mlflow_server(run_id: str, tracking_uri: str, log_path: Path) -> Iterator[str]:
     """`mlflow models serve` on the run's model, in its own process group; always stopped."""
-    from conveyor.serving.server import free_port
+    from conveyor.lifecycle import free_port
 
     port = free_port()
     cmd = [
@@ -466,8 +466,8 @@ def log_lines(path: Path, request_marker: str) -> dict[str, float]:
 def bench_conveyor(
     m: dict[str, Any], args: argparse.Namespace, work: Path, levels: list[int]
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+    from conveyor.local.model_server import LocalServer
     from conveyor.serving.client import ModelClient
-    from conveyor.serving.server import LocalServer
     from conveyor.serving.smoke import SmokePolicy, smoke_test
 
     row = m["holdout"].head(1)

@@ -78,7 +78,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- drift
 
-# conveyor.rollout.sim.SCENARIOS, named here so building the parser does not import the sim
+# conveyor.local.sim.SCENARIOS, named here so building the parser does not import the sim
 # (a test keeps the two equal).
 SIM_SCENARIOS = (
     "drift", "errors", "healthy", "latency", "metrics-down", "no-traffic", "shadow",
@@ -526,9 +526,9 @@ def _serve_locally(
 ) -> tuple[list[str], bool]:
     """Serve this run's registered version as the cluster would, smoke test it, and replay
     the holdout against the champion (when another version is champion)."""
+    from conveyor.local.release import serve_and_check
     from conveyor.pipelines.local import find_output
     from conveyor.registry import ModelRegistry
-    from conveyor.serving.release import serve_and_check
     from conveyor.tables import read_table
 
     registry = ModelRegistry(tracking_uri)
@@ -551,8 +551,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import signal
     import tempfile
 
+    from conveyor.local.model_server import LocalServer
     from conveyor.registry import ModelRegistry
-    from conveyor.serving.server import LocalServer
 
     uri = tracking_uri(args.tracking_uri, EMBEDDED_TRACKING)
     registry = ModelRegistry(_absolute_sqlite(uri))
@@ -584,7 +584,7 @@ def cmd_rollout_sim(args: argparse.Namespace) -> int:
     """One local rollout scenario end to end; prints the decision and its evidence."""
     from dataclasses import asdict
 
-    from conveyor.rollout.sim import run_scenario
+    from conveyor.local.sim import run_scenario
 
     quiet = args.format == "json"
     result = run_scenario(

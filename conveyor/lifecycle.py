@@ -1,16 +1,45 @@
 """One lifecycle for everything Conveyor starts and must stop (model servers, the nginx router,
-Prometheus, Alertmanager): ``Service`` for ``with``, ``ProcessService`` for a child process."""
+Prometheus, Alertmanager): ``Service`` for ``with``, ``ProcessService`` for a child process,
+and the two port helpers every local server needs (``free_port``, ``owns_listener``)."""
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
-__all__ = ["ProcessService", "Service"]
+__all__ = ["HOST", "ProcessService", "Service", "free_port", "owns_listener"]
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def owns_listener(pid: int, port: int) -> bool:
+    """True when process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux
+    /proc; elsewhere assume it does)."""
+    table = Path("/proc/net/tcp")
+    if not table.is_file():
+        return True
+    wanted = f"0100007F:{port:04X}"
+    inodes = {
+        parts[9]
+        for line in table.read_text().splitlines()[1:]
+        if (parts := line.split()) and parts[1] == wanted and parts[3] == "0A"  # LISTEN
+    }
+    try:
+        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return False
+    return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
 class Service:

@@ -4,7 +4,7 @@
 # `apt-get download` + `dpkg -x` instead of `apt-get install`: no root needed, nothing lands in
 # /usr, and no system service (prometheus.service, prometheus-alertmanager.service,
 # nginx.service) is started. Tests start the binaries themselves on 127.0.0.1 with their own
-# config (see conveyor/rollout/localprom.py and localalert.py).
+# config (see conveyor/local/prometheus.py and alertmanager.py).
 #
 #   .tools/bin/prometheus, .tools/bin/promtool  <- Debian package `prometheus`
 #   .tools/bin/alertmanager                     <- Debian package `prometheus-alertmanager`
@@ -84,7 +84,7 @@ fi
 # /usr/share/prometheus/alertmanager (upstream embeds them), and without them the config fails
 # to load and the binary exits. dpkg -x puts them under .tools/ instead, so the unpacked binary
 # gets that one path constant rewritten, same length, to a path relative to its working
-# directory, where conveyor/rollout/localalert.py links the unpacked templates.
+# directory, where conveyor/local/alertmanager.py links the unpacked templates.
 AM_SHARE=/usr/share/prometheus/alertmanager
 AM_TEMPLATES=./.conveyor-alertmanager-templates
 if [ -x "$BIN/alertmanager" ] && "$BIN/alertmanager" --version >/dev/null 2>&1 \

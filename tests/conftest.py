@@ -16,8 +16,8 @@ import pytest
 
 from conveyor.config import PipelineConfig, load_pipeline_config
 from conveyor.contracts import Contract, load_contract
+from conveyor.lifecycle import free_port
 from conveyor.sample import generate
-from conveyor.serving.server import free_port
 from tests.fakes.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,7 +295,7 @@ def webhook(no_proxy: None) -> Iterator[WebhookReceiver]:
 
 # Tests whose verdicts hang on wall-clock rates (load generators, scrape windows, latency
 # faults) run one after another on one pytest-xdist worker, so two of them never compete.
-REALTIME = ("tests/rollout/test_sim.py", "tests/integration/test_router.py")
+REALTIME = ("tests/local/test_sim.py", "tests/local/test_router.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups

@@ -7,36 +7,24 @@ checks every request against ``feature_spec.json`` and answers 400 naming the fe
 of a 500 from deep inside scikit-learn.
 
 Run one server per process: ``python -m conveyor.serving.server --dir MODEL_DIR --name NAME
---version V --port P``. ``LocalServer`` starts and stops such a process for ``conveyor run``,
-the tests and the benchmark.
+--version V --port P``. ``conveyor.local.model_server.LocalServer`` starts and stops such a
+process for ``conveyor run``, the tests and the benchmark.
 """
 
 import argparse
 import os
-import socket
 import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ServingError
-from conveyor.lifecycle import ProcessService
+from conveyor.lifecycle import HOST
 
-HOST = "127.0.0.1"
 MAX_BATCH_ROWS = 10_000
 # The positive-class score histogram, per model and version: 20 buckets of 0.05 (plus +Inf).
 # The score-log receiver (conveyor.rollout.scorelog) exports the same series from KServe's
 # inference logger, and PrometheusScores reads it back bucket by bucket: all three share these.
 SCORE_METRIC = "conveyor_prediction_score"
 SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class Faults:
@@ -224,84 +212,6 @@ def serve(
     ms.ModelServer(
         http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False
     ).start([model])
-
-
-def owns_listener(pid: int, port: int) -> bool:
-    """True when process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux
-    /proc; elsewhere assume it does)."""
-    table = Path("/proc/net/tcp")
-    if not table.is_file():
-        return True
-    wanted = f"0100007F:{port:04X}"
-    inodes = {
-        parts[9]
-        for line in table.read_text().splitlines()[1:]
-        if (parts := line.split()) and parts[1] == wanted and parts[3] == "0A"  # LISTEN
-    }
-    try:
-        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
-    except OSError:
-        return False
-    return any(f"socket:[{inode}]" in links for inode in inodes)
-
-
-class LocalServer(ProcessService):
-    """A model server process on 127.0.0.1, started and always stopped by this object."""
-
-    def __init__(
-        self,
-        model_dir: str | Path,
-        name: str,
-        version: str,
-        *,
-        port: int | None = None,
-        log: str | Path | None = None,
-        max_batch: int = MAX_BATCH_ROWS,
-        faults: dict[str, float] | None = None,
-    ) -> None:
-        self.model_dir, self.name, self.version = Path(model_dir), name, str(version)
-        self.faults = faults or {}
-        self.port = port or free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        self.log = Path(log) if log else None
-        self.max_batch = max_batch
-
-    def start(self, timeout: float = 60.0) -> "LocalServer":
-        cmd = [
-            sys.executable, "-m", "conveyor.serving.server", "--dir", str(self.model_dir),
-            "--name", self.name, "--version", self.version, "--port", str(self.port),
-            "--max-batch", str(self.max_batch),
-        ]  # fmt: skip
-        # One OpenMP thread: a single-row predict gains nothing from threads, and spinning
-        # OpenMP workers on a busy machine turned 12 ms calls into seconds (measured here).
-        env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
-        for key in ("error_rate", "latency_ms", "score_shift"):
-            env.pop(f"CONVEYOR_FAULT_{key.upper()}", None)
-            if self.faults.get(key):
-                env[f"CONVEYOR_FAULT_{key.upper()}"] = str(self.faults[key])
-        proc = self._spawn(cmd, log=self.log, env=env)
-        ready = f"{self.url}/v2/models/{self.name}/ready"
-
-        def is_ready() -> bool:
-            with urllib.request.urlopen(ready, timeout=2) as resp:
-                # Ready, and the listener is ours: another process that grabbed the port
-                # between free_port() and our bind must never be mistaken for this model.
-                return bool(resp.status == 200 and owns_listener(proc.pid, self.port))
-
-        if self._await(is_ready, timeout, poll=0.2):
-            return self
-        code = self.exit_code
-        self.stop()
-        if code is not None:
-            hint = f"; see {self.log}" if self.log else ""
-            raise ServingError(
-                f"model server for {self.name} v{self.version} exited with code {code} "
-                f"before it was ready{hint}"
-            )
-        raise ServingError(f"model server for {self.name} not ready on {self.url} in {timeout}s")
-
-    def stop(self) -> None:
-        self._terminate()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ import sklearn
 
 from conveyor import SERVING_IMAGE
 from conveyor.containers import Engine
-from conveyor.serving.server import HOST, free_port
+from conveyor.lifecycle import HOST, free_port
 from conveyor.serving.smoke import smoke_test
 
 pytestmark = pytest.mark.containers

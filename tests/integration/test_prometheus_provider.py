@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 
 from conveyor.errors import MetricsError, MetricsUnavailable
 from conveyor.httpd import BackgroundHTTPServer
-from conveyor.rollout.localprom import PrometheusServer, free_port
+from conveyor.local.prometheus import PrometheusServer, free_port
 from conveyor.rollout.prometheus import PrometheusProvider, render
 
 RATES = {"stable": 50.0, "canary": 10.0}  # requests per second the traffic thread produces

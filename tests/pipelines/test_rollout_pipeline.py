@@ -5,13 +5,13 @@ kserve.ModelServer standing in for the candidate's revision."""
 import pytest
 from kfp import local
 
+from conveyor.local.model_server import LocalServer
 from conveyor.pipelines.rollout.pipeline import build_pipeline
 from conveyor.registry import ModelRegistry
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import KubeCluster
 from conveyor.rollout.plan import RolloutPlan
 from conveyor.serving.inference import Change, ServedModel
-from conveyor.serving.server import LocalServer
 from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration
@@ -106,7 +106,7 @@ def test_shadow_rollout_is_analysed_and_holds_without_evidence(
     canary) and the champion keeps all traffic."""
     import json
 
-    from conveyor.rollout.localprom import PrometheusServer
+    from conveyor.local.prometheus import PrometheusServer
 
     plan = RolloutPlan.model_validate(
         {"strategy": "shadow", "analysis": {"interval_seconds": 0.2, "max_inconclusive": 2}}

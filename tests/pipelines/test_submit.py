@@ -13,8 +13,8 @@ import pytest
 
 from conveyor.cli import main
 from conveyor.errors import BadInputError
+from conveyor.lifecycle import free_port
 from conveyor.pipelines import submit as kfp_submit
-from conveyor.serving.server import free_port
 from tests.conftest import ROOT
 
 unit = pytest.mark.unit

@@ -7,10 +7,10 @@ import pytest
 from kfp import dsl
 
 from conveyor.components.analyse_rollout.component import analyse_rollout
+from conveyor.local.prometheus import PrometheusServer
 from conveyor.plugin import main
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import KubeCluster
-from conveyor.rollout.localprom import PrometheusServer
 from conveyor.rollout.plan import RolloutPlan
 from conveyor.serving.inference import Change, ServedModel
 from tests.fakes.kube_api import traffic_split

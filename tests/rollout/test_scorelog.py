@@ -25,8 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import drift
 from conveyor.errors import MetricsError, ScoreLogError
+from conveyor.lifecycle import free_port
+from conveyor.local.prometheus import PrometheusServer, tools_dir
 from conveyor.rollout.analysis import _auc, merge_sparse_bins
-from conveyor.rollout.localprom import PrometheusServer, tools_dir
 from conveyor.rollout.prometheus import (
     PrometheusFeedback,
     PrometheusProvider,
@@ -40,7 +41,7 @@ from conveyor.rollout.scorelog import (
     UnparseableEvent,
     positive_scores,
 )
-from conveyor.serving.server import SCORE_BUCKETS, free_port
+from conveyor.serving.server import SCORE_BUCKETS
 
 pytestmark = pytest.mark.integration
 

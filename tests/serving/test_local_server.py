@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from conveyor.errors import ServingError
+from conveyor.local.model_server import LocalServer
+from conveyor.local.release import serve_and_check
 from conveyor.model import MODEL_FILE, load_model, predict_proba
 from conveyor.registry import ModelRegistry
 from conveyor.serving.client import ModelClient, v1_payload
-from conveyor.serving.release import serve_and_check
 from conveyor.serving.replay import render_markdown as replay_md
 from conveyor.serving.replay import shadow_replay
-from conveyor.serving.server import LocalServer
 from conveyor.serving.smoke import SmokePolicy, render_markdown, smoke_test
 
 pytestmark = pytest.mark.integration

@@ -89,6 +89,6 @@ def test_usage_errors_exit_2(capsys):
 
 def test_the_parser_names_every_rollout_sim_scenario():
     from conveyor.cli import SIM_SCENARIOS
-    from conveyor.rollout.sim import SCENARIOS
+    from conveyor.local.sim import SCENARIOS
 
     assert tuple(sorted(SCENARIOS)) == SIM_SCENARIOS

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conveyor.cli import main
-from conveyor.rollout.sim import EXPECTED, run_scenario
+from conveyor.local.sim import EXPECTED, run_scenario
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from conveyor.rollout.localalert import RECEIVER, AlertmanagerServer
+from conveyor.local.alertmanager import RECEIVER, AlertmanagerServer
 from tests.fakes.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_proxy")]

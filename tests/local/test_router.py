@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from conveyor.httpd import BackgroundHTTPServer
-from conveyor.rollout.router import BACKEND_HEADER, NginxRouter, find_nginx
-from conveyor.serving.server import free_port
+from conveyor.lifecycle import free_port
+from conveyor.local.router import BACKEND_HEADER, NginxRouter, find_nginx
 
 pytestmark = pytest.mark.integration
 

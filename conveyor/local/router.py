@@ -43,8 +43,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from conveyor.errors import RouterError
-from conveyor.lifecycle import ProcessService
-from conveyor.serving.server import HOST, free_port, owns_listener
+from conveyor.lifecycle import HOST, ProcessService, free_port, owns_listener
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_NGINX = ROOT / ".tools" / "bin" / "nginx"
@@ -213,7 +212,7 @@ class NginxRouter(ProcessService):
     def _render(self, split: int, mirror: tuple[str, float] | None) -> str:
         w = self.workdir
         lines = [
-            "# Written by conveyor.rollout.router.NginxRouter; rewritten on every change.",
+            "# Written by conveyor.local.router.NginxRouter; rewritten on every change.",
             *self._user_lines(),
             "daemon off;  # the master is our child process: its pid is ours to signal",
             "master_process on;  # graceful reload: new workers start, old ones drain",

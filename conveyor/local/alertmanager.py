@@ -6,7 +6,7 @@ stub would get right by construction: ``AlertmanagerServer`` runs the real binar
 route to one webhook, so a test sees exactly what a receiver behind a production Alertmanager
 would get. It writes its own alertmanager.yml, keeps its state in a temporary folder, listens on
 a free port and runs without the HA cluster listener, so tests never touch a system Alertmanager
-or each other. ``alerts()`` reads the HTTP API directly, for the same reason as localprom's
+or each other. ``alerts()`` reads the HTTP API directly, for the same reason as local.prometheus'
 helpers: the fixture must not depend on the code under test.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from conveyor.rollout.localprom import LocalToolServer
+from conveyor.local.prometheus import LocalToolServer
 
 RECEIVER = "conveyor-test"
 GROUP_BY = ("alertname", "namespace", "inferenceservice", "version")

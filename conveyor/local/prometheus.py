@@ -5,7 +5,7 @@
 listens on a free port, so tests never touch a system Prometheus or each other. The helpers
 query the HTTP API directly (not through ``conveyor.rollout.prometheus``), so a bug in the code
 under test cannot make the fixture itself wait for the wrong thing. Starting, readiness and
-shutdown are ``LocalToolServer``'s, shared with ``localalert.AlertmanagerServer``.
+shutdown are ``LocalToolServer``'s, shared with ``local.alertmanager.AlertmanagerServer``.
 """
 
 import math
@@ -19,8 +19,7 @@ from typing import ClassVar, Self
 
 import httpx
 
-from conveyor.lifecycle import ProcessService
-from conveyor.serving.server import free_port
+from conveyor.lifecycle import ProcessService, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = Path(os.environ.get("CONVEYOR_TOOLS") or ROOT / ".tools" / "bin")

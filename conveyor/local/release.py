@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from conveyor.local.model_server import LocalServer
 from conveyor.model import SPEC_FILE
 from conveyor.registry import CHAMPION, ModelRegistry
 from conveyor.serving import replay, smoke
-from conveyor.serving.server import LocalServer
 from conveyor.tables import write_json, write_text
 
 REPLAY_ROWS = 5000

@@ -24,18 +24,18 @@ from typing import Any
 import pandas as pd
 
 from conveyor.errors import NotFoundError
+from conveyor.local.model_server import LocalServer
+from conveyor.local.prometheus import PrometheusServer
+from conveyor.local.router import NginxRouter
 from conveyor.rollout import actions
 from conveyor.rollout.analysis import Analysis, Decision
 from conveyor.rollout.cluster import ISVC, VSVC, Kind
 from conveyor.rollout.kserve_status import settle
-from conveyor.rollout.localprom import PrometheusServer
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan, window
 from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores
-from conveyor.rollout.router import NginxRouter
 from conveyor.serving import inference as inf
 from conveyor.serving.client import v1_payload
 from conveyor.serving.inference import Change, ServedModel
-from conveyor.serving.server import LocalServer
 
 
 @dataclass(frozen=True)

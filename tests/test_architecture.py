@@ -1,0 +1,163 @@
+"""The import rules of ARCHITECTURE.md, checked on the source (an AST walk, nothing imported):
+every module sits on a floor and imports only from its own floor or lower ones, no import
+circle, MLflow only in the registry, KFP never in the engine, the local stand-ins reached only
+from the entry points. A new module fails here until it is given a floor."""
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "conveyor"
+
+# Floor of every module (ARCHITECTURE.md): a module may import its own floor and lower ones.
+FLOORS: dict[int, tuple[str, ...]] = {
+    0: (  # foundations: no Conveyor imports but each other
+        "conveyor", "conveyor.errors", "conveyor.lifecycle", "conveyor.sample", "conveyor.drift",
+        "conveyor.serving", "conveyor.serving.client", "conveyor.rollout",
+        "conveyor.rollout.kserve_status",
+    ),
+    1: (  # formats and environment
+        "conveyor.config", "conveyor.tables", "conveyor.context", "conveyor.containers",
+        "conveyor.httpd",
+    ),
+    2: (  # records: the registry is the one MLflow user
+        "conveyor.registry", "conveyor.golden", "conveyor.rollout.metrics",
+        "conveyor.rollout.notify",
+    ),
+    3: ("conveyor.contracts", "conveyor.features", "conveyor.model"),  # data and the model
+    4: (  # judgement: the training-side stages' logic
+        "conveyor.training", "conveyor.evaluation", "conveyor.gate", "conveyor.drift_check",
+        "conveyor.retrain",
+    ),
+    5: (  # serving a model
+        "conveyor.serving.inference", "conveyor.serving.smoke", "conveyor.serving.server",
+        "conveyor.serving.replay", "conveyor.serving.runtime",
+    ),
+    6: (  # the cluster-facing rollout
+        "conveyor.rollout.cluster", "conveyor.rollout.plan", "conveyor.rollout.prometheus",
+        "conveyor.rollout.actions", "conveyor.rollout.analysis", "conveyor.rollout.rbac",
+        "conveyor.rollout.scorelog", "conveyor.rollout.stages",
+    ),
+    7: (  # local stand-ins for cluster parts, and scaffolding
+        "conveyor.local", "conveyor.local.model_server", "conveyor.local.prometheus",
+        "conveyor.local.alertmanager", "conveyor.local.router", "conveyor.local.sim",
+        "conveyor.local.release", "conveyor.scaffold",
+    ),
+    8: ("conveyor.cli", "conveyor.cli_kfp", "conveyor.plugin"),  # entry points
+}  # fmt: skip
+FLOOR = {module: floor for floor, modules in FLOORS.items() for module in modules}
+ENTRY_POINTS = FLOORS[8]
+# Only these modules may import a third-party package of this list.
+ONLY = {"mlflow": ("conveyor.registry",), "kfp": ()}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> Iterator[tuple[str, int]]:
+    """Every module named by an import in ``path`` (module level or inside a function)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module, node.lineno
+            for alias in node.names:  # `from conveyor import drift` names a module
+                if f"{node.module}.{alias.name}" in MODULES:
+                    yield f"{node.module}.{alias.name}", node.lineno
+
+
+def _edges() -> dict[str, set[str]]:
+    return {
+        name: {target for target, _ in _imports(path) if target in MODULES and target != name}
+        for name, path in MODULES.items()
+    }
+
+
+def test_every_module_has_a_floor() -> None:
+    missing = sorted(set(MODULES) - set(FLOOR))
+    assert not missing, f"give {missing} a floor in ARCHITECTURE.md and FLOORS here"
+    gone = sorted(set(FLOOR) - set(MODULES))
+    assert not gone, f"{gone} no longer exist: remove them from FLOORS and ARCHITECTURE.md"
+
+
+def test_imports_go_down_the_floors() -> None:
+    upward = [
+        f"{name} (floor {FLOOR[name]}) imports {target} (floor {FLOOR[target]})"
+        for name, targets in _edges().items()
+        for target in sorted(targets)
+        if name in FLOOR and target in FLOOR and FLOOR[target] > FLOOR[name]
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_circle() -> None:
+    edges = _edges()
+    circles: list[list[str]] = []
+
+    def visit(node: str, path: list[str], seen: set[str]) -> None:
+        for nxt in sorted(edges[node]):
+            if nxt == path[0] and len(path) > 1:
+                circles.append([*path, nxt])
+            elif nxt not in seen and nxt > path[0]:  # each circle once, from its least module
+                seen.add(nxt)
+                visit(nxt, [*path, nxt], seen)
+                seen.discard(nxt)
+
+    for start in sorted(edges):
+        visit(start, [start], {start})
+    assert not circles, "\n".join(" -> ".join(c) for c in circles)
+
+
+@pytest.mark.parametrize("package", sorted(ONLY))
+def test_third_party_boundaries(package: str) -> None:
+    users = sorted(
+        f"{name}:{line}"
+        for name, path in MODULES.items()
+        if name not in ONLY[package]
+        for target, line in _imports(path)
+        if target == package or target.startswith(f"{package}.")
+    )
+    assert not users, f"{package} is used outside {ONLY[package] or 'the engine'}: {users}"
+
+
+def test_local_stand_ins_are_reached_only_from_entry_points() -> None:
+    leaks = sorted(
+        f"{name} imports {target}"
+        for name, targets in _edges().items()
+        if not name.startswith("conveyor.local") and name not in ENTRY_POINTS
+        for target in targets
+        if target.startswith("conveyor.local")
+    )
+    assert not leaks, "\n".join(leaks)
+
+
+def test_no_module_imports_an_entry_point() -> None:
+    callers = sorted(
+        f"{name} imports {target}"
+        for name, targets in _edges().items()
+        if name not in ENTRY_POINTS
+        for target in targets
+        if target in ENTRY_POINTS
+    )
+    assert not callers, "\n".join(callers)
+
+
+def test_the_rules_see_a_real_violation(tmp_path: Path) -> None:
+    """The walk must find imports in functions too, or every rule above passes vacuously."""
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from conveyor.cli import main\n    import mlflow.sklearn\n")
+    names = {target for target, _ in _imports(module)}
+    assert {"conveyor.cli", "mlflow.sklearn"} <= names
