@@ -6,7 +6,7 @@ code each means) in one place; the modules that raise them import them from here
 =====  =========================================================================
 code   meaning
 =====  =========================================================================
-1      ConveyorError: anything else that went wrong
+1      ConveyorError, PipelineFailedError: anything else that went wrong
 2      BadInputError (NotFoundError, IncompatibleRuntimeError), MetricsError:
        the caller must fix an argument, a file, a config or a query
 4      ContractViolationError: the data broke its contract
@@ -21,6 +21,8 @@ code   meaning
 The quality gate's verdicts (``hold`` 3, ``reject`` 4) and ``kubectl conveyor analyze``'s
 decisions are outcomes, not errors: see ``gate.EXIT_CODES`` and ``plugin.ANALYZE_EXIT``.
 """
+
+from pathlib import Path
 
 
 class ConveyorError(Exception):
@@ -101,6 +103,15 @@ class MetricsUnavailable(ConveyorError):
     """The metrics backend could not be reached or answered with a server error."""
 
     exit_code = 9
+
+
+class PipelineFailedError(ConveyorError):
+    """A task of a local (kfp.local) pipeline failed; its own error was printed in the task
+    log. ``run_dir`` is the run's folder (the outputs the failed run left), when it made one."""
+
+    def __init__(self, message: str, run_dir: Path | None = None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 class ContainerError(ConveyorError):

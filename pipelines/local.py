@@ -5,40 +5,49 @@ Lives beside the pipelines (not in the engine) because it drives kfp; ``conveyor
 """
 
 import glob
-import os
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from kfp import local
 
+__all__ = ["PipelineFailedError", "find_output", "run_continuous", "run_training", "task_parameter"]
+
 from conveyor.config import PipelineConfig
-from conveyor.errors import ConveyorError
+from conveyor.errors import PipelineFailedError
 
 
-class PipelineFailedError(ConveyorError):
-    """A task of the local pipeline failed; its own error was printed in the task log above."""
+def _init(pipeline_root: Path) -> Path:
+    """Point kfp.local at a folder of this run's own under ``pipeline_root``, and return it.
 
-
-def _init(pipeline_root: Path) -> None:
+    Runs started together on one store (two ``conveyor run --force``) must never read each
+    other's outputs: kfp.local names its run folder itself, so "the newest new folder" under a
+    shared root may be the other run's. A folder made here (``mkdtemp``: unique, created
+    atomically) holds exactly one run."""
     pipeline_root.mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=pipeline_root))
     # use_venv=False: tasks run with this interpreter, where conveyor is installed, as the
     # component image does on a cluster (install_kfp_package=False, nothing fetched).
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(pipeline_root),
+        pipeline_root=str(own),
         raise_on_error=True,
     )
+    return own
 
 
-def _run(pipeline: Any, pipeline_root: Path, **arguments: Any) -> tuple[Any, Path]:
-    before = set(os.listdir(pipeline_root))
+def _run(pipeline: Any, own_root: Path, **arguments: Any) -> tuple[Any, Path]:
     try:
         task = pipeline(**arguments)
     except RuntimeError as exc:
-        run_dir = _new_run_dir(pipeline_root, before)
-        raise PipelineFailedError(f"pipeline failed: {exc} (outputs under {run_dir})") from exc
-    run_dir = _new_run_dir(pipeline_root, before)
-    assert run_dir is not None
+        run_dir = _run_dir(own_root)
+        raise PipelineFailedError(
+            f"pipeline failed: {exc} (outputs under {run_dir or own_root})", run_dir
+        ) from exc
+    run_dir = _run_dir(own_root)
+    if run_dir is None:
+        raise PipelineFailedError(f"pipeline finished but wrote no run folder under {own_root}")
     return task, run_dir
 
 
@@ -54,7 +63,7 @@ def run_training(
     """Run the training pipeline locally; returns the run id, verdict and the run folder."""
     from conveyor.pipelines.training.pipeline import build_pipeline
 
-    _init(pipeline_root)
+    own_root = _init(pipeline_root)
     pipeline = build_pipeline(
         config,
         data_uri=data_uri,
@@ -62,7 +71,7 @@ def run_training(
         tracking_uri=tracking_uri,
         artifact_root=artifact_root,
     )
-    task, run_dir = _run(pipeline, pipeline_root, **arguments)
+    task, run_dir = _run(pipeline, own_root, **arguments)
     run_id = task_parameter(run_dir, "train", "run_id")
     if run_id is None:
         raise PipelineFailedError(f"pipeline finished without a train run id (under {run_dir})")
@@ -82,11 +91,11 @@ def run_continuous(
     Returns the trigger decision, the run folder and, when it retrained, the train run id."""
     from conveyor.pipelines.continuous_training.pipeline import build_pipeline
 
-    _init(pipeline_root)
+    own_root = _init(pipeline_root)
     pipeline = build_pipeline(
         config, data_uri=data_uri, tracking_uri=tracking_uri, artifact_root=artifact_root
     )
-    task, run_dir = _run(pipeline, pipeline_root, **arguments)
+    task, run_dir = _run(pipeline, own_root, **arguments)
     return {
         "decision": task.output,
         "run_dir": run_dir,
@@ -94,9 +103,10 @@ def run_continuous(
     }
 
 
-def _new_run_dir(root: Path, before: set[str]) -> Path | None:
-    new = sorted(set(os.listdir(root)) - before)
-    return root / new[-1] if new else None
+def _run_dir(own_root: Path) -> Path | None:
+    """The one run folder kfp.local made in this run's own root (None before it made one)."""
+    made = sorted(p for p in own_root.iterdir() if p.is_dir())
+    return made[0] if len(made) == 1 else None
 
 
 def task_parameter(run_dir: Path, task: str, name: str) -> str | None:

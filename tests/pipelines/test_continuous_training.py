@@ -69,7 +69,7 @@ def test_drifted_batch_retrains_clean_one_skips_and_unchanged_rerun_skips(workdi
     assert "- drift: check_drift over threshold" in out
     runs = _train_runs(workdir)
     assert len(runs) == 2
-    drift_report = next(workdir.glob(".conveyor/pipeline_root/*/check-trigger/drift"))
+    drift_report = next(workdir.glob(".conveyor/pipeline_root/*/*/check-trigger/drift"))
     assert drift_report.is_file()
 
     # 4. the same drifted batch again: unchanged inputs -> skip, naming what it matched

@@ -67,7 +67,8 @@ def test_contract_violation_stops_the_line(tmp_path, config, mlflow_server):
     with pytest.raises(PipelineFailedError, match="validate-data") as err:
         run_training(cfg, str(data), "", tmp_path / "root", mlflow_server, "")
     assert not isinstance(err.value, ContractViolationError)
-    (run_dir,) = (tmp_path / "root").iterdir()
+    run_dir = err.value.run_dir
+    assert run_dir is not None and str(run_dir) in str(err.value)
     report = json.loads(find_output(run_dir, "validate-data", "report_json").read_text())
     assert report["passed"] is False
     assert report["violation_count"] == 7
