@@ -20,6 +20,17 @@ Verdict = Literal["approve", "hold", "reject"]
 EXIT_CODES: dict[str, int] = {"approve": 0, "hold": 3, "reject": 4}
 TOLERANCE = 1e-9  # 0.91 - 0.01 is 0.9000000000000001 in floating point
 RELATIVE = ("max_drop", "max_drop_pct", "max_increase", "max_increase_pct")
+# The range each metric evaluate writes can take (by the last part of its path): a bound
+# outside it can never fail (min 0 on a rate) or never pass, so a policy with one is refused.
+RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(
+        ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "positive_rate",
+         "predicted_positive_rate", "disparate_impact", "max_gap"),
+        (0.0, 1.0),
+    ),
+    "log_loss": (0.0, math.inf),
+    "rows": (0.0, math.inf),
+}  # fmt: skip
 
 
 class Rule(StrictModel):
@@ -46,6 +57,18 @@ class Rule(StrictModel):
             )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"rule for {self.metric!r}: min {self.min:g} > max {self.max:g}")
+        for kind in ("min", "max", *RELATIVE):
+            value = getattr(self, kind)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"rule for {self.metric!r}: {kind} {value} is not a finite number")
+        low, high = RANGES.get(self.metric.rsplit(".", 1)[-1], (-math.inf, math.inf))
+        for kind in ("min", "max"):
+            value = getattr(self, kind)
+            if value is not None and not low <= value <= high:
+                raise ValueError(
+                    f"rule for {self.metric!r}: {kind} {value:g} is outside [{low:g}, {high:g}], "
+                    "the values this metric can take, so the rule could never decide anything"
+                )
         return self
 
 
@@ -144,6 +167,23 @@ def _checks(rule: Rule, candidate: dict[str, Any], champion: dict[str, Any] | No
     def add(kind: str, bound: float | None, status: str, detail: str) -> None:
         out.append(Check(rule.metric, kind, rule.on_fail, cand, champ, bound, status, detail))
 
+    # Infinity is what a broken evaluation writes (a log loss of a 0/1 score, a division by
+    # zero): it never passes a bound, whichever side of it the bound is.
+    # A broken champion value cannot be compared with: a hold for a person, not a reject.
+    def broken(who: str, value: float | None, kinds: tuple[str, ...], status: str) -> bool:
+        if value is None or math.isfinite(value):
+            return False
+        for kind in kinds:
+            if getattr(rule, kind) is not None:
+                add(kind, getattr(rule, kind), status,
+                    f"{rule.metric} is {value} in the {who}'s evidence: not a finite number, "
+                    "so it never passes (check the evaluation)")  # fmt: skip
+        return True
+
+    if broken("candidate", cand, ("min", "max", *RELATIVE), "fail"):
+        return out
+    champion_broken = broken("champion", champ, RELATIVE, "missing")
+
     for kind in ("min", "max"):
         limit = getattr(rule, kind)
         if limit is None:
@@ -157,7 +197,7 @@ def _checks(rule: Rule, candidate: dict[str, Any], champion: dict[str, Any] | No
 
     for kind in RELATIVE:
         limit = getattr(rule, kind)
-        if limit is None:
+        if limit is None or champion_broken:
             continue
         if champion is None:
             add(kind, None, "skipped", "no champion: comparison skipped")

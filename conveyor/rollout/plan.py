@@ -1,5 +1,6 @@
 """The rollout plan: how an approved version reaches traffic (YAML, pydantic-validated)."""
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +64,18 @@ class CheckSpec(StrictModel):
     def _query(self) -> "CheckSpec":
         if self.op not in ("psi_above", "auc_drop_pct_above") and not self.query.strip():
             raise ValueError(f"check {self.name!r}: op {self.op} needs a query")
+        # Rates, quantiles, ratios, PSI and percentages are never negative: a negative bound
+        # fails every interval (`above`: every rollout rolls back) or never (`below`).
+        if not math.isfinite(self.threshold) or self.threshold < 0:
+            raise ValueError(
+                f"check {self.name!r}: threshold {self.threshold:g} must be a finite number >= 0 "
+                f"(op {self.op} compares a value that is never negative)"
+            )
+        if self.op in ("ratio_above", "psi_above") and self.threshold == 0:
+            raise ValueError(
+                f"check {self.name!r}: threshold 0 for {self.op} fails on any difference at all; "
+                "give the largest acceptable value (e.g. 2 for a p99 ratio, 0.2 for PSI)"
+            )
         return self
 
 

@@ -87,6 +87,32 @@ def test_null_or_nan_metric_counts_as_missing():
     assert [c.status for c in result.checks] == ["missing", "missing"]
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_a_non_finite_candidate_metric_never_passes(value):
+    text = """
+rules:
+  - {metric: metrics.roc_auc, min: 0.8}
+  - {metric: metrics.log_loss, max: 0.5, max_increase_pct: 10}
+"""
+    cand = {"metrics": {"roc_auc": value, "log_loss": value}}
+    champ = {"metrics": {"roc_auc": 0.9, "log_loss": 0.3}}
+    result = gate.decide(policy(text), cand, champ)
+    assert result.verdict == "reject"
+    assert [c.status for c in result.checks] == ["fail", "fail", "fail"]
+    assert "not a finite number" in result.reasons[0]
+
+
+def test_a_non_finite_champion_metric_holds_the_comparison_for_a_person():
+    text = "rules: [{metric: metrics.log_loss, max: 0.5, max_increase_pct: 10}]"
+    result = gate.decide(policy(text), {"metrics": {"log_loss": 0.3}},
+                         {"metrics": {"log_loss": float("inf")}})  # fmt: skip
+    assert result.verdict == "hold"
+    assert [(c.check, c.status) for c in result.checks] == [
+        ("max_increase_pct", "missing"), ("max", "pass")
+    ]  # fmt: skip
+    assert "inf in the champion's evidence" in result.reasons[0]
+
+
 def test_hold_rule_failure_holds_and_reject_wins_over_hold():
     text = "rules: [{metric: metrics.recall, min: 0.95, on_fail: hold}]"
     assert gate.decide(policy(text), CANDIDATE).verdict == "hold"
@@ -134,6 +160,12 @@ def test_relative_drop_pct_and_absolute_increase():
         ("rules: [{metric: metrics.recall, max_drop: -1}]", r"rules\.0\.max_drop: Input should"),
         ("rules: [{metric: 'metrics..recall', min: 1}]", r"rules\.0\.metric: String should"),
         ("rules: [{metric: m, min: 2, max: 1}]", "min 2 > max 1"),
+        # impossible bounds: a rule that could never decide anything is refused at load
+        ("rules: [{metric: metrics.roc_auc, min: -0.5}]", r"min -0.5 is outside \[0, 1\]"),
+        ("rules: [{metric: metrics.recall, max: 1.5}]", r"max 1.5 is outside \[0, 1\]"),
+        ("rules: [{metric: metrics.log_loss, max: -1}]", r"max -1 is outside \[0, inf\]"),
+        ("rules: [{metric: metrics.recall, min: .inf}]", "min inf is not a finite number"),
+        ("rules: [{metric: metrics.log_loss, max_increase: .inf}]", "max_increase inf is not a"),
     ],
 )
 def test_invalid_policy_names_the_field(text, message):
