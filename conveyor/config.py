@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,6 +36,40 @@ def one_line_json(doc: object) -> str:
 
 
 URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+# Query parameters that carry a credential (?token=, &api_key=, &X-Amz-Signature=, &sig=).
+SECRET_PARAM = re.compile(
+    r"([?&](?:[\w.-]*(?:token|secret|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|"
+    r"signature|credential|auth)[\w.-]*|key|sig|code)=)[^&#\s]*",
+    re.IGNORECASE,
+)
+# A Slack incoming-webhook path is itself the secret: /services/T.../B.../<token>.
+SLACK_PATH = re.compile(r"(/services/T[A-Z0-9]+/B[A-Z0-9]+/)[A-Za-z0-9]+")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with a URL's user:password, credential query values and Slack token hidden."""
+    text = URL_USERINFO.sub(r"\1<redacted>@", text)
+    text = SECRET_PARAM.sub(r"\1<redacted>", text)
+    return SLACK_PATH.sub(r"\1<redacted>", text)
+
+
+def refuse_credentials(field_name: str, url: str, instead: str) -> None:
+    """Refuse a URL that carries a credential: the config is compiled into pipeline YAML (and
+    echoed in logs), where a password or token is published. Never quotes the URL."""
+    if not url:
+        return
+    found = None
+    if URL_USERINFO.search(url):
+        found = "a user:password"
+    elif SECRET_PARAM.search(url):
+        found = "a credential in its query (token, key, signature...)"
+    elif SLACK_PATH.search(url):
+        found = "a Slack webhook token in its path"
+    if found:
+        raise ValueError(
+            f"{field_name} must not carry credentials (it has {found}; the config is compiled "
+            f"into the pipeline YAML, where they would be published): {instead}"
+        )
 
 
 def format_validation_error(source: str, exc: ValidationError, hide_input: bool = False) -> str:
@@ -44,8 +79,8 @@ def format_validation_error(source: str, exc: ValidationError, hide_input: bool 
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         got = err.get("input")
-        if isinstance(got, str):  # a URL's user:password never reaches an error message
-            got = URL_USERINFO.sub(r"\1<redacted>@", got)
+        if isinstance(got, str):  # a URL's credentials never reach an error message
+            got = redact_url(got)
         hidden = isinstance(got, dict | list) or (hide_input and isinstance(got, str))
         shown = "" if hidden else f" (got {got!r})"
         lines.append(f"{source}: {loc}: {err['msg']}{shown}")
@@ -176,6 +211,15 @@ class TrackingSpec(StrictModel):
     uri: str = "sqlite:///.conveyor/mlflow.db"
     artifact_root: str = ".conveyor/mlartifacts"
     experiment: str = "conveyor"
+
+    @field_validator("uri", "artifact_root")
+    @classmethod
+    def _no_credentials(cls, url: str, info: ValidationInfo) -> str:
+        refuse_credentials(
+            f"tracking.{info.field_name}", url, "set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment instead",
+        )  # fmt: skip
+        return url
 
 
 class SliceSpec(StrictModel):
@@ -390,6 +434,19 @@ class ClusterSpec(StrictModel):
     )
     secrets: list[SecretRef] = Field(default_factory=list)
     prometheus_url: str = ""
+
+    @field_validator("mlflow_tracking_uri", "data_uri", "prometheus_url")
+    @classmethod
+    def _no_credentials(cls, url: str, info: ValidationInfo) -> str:
+        instead = {
+            "mlflow_tracking_uri": "keep the URI without them, put the user and password in a "
+            "Kubernetes Secret and list it in cluster.secrets as MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+            "data_uri": "give the bucket path only; the pod's storage credentials come from a "
+            "Secret in cluster.secrets (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+        }.get(str(info.field_name), "reach it in-cluster, or put credentials in cluster.secrets")
+        refuse_credentials(f"cluster.{info.field_name}", url, instead)
+        return url
 
 
 class PipelineConfig(StrictModel):

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from conveyor.config import StrictModel
+from conveyor.config import StrictModel, refuse_credentials
 from conveyor.errors import BadInputError
 
 Action = Literal["hold", "rollback", "promote", "step", "start"]
@@ -99,7 +99,7 @@ class NotificationSpec(StrictModel):
     def _http_urls(cls, urls: list[str]) -> list[str]:
         for i, url in enumerate(urls):
             _check_http_url(f"webhooks[{i}]", url)
-            _no_credentials(f"webhooks[{i}]", url, "put the URL in a Secret and name its "
+            refuse_credentials(f"webhooks[{i}]", url, "put the URL in a Secret and name its "
                             "variable in webhook_envs")  # fmt: skip
         return urls
 
@@ -108,19 +108,9 @@ class NotificationSpec(StrictModel):
     def _alertmanager_url(cls, url: str | None) -> str | None:
         if url is None:
             return None
-        _no_credentials("alertmanager_url", url, "reach Alertmanager in-cluster, or through an "
+        refuse_credentials("alertmanager_url", url, "reach Alertmanager in-cluster, or through an "
                         "authenticating proxy whose own Secret holds them")  # fmt: skip
         return _check_http_url("alertmanager_url", url)
-
-
-def _no_credentials(field_name: str, url: str, instead: str) -> None:
-    """The plan is compiled into the pipeline YAML: a password in a URL there is published."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        raise ValueError(
-            f"{field_name} must not carry credentials (the plan is compiled into the pipeline "
-            f"YAML): {instead}"
-        )
 
 
 def _check_http_url(field_name: str, url: str) -> str:
