@@ -308,6 +308,15 @@ def _absolute_sqlite(uri: str) -> str:
     return uri
 
 
+def _own_store(uri: str) -> str:
+    """The run's tracking URI, pinned, with its sqlite store's folder made on purpose: a run
+    is what creates a store (everything else refuses a store folder that does not exist)."""
+    uri = _absolute_sqlite(uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from conveyor import drift
     from conveyor.config import load_pipeline_config
@@ -326,7 +335,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     data_uri = _batch(config, args.data, data_dir, total, smoke=args.smoke)
     # Skip-if-unchanged first: an unchanged re-run costs a hash and one registry query.
-    tracking_uri = _absolute_sqlite(config.tracking.uri)
+    tracking_uri = _own_store(config.tracking.uri)
     key = _unchanged_check(config, data_uri, tracking_uri, force=args.force)
     if key is None:
         return 0
@@ -465,7 +474,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             config,
             data_uri,
             work / "pipeline_root",
-            _absolute_sqlite(config.tracking.uri),
+            _own_store(config.tracking.uri),
             str(Path(config.tracking.artifact_root).resolve()),
             git_commit=_git_commit(),
             force=args.force,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from conveyor.config import redact_url
 from conveyor.context import actor, tracking_uri
 from conveyor.errors import BadInputError, TrackingError
 
@@ -83,10 +84,38 @@ def _connect(uri: str) -> str:
     """Everything a real MLflow client needs first: the URI, short client retries, and a
     reachability probe for a server."""
     uri = resolve_uri(uri)
+    _check_scheme(uri)
     _tame_client_retries()
     if uri.startswith(("http://", "https://")):
         _probe(uri)
     return uri
+
+
+# What MLflow can track to (its store registry); anything else was a typo or the wrong tool.
+SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
+
+
+def _check_scheme(uri: str) -> None:
+    """A URI MLflow cannot use is refused by name; a sqlite store whose folder does not exist
+    is a typo, not a new store: MLflow would create the folders and an empty registry that
+    answers "no registered versions". (``conveyor run`` makes its own store's folder.)"""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
+    if len(scheme) == 1 or not scheme:  # C:\path or a bare path: a local folder store
+        scheme = "file"
+    if scheme not in SCHEMES:
+        raise TrackingError(
+            f"tracking URI {redact_url(uri)!r}: MLflow cannot track to {scheme}:// (use "
+            "http(s)://, sqlite:///, postgresql://, mysql://, mssql://, file: or databricks)"
+        )
+    if scheme == "sqlite" and uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :]
+        folder = Path(path).parent if path not in ("", ":memory:") else None
+        if folder is not None and not folder.is_dir():
+            raise TrackingError(
+                f"tracking URI {uri}: the folder {folder} does not exist, so this is not an "
+                "MLflow store (MLflow would create an empty one). Check the path; a new store "
+                "is made by `conveyor run`, or create the folder first"
+            )
 
 
 def _flat(params: dict[str, Any]) -> dict[str, str]:

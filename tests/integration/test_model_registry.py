@@ -202,3 +202,26 @@ def test_long_params_are_cut_to_valid_json(uri, name, tmp_path):
     assert params["_truncated"] is True
     assert len(tags["params"]) <= 5000
     assert params["p000"] == "x" * 40
+
+
+@pytest.mark.integration
+def test_a_typo_in_a_sqlite_store_path_is_an_error_not_a_new_empty_registry(tmp_path, capsys):
+    """Issue 17, item 6: MLflow would create the folders and an empty store, which answered
+    "no registered versions" for a registry that is fine, just elsewhere."""
+    from conveyor.cli import main
+
+    typo = tmp_path / "conveyr" / "mlflow.db"
+    assert main(["models", "--tracking-uri", f"sqlite:///{typo}", "list", "fraud"]) == 6
+    err = capsys.readouterr().err
+    assert f"the folder {typo.parent} does not exist" in err and "Check the path" in err
+    assert not typo.parent.exists()  # nothing created
+
+
+@pytest.mark.integration
+def test_a_uri_mlflow_cannot_track_to_is_named(capsys):
+    from conveyor.cli import main
+
+    assert main(["models", "--tracking-uri", "ftp://user:pw-5521@x/y", "list", "fraud"]) == 6
+    err = capsys.readouterr().err
+    assert "MLflow cannot track to ftp://" in err and "Traceback" not in err
+    assert "pw-5521" not in err
