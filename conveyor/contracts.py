@@ -9,7 +9,6 @@ checking the same rules).
 
 import os
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -24,9 +23,6 @@ from conveyor.tables import (
     read_table,
     resolve_table,
     sha256_file,
-    write_json,
-    write_table,
-    write_text,
 )
 
 DType = Literal["int", "float", "string", "bool", "datetime"]
@@ -455,21 +451,3 @@ def check_batch(
     report = validate(df, contract, reference, as_of, source=str(table))
     report["data_sha256"] = sha256_file(table)
     return df, report
-
-
-def validate_stage(
-    data_path: str,
-    contract_yaml: str,
-    reference_path: str,
-    dataset_dir: str | os.PathLike[str],
-    report_json: str | os.PathLike[str],
-    report_md: str | os.PathLike[str],
-) -> dict[str, Any]:
-    """The validate_data stage: reports always, the validated dataset only when it passes."""
-    contract = contract_from_yaml(contract_yaml)
-    df, report = check_batch(data_path, contract, reference_path or None)
-    write_json(report, report_json)
-    write_text(render_markdown(report), report_md)
-    enforce(report)
-    write_table(df, Path(dataset_dir) / "data.parquet")
-    return report

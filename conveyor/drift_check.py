@@ -278,7 +278,7 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     return paths
 
 
-def champion_stage(
+def against_champion(
     batch: str,
     model_name: str,
     policy: DriftPolicy,

@@ -11,7 +11,6 @@ DataFrame so the two blocks are comparable. Metrics that cannot be computed are 
 import json
 import math
 import re
-import tempfile
 import time
 import tracemalloc
 from functools import partial
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from conveyor.config import EvaluationSpec, LatencySpec, SliceSpec, TrackingSpec
+from conveyor.config import EvaluationSpec, LatencySpec, SliceSpec
 from conveyor.errors import BadInputError
 from conveyor.golden import (  # noqa: F401  (re-exported: evaluation's public API)
     GOLDEN_TARGET,
@@ -31,8 +30,7 @@ from conveyor.golden import (  # noqa: F401  (re-exported: evaluation's public A
     golden_records_json,
     load_golden,
 )
-from conveyor.registry import tracker_for
-from conveyor.tables import read_table, resolve_table, sha256_file, write_json, write_text
+from conveyor.tables import read_table, resolve_table, sha256_file
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -633,57 +631,3 @@ def render_markdown(evaluation: dict[str, Any]) -> str:
 
 
 # -------------------------------------------------------------------------------- stage
-
-
-def evaluate_stage(
-    model_dir: str | Path,
-    holdout_path: str | Path,
-    spec: EvaluationSpec,
-    evaluation_path: str | Path,
-    report_path: str | Path,
-    tracking: TrackingSpec | None = None,
-    run_id: str = "",
-    golden_path: str | None = None,
-    champion_dir: str | Path | None = None,
-    champion_name: str = "",
-) -> dict[str, Any]:
-    """The evaluate stage: evaluation.json + Markdown, attached to the training run if given.
-
-    With ``champion_name`` (and no ``champion_dir``), ``champion_name@champion`` is fetched
-    from the registry (sha256 verified) and scored on the same holdout; none yet means none.
-
-    The run receives ``test_<flat metric>`` for the candidate (see ``flat_metrics``) and
-    ``champion_test_<metric>`` for the champion's headline metrics.
-    """
-    with tempfile.TemporaryDirectory() as fetched:
-        if champion_dir is None and champion_name and tracking is not None:
-            from conveyor.registry import CHAMPION, ModelRegistry
-
-            champion_dir = ModelRegistry(tracking.uri).fetch(champion_name, CHAMPION, fetched)
-        result = evaluate(model_dir, holdout_path, spec, golden_path, champion_dir)
-    write_json(result, evaluation_path)
-    markdown = render_markdown(result)
-    write_text(markdown, report_path)
-    if run_id and tracking is not None:
-        tracker = tracker_for(tracking.uri, tracking.experiment, tracking.artifact_root)
-        metrics = {f"test_{k}": v for k, v in flat_metrics(result).items()}
-        tags = {"conveyor.evaluated": "true"}
-        if result["champion"] is not None:
-            champ = result["champion"]
-            metrics.update(
-                {
-                    f"champion_test_{k}": float(v)
-                    for k, v in champ["metrics"].items()
-                    if v is not None
-                }
-            )
-            tags["conveyor.champion.sha256"] = champ["model"]["sha256"]
-        items = sorted(metrics.items())
-        for start in range(0, max(len(items), 1), MLFLOW_BATCH):
-            chunk = dict(items[start : start + MLFLOW_BATCH])
-            tracker.log(run_id, metrics=chunk, tags=tags if start == 0 else None)
-        with tempfile.TemporaryDirectory() as tmp:
-            write_json(result, Path(tmp) / "evaluation.json")
-            write_text(markdown, Path(tmp) / "evaluation.md")
-            tracker.log_artifacts(run_id, tmp, "evaluation")
-    return result

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from conveyor import drift
 from conveyor.config import FeatureSpec
 from conveyor.errors import BadInputError
-from conveyor.tables import read_table, write_json, write_table
+from conveyor.tables import write_json, write_table
 
 # A fixed key makes pandas' row hash reproducible across processes and machines.
 HASH_KEY = "conveyor-split-1"
@@ -193,10 +193,3 @@ def prepare(df: pd.DataFrame, spec: FeatureSpec, outputs: FeatureOutputs) -> Pre
     write_json(feature_spec, outputs.preprocessing / "feature_spec.json")
     write_json(profile, outputs.profile)
     return PreparedFeatures(rows, rate, len(names_out), feature_spec)
-
-
-def prepare_file(
-    data_path: str | Path, spec: FeatureSpec, outputs: FeatureOutputs
-) -> PreparedFeatures:
-    """File-in, files-out form used by the component and the CLI."""
-    return prepare(read_table(data_path), spec, outputs)

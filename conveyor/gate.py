@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from conveyor.config import StrictModel, TrackingSpec, load_model, model_from_yaml
+from conveyor.config import StrictModel, load_model, model_from_yaml
 
 Verdict = Literal["approve", "hold", "reject"]
 EXIT_CODES: dict[str, int] = {"approve": 0, "hold": 3, "reject": 4}
@@ -302,38 +302,3 @@ def render_text(result: GateResult) -> str:
         lines += [f"  {r}" for r in result.reasons]
     lines += [f"  {r}" for r in result.reasons if r.startswith("note:")]
     return "\n".join(lines)
-
-
-def gate_stage(
-    evaluation_path: str | os.PathLike[str],
-    policy_yaml: str,
-    gate_json: str | os.PathLike[str],
-    report_md: str | os.PathLike[str],
-    report_html: str | os.PathLike[str] | None = None,
-    tracking: TrackingSpec | None = None,
-    run_id: str = "",
-) -> GateResult:
-    """The quality_gate stage: decide, write gate.json + reports, log them to the run."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    from conveyor.registry import tracker_for
-    from conveyor.tables import write_json, write_text
-
-    policy = policy_from_yaml(policy_yaml, "policy") if policy_yaml.strip() else None
-    evaluation = json.loads(Path(evaluation_path).read_text(encoding="utf-8"))
-    result = decide(policy, evaluation, evaluation.get("champion"))
-    write_json(result.to_dict(), gate_json)
-    write_text(render_markdown(result), report_md)
-    if report_html is not None:
-        write_text(render_html(result), report_html)
-    if run_id and tracking is not None:
-        tracker = tracker_for(tracking.uri, tracking.experiment, tracking.artifact_root)
-        tracker.log(run_id, tags={"gate.verdict": result.verdict, "gate.policy": result.policy})
-        with tempfile.TemporaryDirectory() as tmp:
-            write_json(result.to_dict(), Path(tmp) / "gate.json")
-            write_text(render_markdown(result), Path(tmp) / "gate.md")
-            write_text(render_html(result), Path(tmp) / "gate.html")
-            tracker.log_artifacts(run_id, tmp, "gate")
-    return result

@@ -596,20 +596,18 @@ class ModelRegistry:
 HEADLINE = ("roc_auc", "pr_auc", "recall", "precision", "f1", "log_loss")
 
 
-def register_stage(
-    model_name: str,
+def lineage_tags(
+    registry: ModelRegistry,
     run_id: str,
-    gate_json: str | Path,
-    evaluation_json: str | Path,
-    tracking_uri: str,
+    verdict: str,
+    metrics: dict[str, Any],
     git_commit: str = "",
-) -> dict[str, Any] | None:
-    """The register_model stage: a version with the full lineage tag set, per the verdict."""
+) -> dict[str, str]:
+    """The tags a registered version carries: the training run's lineage (data, features,
+    model sha256, params, training key, scikit-learn), the gate's verdict and report, and the
+    headline test metrics. Refuses a run that train did not make (no model.sha256)."""
     import json
 
-    gate = json.loads(Path(gate_json).read_text(encoding="utf-8"))
-    evaluation = json.loads(Path(evaluation_json).read_text(encoding="utf-8"))
-    registry = ModelRegistry(tracking_uri)
     run = registry.client.get_run(run_id)
     items = dict(sorted(run.data.params.items()))
     params = json.dumps(items, separators=(",", ":"))
@@ -623,7 +621,7 @@ def register_stage(
         "features.spec.sha256": run.data.tags.get("features.spec.sha256", ""),
         "model.sha256": run.data.tags.get("model.sha256", ""),
         "params": params,
-        "gate.verdict": gate["verdict"],
+        "gate.verdict": verdict,
         "gate.report": f"runs:/{run_id}/gate/gate.md",
         "serving.uri": f"{run.info.artifact_uri}/{SERVING_PATH}",
     }
@@ -632,9 +630,9 @@ def register_stage(
     if run.data.tags.get(SKLEARN_VERSION_TAG):  # runs trained before it was recorded lack it
         tags[SKLEARN_VERSION_TAG] = run.data.tags[SKLEARN_VERSION_TAG]
     for key in HEADLINE:
-        value = evaluation.get("metrics", {}).get(key)
+        value = metrics.get(key)
         if value is not None:
             tags[f"metric.{key}"] = f"{float(value):.6g}"
     if not tags["model.sha256"]:
         raise TrackingError(f"run {run_id} has no model.sha256 tag: was it made by train?")
-    return registry.register(model_name, run_id, gate["verdict"], tags)
+    return tags

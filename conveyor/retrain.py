@@ -178,59 +178,6 @@ def _age_days(version: dict[str, Any], now: datetime) -> float | None:
     return (now - then).total_seconds() / 86400
 
 
-def trigger_stage(
-    batch: str,
-    *,
-    model_name: str,
-    tracking_uri: str,
-    policy: RetrainPolicy,
-    key_inputs: dict[str, str],
-    git_commit: str = "",
-    drift_decision: str = "",
-    force: bool = False,
-    check_drift: bool = False,
-) -> dict[str, Any]:
-    """The check_trigger stage: fingerprint the batch, look for an unchanged earlier run,
-    apply the policy. ``key_inputs``: contract, features, training, evaluation, policy.
-
-    With ``check_drift`` and no ``drift_decision`` from the caller, the drift check against
-    the champion runs here, and only when its answer can matter: not for an unchanged re-run,
-    a forced one, or a policy without ``on_drift``. ``result["drift"]`` is then its report
-    (or why it did not run); without ``check_drift`` it is None."""
-    from conveyor.drift_check import champion_stage, not_measured
-    from conveyor.registry import ModelRegistry
-    from conveyor.tables import resolve_table, sha256_file
-
-    data_sha256 = sha256_file(resolve_table(batch))
-    key = training_key(data_sha256, git_commit=git_commit, **key_inputs)
-    registry = ModelRegistry(tracking_uri)
-    champion = registry.by_alias(model_name, "champion")
-    unchanged = find_unchanged(registry, model_name, key) if policy.skip_if_unchanged else None
-    drift: dict[str, Any] | None = None
-    if check_drift:
-        if drift_decision:
-            drift = not_measured(drift_decision, f"given by the caller: {drift_decision}")
-        elif force or unchanged is not None or not policy.on_drift or champion is None:
-            why = (
-                "forced" if force else "unchanged inputs" if unchanged is not None
-                else "on_drift is off" if not policy.on_drift else "no champion"
-            )  # fmt: skip
-            drift = not_measured("not_checked", f"not checked: {why}")
-        else:
-            drift = champion_stage(batch, model_name, policy.drift, registry, champion)
-            drift_decision = str(drift["decision"])
-    result = decide(
-        policy,
-        data_sha256=data_sha256,
-        champion=champion,
-        unchanged=unchanged,
-        model_name=model_name,
-        drift_decision=drift_decision,
-        force=force,
-    )
-    return {**result, "training_key": key, "data_sha256": data_sha256, "drift": drift}
-
-
 def render_markdown(result: dict[str, Any], drift_summary: str = "") -> str:
     lines = [f"# Retrain trigger: {result['decision'].upper()}", ""]
     if result["decision"] == RETRAIN:

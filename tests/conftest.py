@@ -143,13 +143,14 @@ def train_and_evaluate(
     champion_dir=None,
     **train,
 ):
-    """prepare -> train -> evaluate_stage in-process: (prepared, trained, evaluation).
+    """prepare -> train -> the evaluate stage in-process: (prepared, trained, evaluation).
 
     Evaluates with ``evaluation_spec`` (default: the example config's, fast latency) and the
     example golden set unless ``golden_path`` is given.
     """
-    from conveyor import evaluation, features, training
+    from conveyor import features, training
     from conveyor.config import TrainingSpec
+    from conveyor.stages import evaluate
 
     prep = features.FeatureOutputs.under(tmp_path / "prep")
     features.prepare(df, config.features, prep)
@@ -160,7 +161,7 @@ def train_and_evaluate(
     eval_spec = evaluation_spec if evaluation_spec is not None else fast_evaluation(config)
     if golden_path is None and eval_spec.golden_set:
         golden_path = config.resolve(eval_spec.golden_set)
-    result = evaluation.evaluate_stage(
+    result = evaluate.run(
         tmp_path / "model",
         prep.holdout,
         eval_spec,
@@ -170,7 +171,7 @@ def train_and_evaluate(
         trained.run_id,
         golden_path=golden_path,
         champion_dir=champion_dir,
-    )
+    ).evaluation
     return prep, trained, result
 
 
@@ -187,7 +188,7 @@ def fraud_models(tmp_path_factory: pytest.TempPathFactory, small_frame, config):
     from conveyor import features, training
     from conveyor import model as model_files
     from conveyor.config import TrackingSpec, TrainingSpec
-    from conveyor.registry import register_stage
+    from conveyor.stages import register_model
     from conveyor.tables import read_table, write_json
 
     root = tmp_path_factory.mktemp("fraud-registry")
@@ -204,7 +205,7 @@ def fraud_models(tmp_path_factory: pytest.TempPathFactory, small_frame, config):
         )
         gate = write_json({"verdict": "approve"}, root / f"gate{seed}.json")
         evaluation = write_json({"metrics": {"roc_auc": 0.9}}, root / f"eval{seed}.json")
-        v = register_stage("fraud", trained.run_id, gate, evaluation, uri)
+        v = register_model.run("fraud", trained.run_id, gate, evaluation, uri).registered
         assert v is not None
         dirs[v["version"]] = out
     spec = json.loads((dirs["1"] / model_files.SPEC_FILE).read_text())
@@ -238,6 +239,15 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 RUNTIME_MANIFEST = ROOT / "manifests" / "runtime" / "clusterservingruntime.yaml"
 
 
+# One fraud transaction as a client sends it: the smoke tests' example row.
+SMOKE_ROWS = [{"amount": 12.5, "customer_age": 40, "account_age_days": 300, "txn_count_24h": 2,
+               "avg_amount_30d": 80.0, "distance_from_home_km": 3.0,
+               "minutes_since_last_txn": 60.0, "credit_limit": 5000.0,
+               "merchant_risk_score": 0.2, "hour_of_day": 13, "device_trust_score": 0.9,
+               "cards_on_account": 2, "merchant_category": "grocery", "channel": "online",
+               "country": "C01", "card_type": "debit"}]  # fmt: skip
+
+
 @pytest.fixture
 def conveyor_runtime(fake_kube) -> dict:
     """The conveyor-sklearn ClusterServingRuntime on the fake API, created from
@@ -252,6 +262,21 @@ def conveyor_runtime(fake_kube) -> dict:
     return KubeCluster().custom.create_cluster_custom_object(
         CSR.group, CSR.version, CSR.plural, body
     )
+
+
+@pytest.fixture
+def champion_live(fake_kube, conveyor_runtime, registry_uri):
+    """v1 is champion in MLflow and serves 100 % of `fraud` in namespace `models`."""
+    from conveyor.registry import ModelRegistry
+    from conveyor.rollout import actions
+    from conveyor.rollout.cluster import KubeCluster
+    from conveyor.serving.inference import Change, ServedModel
+
+    registry = ModelRegistry(registry_uri)
+    registry.promote("fraud", "1", "baseline")
+    v1 = ServedModel.from_version(registry.get("fraud", "1"))
+    actions.deploy(KubeCluster(), "fraud", v1, 0, Change("deploy", "baseline", "test"))
+    return fake_kube
 
 
 @pytest.fixture

@@ -39,17 +39,21 @@ FLOORS: dict[int, tuple[str, ...]] = {
     6: (  # the cluster-facing rollout
         "conveyor.rollout.cluster", "conveyor.rollout.plan", "conveyor.rollout.prometheus",
         "conveyor.rollout.actions", "conveyor.rollout.analysis", "conveyor.rollout.rbac",
-        "conveyor.rollout.scorelog", "conveyor.rollout.stages",
+        "conveyor.rollout.scorelog",
     ),
-    7: (  # local stand-ins for cluster parts, and scaffolding
+    7: (  # the stages: one module per component, named like it
+        "conveyor.stages", "conveyor.stages._parts", "conveyor.stages._rollout",
+        *(f"conveyor.stages.{p.parent.name}" for p in (ROOT / "components").glob("*/component.py")),
+    ),
+    8: (  # local stand-ins for cluster parts, and scaffolding
         "conveyor.local", "conveyor.local.model_server", "conveyor.local.prometheus",
         "conveyor.local.alertmanager", "conveyor.local.router", "conveyor.local.sim",
         "conveyor.local.release", "conveyor.scaffold",
     ),
-    8: ("conveyor.cli", "conveyor.cli_kfp", "conveyor.plugin"),  # entry points
+    9: ("conveyor.cli", "conveyor.cli_kfp", "conveyor.plugin"),  # entry points
 }  # fmt: skip
 FLOOR = {module: floor for floor, modules in FLOORS.items() for module in modules}
-ENTRY_POINTS = FLOORS[8]
+ENTRY_POINTS = FLOORS[9]
 # Only these modules may import a third-party package of this list.
 ONLY = {"mlflow": ("conveyor.registry",), "kfp": ()}
 
@@ -161,3 +165,39 @@ def test_the_rules_see_a_real_violation(tmp_path: Path) -> None:
     module.write_text("def f():\n    from conveyor.cli import main\n    import mlflow.sklearn\n")
     names = {target for target, _ in _imports(module)}
     assert {"conveyor.cli", "mlflow.sklearn"} <= names
+
+
+COMPONENTS = sorted(p.parent.name for p in (ROOT / "components").glob("*/component.py"))
+
+
+def test_every_component_has_its_stage_by_the_same_name() -> None:
+    from conveyor.stages import STAGES
+
+    assert sorted(STAGES) == COMPONENTS
+    missing = [s for s in COMPONENTS if not (PACKAGE / "stages" / f"{s}.py").is_file()]
+    assert not missing, f"no conveyor/stages/<name>.py for {missing}"
+
+
+@pytest.mark.parametrize("stage", COMPONENTS)
+def test_a_stage_runs_to_a_typed_result(stage: str) -> None:
+    """``run`` returns the module's ``Result``, a dataclass (never a bare dict)."""
+    import dataclasses
+    import importlib
+    import typing
+
+    module = importlib.import_module(f"conveyor.stages.{stage}")
+    assert typing.get_type_hints(module.run)["return"] is module.Result
+    assert dataclasses.is_dataclass(module.Result), f"{stage}.Result is not a dataclass"
+    assert {"Result", "run"} <= set(module.__all__)
+
+
+@pytest.mark.parametrize("stage", COMPONENTS)
+def test_a_component_calls_its_stage_and_nothing_deeper(stage: str) -> None:
+    allowed = {"conveyor", f"conveyor.stages.{stage}", "conveyor.stages._parts"}
+    path = ROOT / "components" / stage / "component.py"
+    deeper = sorted(
+        f"{target}:{line}"
+        for target, line in _imports(path)
+        if target.startswith("conveyor") and target not in allowed
+    )
+    assert not deeper, f"components/{stage} reaches past conveyor.stages.{stage}: {deeper}"

@@ -40,17 +40,11 @@ def analyse_rollout(
     Returns:
         ``promote``, ``hold``, ``rollback`` (or ``continue``/``step_up`` when stopped early).
     """
-    import shutil
-    from pathlib import Path
+    from conveyor.stages.analyse_rollout import run
 
-    from conveyor.rollout.stages import analyse_stage
-
-    out = Path(decision.path).parent / "analysis"
-    final = analyse_stage(
-        inference_service, namespace, plan, prometheus_url, mlflow_tracking_uri, out,
-        max_intervals,
+    result = run(
+        inference_service, namespace, plan, prometheus_url, mlflow_tracking_uri,
+        decision.path, report.path, max_intervals,
     )  # fmt: skip
-    shutil.copyfile(out / "analysis.md", report.path)
-    shutil.copyfile(out / "analysis.json", decision.path)
-    decision.metadata.update({"decision": final["decision"], "interval": final["interval"]})
-    return str(final["decision"])
+    decision.metadata.update({"decision": result.decision, "interval": result.final["interval"]})
+    return result.decision

@@ -41,23 +41,20 @@ def check_drift(
     Returns:
         ``drift``, ``stable``, or ``no_reference`` (no champion, or one without a profile).
     """
-    from conveyor import drift_check
-    from conveyor.config import DriftPolicy, model_from_yaml
-    from conveyor.context import tracking_uri
-    from conveyor.registry import ModelRegistry
-    from conveyor.tables import read_table
+    from conveyor.stages.check_drift import run
 
-    spec = model_from_yaml(DriftPolicy, policy, "policy") if policy.strip() else DriftPolicy()
-    if reference_profile is not None:
-        profile = drift_check.load_reference(reference_profile.path)
-        result = drift_check.check_drift(profile, read_table(batch.path), spec)
-    else:
-        registry = ModelRegistry(tracking_uri(mlflow_tracking_uri))
-        champion = registry.by_alias(model_name, "champion")
-        result = drift_check.champion_stage(batch.path, model_name, spec, registry, champion)
-    drift_check.write_report_files(result, drift.path, report.path, report_html.path)
-    for name, value in drift_check.metric_values(result).items():
+    result = run(
+        batch.path,
+        policy,
+        model_name,
+        drift.path,
+        report.path,
+        report_html.path,
+        mlflow_tracking_uri,
+        reference_profile.path if reference_profile is not None else None,
+    )
+    for name, value in result.metrics.items():
         metrics.log_metric(name, value)
-    drift.metadata.update({"decision": result["decision"], "summary": result["summary"]})
-    print(result["summary"])
-    return result["decision"]
+    drift.metadata.update({"decision": result.decision, "summary": result.summary})
+    print(result.summary)
+    return result.decision

@@ -1,4 +1,4 @@
-"""KFP component: retrain or skip, and the training key (logic: conveyor.retrain)."""
+"""KFP component: retrain or skip, and the training key (logic: conveyor.stages.check_trigger)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output, OutputPath
@@ -61,36 +61,23 @@ def check_trigger(
     Returns:
         ``retrain`` or ``skip``.
     """
-    import os
-    from pathlib import Path
+    from conveyor.stages.check_trigger import KeyInputs, Reports, run
 
-    from conveyor import drift_check, retrain
-    from conveyor.config import RetrainPolicy, model_from_yaml
-
-    spec = model_from_yaml(RetrainPolicy, policy, "policy") if policy.strip() else RetrainPolicy()
-    result = retrain.trigger_stage(
+    result = run(
         batch.path,
         model_name=model_name,
-        tracking_uri=mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""),
-        policy=spec,
-        key_inputs={
-            "contract": contract,
-            "features": features,
-            "training": training,
-            "evaluation": evaluation,
-            "policy": gate_policy,
-        },
+        policy=policy,
+        key_inputs=KeyInputs(contract, features, training, evaluation, gate_policy),
+        tracking_uri=mlflow_tracking_uri,
         git_commit=git_commit,
         drift_decision=drift_decision,
         force=force,
         check_drift=True,
+        reports=Reports(report.path, drift.path, drift_report.path, drift_html.path, training_key),
     )
-    checked = result["drift"]
-    drift_check.write_report_files(checked, drift.path, drift_report.path, drift_html.path)
-    for name, value in drift_check.metric_values(checked).items():
+    checked = result.drift or {}
+    for name, value in result.drift_metrics.items():
         metrics.log_metric(name, value)
-    drift.metadata.update({"decision": checked["decision"]})
-    Path(report.path).write_text(retrain.render_markdown(result, checked["summary"]))
-    Path(training_key).write_text(result["training_key"])
-    print(result["decision"], "; ".join(result["reasons"]) or result["skipped_because"])
-    return str(result["decision"])
+    drift.metadata.update({"decision": checked.get("decision", "not_checked")})
+    print(result.decision, "; ".join(result.reasons) or result.skipped_because)
+    return result.decision

@@ -1,4 +1,6 @@
-"""KFP component: deploy a version as a canary, or step its traffic (logic: conveyor.rollout)."""
+"""KFP component: deploy a version as a canary, or step its traffic.
+
+Logic: ``conveyor.stages.deploy_canary``."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Output
@@ -49,14 +51,13 @@ def deploy_canary(
     Returns:
         The model version now taking ``percent`` % of traffic.
     """
-    from conveyor.rollout.stages import deploy_canary_stage
-    from conveyor.tables import write_json
+    from conveyor.stages.deploy_canary import run
 
-    state = deploy_canary_stage(
+    result = run(
         inference_service, namespace, model_name, version, percent,
         mlflow_tracking_uri, require_approval, reason, resources,
         score_log_url=score_log_url, runtime=runtime,
     )  # fmt: skip
-    write_json(state, status.path)
-    status.metadata.update({"phase": state["phase"], "canaryTrafficPercent": percent})
+    result.write_status(status.path)
+    status.metadata.update({"phase": result.phase, "canaryTrafficPercent": percent})
     return str(version)

@@ -1,4 +1,4 @@
-"""KFP component: shadow a version behind the champion (logic: conveyor.rollout)."""
+"""KFP component: shadow a version behind the champion (logic: conveyor.stages.deploy_shadow)."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Output
@@ -45,14 +45,13 @@ def deploy_shadow(
     Returns:
         The shadowed model version.
     """
-    from conveyor.rollout.stages import deploy_shadow_stage
-    from conveyor.tables import write_json
+    from conveyor.stages.deploy_shadow import run
 
-    state = deploy_shadow_stage(
+    result = run(
         inference_service, namespace, model_name, version, percent,
         mlflow_tracking_uri, require_approval, reason, score_log_url=score_log_url,
         runtime=runtime,
     )  # fmt: skip
-    write_json(state, status.path)
+    result.write_status(status.path)
     status.metadata.update({"shadow": version, "mirrorPercent": percent})
     return str(version)

@@ -1,4 +1,4 @@
-"""KFP component: score the model on the frozen holdout (logic: conveyor.evaluation)."""
+"""KFP component: score the model on the frozen holdout (logic: conveyor.stages.evaluate)."""
 
 from kfp import dsl
 from kfp.dsl import (
@@ -57,39 +57,32 @@ def evaluate(
         mlflow_artifact_root: Artifact folder for a local (sqlite) store; empty on a server.
         mlflow_run_id: The training run to attach the evaluation to; empty skips MLflow.
     """
-    import tempfile
+    from conveyor.stages._parts import tracking
+    from conveyor.stages.evaluate import run
 
-    from conveyor.config import EvaluationSpec, TrackingSpec, model_from_yaml
-    from conveyor.evaluation import evaluate_stage, flat_metrics, golden_from_records
-
-    spec = model_from_yaml(EvaluationSpec, evaluation_spec, "evaluation")
-    with tempfile.TemporaryDirectory() as tmp:
-        result = evaluate_stage(
-            model.path,
-            holdout.path,
-            spec,
-            evaluation.path,
-            report.path,
-            TrackingSpec(
-                uri=mlflow_tracking_uri,
-                experiment=mlflow_experiment,
-                artifact_root=mlflow_artifact_root,
-            ),
-            mlflow_run_id,
-            golden_path=golden_from_records(golden_set, golden_set_version, tmp),
-            champion_dir=champion_model.path if champion_model is not None else None,
-            champion_name=registered_model_name,
-        )
+    result = run(
+        model.path,
+        holdout.path,
+        evaluation_spec,
+        evaluation.path,
+        report.path,
+        tracking(mlflow_tracking_uri, mlflow_experiment, mlflow_artifact_root),
+        mlflow_run_id,
+        golden_records=golden_set,
+        golden_version=golden_set_version,
+        champion_dir=champion_model.path if champion_model is not None else None,
+        champion_name=registered_model_name,
+    )
     evaluation.metadata.update(
         {
-            "model_sha256": result["model"]["sha256"],
-            "holdout_rows": result["holdout"]["rows"],
-            "champion_sha256": (result["champion"] or {}).get("model", {}).get("sha256", ""),
+            "model_sha256": result.model_sha256,
+            "holdout_rows": result.holdout_rows,
+            "champion_sha256": result.champion_sha256,
         }
     )
-    for name, value in flat_metrics(result).items():
+    for name, value in result.metrics.items():
         metrics.log_metric(name, value)
-    cm = result["confusion_matrix"]
+    cm = result.evaluation["confusion_matrix"]
     classification_metrics.log_confusion_matrix(cm["labels"], cm["matrix"])
-    roc = result["roc"]
+    roc = result.evaluation["roc"]
     classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])

@@ -1,4 +1,4 @@
-"""KFP component: the rollout pipeline's exit handler (logic: conveyor.rollout.stages)."""
+"""KFP component: the rollout pipeline's exit handler (logic: conveyor.stages.finalize_rollout)."""
 
 from kfp import dsl
 
@@ -28,9 +28,9 @@ def finalize_rollout(
         ``succeeded`` (nothing to do), ``rolled_back`` or ``unchanged`` (failed before any
         change: nothing to undo).
     """
-    from conveyor.rollout.stages import finalize_stage
+    from conveyor.stages.finalize_rollout import run
 
-    return finalize_stage(
+    result = run(
         status.state,
         status.error_message,
         inference_service,
@@ -38,3 +38,4 @@ def finalize_rollout(
         model_name,
         mlflow_tracking_uri,
     )
+    return result.outcome

@@ -1,4 +1,4 @@
-"""KFP component: split and preprocess (logic: conveyor.features)."""
+"""KFP component: split and preprocess (logic: conveyor.stages.prepare_features)."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
@@ -32,10 +32,8 @@ def prepare_features(
     """
     from pathlib import Path
 
-    from conveyor.config import FeatureSpec, model_from_yaml
-    from conveyor.features import FeatureOutputs, prepare_file
+    from conveyor.stages.prepare_features import FeatureOutputs, run
 
-    spec = model_from_yaml(FeatureSpec, features, "features")
     outputs = FeatureOutputs(
         Path(train.path),
         Path(validation.path),
@@ -43,7 +41,7 @@ def prepare_features(
         Path(preprocessing.path),
         Path(feature_profile.path),
     )
-    result = prepare_file(dataset.path, spec, outputs)
+    result = run(dataset.path, features, outputs)
     for name, artifact in (("train", train), ("validation", validation), ("holdout", holdout)):
         artifact.metadata.update(
             {"rows": result.rows[name], "positive_rate": result.positive_rate[name]}

@@ -1,4 +1,4 @@
-"""KFP component: promote the canary to 100 % and to champion (logic: conveyor.rollout)."""
+"""KFP component: promote the canary to 100 % and to champion (logic: conveyor.stages.promote)."""
 
 from kfp import dsl
 
@@ -25,7 +25,7 @@ def promote(
     Returns:
         The verdict ``promoted``.
     """
-    from conveyor.rollout.stages import promote_stage
+    from conveyor.stages.promote import run
 
-    promote_stage(inference_service, namespace, model_name, mlflow_tracking_uri, reason)
+    run(inference_service, namespace, model_name, mlflow_tracking_uri, reason)
     return "promoted"

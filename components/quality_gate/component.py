@@ -1,4 +1,4 @@
-"""KFP component: apply the gate policy to the evaluation (logic: conveyor.gate)."""
+"""KFP component: apply the gate policy to the evaluation (logic: conveyor.stages.quality_gate)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input, Markdown, Output
@@ -41,20 +41,16 @@ def quality_gate(
     Returns:
         The verdict: ``approve``, ``hold`` or ``reject``.
     """
-    from conveyor.config import TrackingSpec
-    from conveyor.gate import gate_stage
+    from conveyor.stages._parts import tracking
+    from conveyor.stages.quality_gate import run
 
-    result = gate_stage(
+    result = run(
         evaluation.path,
         policy,
         gate.path,
         report.path,
         report_html.path,
-        TrackingSpec(
-            uri=mlflow_tracking_uri,
-            experiment=mlflow_experiment,
-            artifact_root=mlflow_artifact_root,
-        ),
+        tracking(mlflow_tracking_uri, mlflow_experiment, mlflow_artifact_root),
         mlflow_run_id,
     )
     gate.metadata.update({"verdict": result.verdict, "reasons": len(result.reasons)})

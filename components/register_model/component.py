@@ -1,4 +1,6 @@
-"""KFP component: register the model in MLflow per the gate verdict (logic: conveyor.registry)."""
+"""KFP component: register the model in MLflow per the gate verdict.
+
+Logic: ``conveyor.stages.register_model``."""
 
 from typing import NamedTuple
 
@@ -37,10 +39,10 @@ def register_model(
     """
     from collections import namedtuple
 
-    from conveyor.registry import register_stage
+    from conveyor.stages.register_model import run
 
-    v = register_stage(
+    result = run(
         model_name, mlflow_run_id, gate.path, evaluation.path, mlflow_tracking_uri, git_commit
     )
     outputs = namedtuple("RegisterOutputs", ["version", "status"])
-    return outputs(v["version"], v["status"]) if v else outputs("", "not registered")
+    return outputs(result.version, result.status)

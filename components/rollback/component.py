@@ -1,4 +1,4 @@
-"""KFP component: roll a canary or shadow back (logic: conveyor.rollout)."""
+"""KFP component: roll a canary or shadow back (logic: conveyor.stages.rollback)."""
 
 from kfp import dsl
 
@@ -26,7 +26,7 @@ def rollback(
     Returns:
         The verdict ``rolled_back``.
     """
-    from conveyor.rollout.stages import rollback_stage
+    from conveyor.stages.rollback import run
 
-    rollback_stage(inference_service, namespace, model_name, mlflow_tracking_uri, reason)
+    run(inference_service, namespace, model_name, mlflow_tracking_uri, reason)
     return "rolled_back"

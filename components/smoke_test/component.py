@@ -1,4 +1,6 @@
-"""KFP component: smoke test a served version before it takes traffic (logic: conveyor.serving)."""
+"""KFP component: smoke test a served version before it takes traffic.
+
+Logic: ``conveyor.stages.smoke_test``."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Markdown, Metrics, Output
@@ -44,23 +46,17 @@ def smoke_test(
     Returns:
         ``passed`` or ``failed``.
     """
-    import shutil
-    from pathlib import Path
-
-    from conveyor.rollout.stages import smoke_stage
-
-    out = Path(report_json.path).parent / "smoke"
-    result = smoke_stage(
-        inference_service, namespace, endpoint, version, examples, model_name,
-        mlflow_tracking_uri, policy, out, target,
-    )  # fmt: skip
-    shutil.copyfile(out / "smoke.md", report.path)
-    shutil.copyfile(out / "smoke.json", report_json.path)
     import math
 
-    lat = result["latency_ms"]["v1"]
+    from conveyor.stages.smoke_test import run
+
+    result = run(
+        inference_service, namespace, endpoint, version, examples, model_name,
+        mlflow_tracking_uri, policy, report_json.path, report.path, target,
+    )  # fmt: skip
+    lat = result.report["latency_ms"]["v1"]
     for key in ("p50", "p99"):  # a server that never answered has no latency (NaN): not logged
         if math.isfinite(lat[key]):
             metrics.log_metric(f"v1_{key}_ms", round(lat[key], 3))
-    metrics.log_metric("failed_checks", sum(not c["passed"] for c in result["checks"]))
-    return "passed" if result["passed"] else "failed"
+    metrics.log_metric("failed_checks", result.failed_checks)
+    return "passed" if result.passed else "failed"

@@ -1,4 +1,4 @@
-"""KFP component: train one model and track it in MLflow (logic: conveyor.training)."""
+"""KFP component: train one model and track it in MLflow (logic: conveyor.stages.train)."""
 
 from typing import NamedTuple
 
@@ -47,21 +47,17 @@ def train(
     """
     from collections import namedtuple
 
-    from conveyor.config import TrackingSpec, TrainingSpec, model_from_yaml
-    from conveyor.training import train as fit
+    from conveyor.stages._parts import tracking
+    from conveyor.stages.train import run
 
-    result = fit(
+    result = run(
         train.path,
         validation.path,
         preprocessing.path,
-        model_from_yaml(TrainingSpec, training, "training"),
-        TrackingSpec(
-            uri=mlflow_tracking_uri,
-            experiment=mlflow_experiment,
-            artifact_root=mlflow_artifact_root,
-        ),
+        training,
+        tracking(mlflow_tracking_uri, mlflow_experiment, mlflow_artifact_root),
         model.path,
-        data_fingerprint=data_sha256,
+        data_sha256=data_sha256,
         threshold=threshold,
         training_key=training_key,
     )

@@ -1,4 +1,6 @@
-"""KFP component: validate a batch against its data contract (logic: conveyor.contracts)."""
+"""KFP component: validate a batch against its data contract.
+
+Logic: ``conveyor.stages.validate_data``."""
 
 from typing import NamedTuple
 
@@ -40,14 +42,18 @@ def validate_data(
     """
     from collections import namedtuple
 
-    from conveyor.contracts import validate_stage
+    from conveyor.stages.validate_data import run
 
-    reference = reference_profile.path if reference_profile is not None else ""
-    result = validate_stage(
-        batch.path, contract, reference, dataset.path, report_json.path, report.path
+    result = run(
+        batch.path,
+        contract,
+        dataset.path,
+        report_json.path,
+        report.path,
+        reference_profile.path if reference_profile is not None else None,
     )
     dataset.metadata.update(
-        {"rows": result["rows"], "sha256": result["data_sha256"], "contract": result["contract"]}
+        {"rows": result.rows, "sha256": result.data_sha256, "contract": result.contract}
     )
     outputs = namedtuple("ValidationOutputs", ["rows", "data_sha256"])
-    return outputs(result["rows"], result["data_sha256"])
+    return outputs(result.rows, result.data_sha256)

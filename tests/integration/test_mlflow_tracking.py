@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from conveyor import features
 from conveyor import model as model_files
 from conveyor.config import TrackingSpec
 from conveyor.errors import TrackingError
 from conveyor.registry import tracker_for
+from conveyor.tables import read_table
 from tests.conftest import train_and_evaluate
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def test_train_and_evaluate_leave_a_complete_run(tmp_path, small_df, config, tra
 
     logged = mlflow.sklearn.load_model(f"runs:/{trained.run_id}/model")
     ours, spec = model_files.load_model(tmp_path / "model")
-    holdout = features.read_table(prep.holdout)
+    holdout = read_table(prep.holdout)
     np.testing.assert_allclose(
         model_files.predict_proba(logged, holdout, spec),
         model_files.predict_proba(ours, holdout, spec),

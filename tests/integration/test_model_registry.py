@@ -10,7 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from conveyor import model as model_files
 from conveyor import registry
 from conveyor.errors import BadInputError, TrackingError
-from conveyor.registry import ModelRegistry, register_stage, tracker_for
+from conveyor.registry import ModelRegistry, tracker_for
+from conveyor.stages import register_model
 from conveyor.tables import write_json
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def make_run(uri, tmp_path, seed, verdict="approve", **tags):
 
 def test_approved_run_gets_a_version_with_full_lineage_and_candidate_alias(uri, name, tmp_path):
     run_id, gate, evaluation = make_run(uri, tmp_path, 1)
-    v = register_stage(name, run_id, gate, evaluation, uri, git_commit="abc123")
+    v = register_model.run(name, run_id, gate, evaluation, uri, git_commit="abc123").registered
     assert v["version"] == "1"
     assert v["aliases"] == ["candidate"]
     tags = v["tags"]
@@ -71,26 +72,26 @@ def test_approved_run_gets_a_version_with_full_lineage_and_candidate_alias(uri, 
 
 def test_the_version_records_the_scikit_learn_that_pickled_it(uri, name, tmp_path):
     run_id, gate, evaluation = make_run(uri, tmp_path, 2, **{"model.sklearn_version": "1.9.1"})
-    tags = register_stage(name, run_id, gate, evaluation, uri)["tags"]
+    tags = register_model.run(name, run_id, gate, evaluation, uri).registered["tags"]
     assert tags["model.sklearn_version"] == "1.9.1"
 
 
 def test_retried_registration_is_idempotent(uri, name, tmp_path):
     run_id, gate, evaluation = make_run(uri, tmp_path, 2)
-    first = register_stage(name, run_id, gate, evaluation, uri)
-    again = register_stage(name, run_id, gate, evaluation, uri)
+    first = register_model.run(name, run_id, gate, evaluation, uri).registered
+    again = register_model.run(name, run_id, gate, evaluation, uri).registered
     assert first["version"] == again["version"]
     assert len(ModelRegistry(uri).versions(name)) == 1
 
 
 def test_hold_registers_without_alias_and_reject_registers_nothing(uri, name, tmp_path):
     held_run, gate, evaluation = make_run(uri, tmp_path, 3, verdict="hold")
-    held = register_stage(name, held_run, gate, evaluation, uri)
+    held = register_model.run(name, held_run, gate, evaluation, uri).registered
     assert held["aliases"] == []
     assert held["tags"]["conveyor.status"] == "held"
     assert held["tags"]["conveyor.deployable"] == "False"
     rejected_run, gate, evaluation = make_run(uri, tmp_path, 4, verdict="reject")
-    assert register_stage(name, rejected_run, gate, evaluation, uri) is None
+    assert register_model.run(name, rejected_run, gate, evaluation, uri).registered is None
     assert [v["run_id"] for v in ModelRegistry(uri).versions(name)] == [held_run]
 
 
@@ -98,8 +99,8 @@ def test_approve_promote_rollback_leave_a_trail(uri, name, tmp_path, monkeypatch
     monkeypatch.setenv("CONVEYOR_ACTOR", "oncall@example.com")
     reg = ModelRegistry(uri)
     runs = [make_run(uri, tmp_path, s, verdict=vd) for s, vd in ((5, "approve"), (6, "hold"))]
-    v1 = register_stage(name, *runs[0], uri)["version"]
-    v2 = register_stage(name, *runs[1], uri)["version"]
+    v1 = register_model.run(name, *runs[0], uri).registered["version"]
+    v2 = register_model.run(name, *runs[1], uri).registered["version"]
 
     with pytest.raises(BadInputError, match=r"is held: only an approved version can become"):
         reg.promote(name, v2)
@@ -132,7 +133,7 @@ def test_approve_promote_rollback_leave_a_trail(uri, name, tmp_path, monkeypatch
 
 def test_fetch_verifies_the_sha256_before_use(uri, name, tmp_path):
     run_id, gate, evaluation = make_run(uri, tmp_path, 7)
-    version = register_stage(name, run_id, gate, evaluation, uri)["version"]
+    version = register_model.run(name, run_id, gate, evaluation, uri).registered["version"]
     reg = ModelRegistry(uri)
     assert reg.fetch(name, "champion", tmp_path / "none") is None
     reg.promote(name, version)
@@ -153,7 +154,7 @@ def test_failed_alias_leaves_the_registry_as_it_was(uri, name, tmp_path, monkeyp
 
     monkeypatch.setattr(ModelRegistry, "_set_alias", broken)
     with pytest.raises(ConnectionError, match="registry went away"):
-        register_stage(name, run_id, gate, evaluation, uri)
+        register_model.run(name, run_id, gate, evaluation, uri)
     assert ModelRegistry(uri).versions(name) == []
 
 
@@ -175,7 +176,7 @@ def test_models_cli(uri, name, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("CONVEYOR_ACTOR", "alice")
     held = make_run(uri, tmp_path, 9, verdict="hold")
-    version = register_stage(name, *held, uri)["version"]
+    version = register_model.run(name, *held, uri).registered["version"]
     base = ["models", "--tracking-uri", uri]
     assert main([*base, "promote", name, version]) == 2
     assert "only an approved version can become champion" in capsys.readouterr().err
@@ -197,7 +198,7 @@ def test_long_params_are_cut_to_valid_json(uri, name, tmp_path):
     tracker_for(uri, "registry-tests").log(
         run_id, params={f"p{i:03d}": "x" * 40 for i in range(200)}
     )
-    tags = register_stage(name, run_id, gate, evaluation, uri)["tags"]
+    tags = register_model.run(name, run_id, gate, evaluation, uri).registered["tags"]
     params = json.loads(tags["params"])
     assert params["_truncated"] is True
     assert len(tags["params"]) <= 5000

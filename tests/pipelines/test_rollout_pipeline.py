@@ -11,7 +11,7 @@ from conveyor.registry import ModelRegistry
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import KubeCluster
 from conveyor.rollout.plan import RolloutPlan
-from conveyor.serving.inference import Change, ServedModel
+from tests.conftest import SMOKE_ROWS
 from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration
@@ -24,16 +24,6 @@ def split(api) -> dict[str, int]:
 API = "serving.kserve.io/v1beta1"
 
 
-@pytest.fixture
-def champion_live(fake_kube, conveyor_runtime, registry_uri):
-    """v1 is champion in MLflow and serves 100 % of `fraud` in namespace `models`."""
-    registry = ModelRegistry(registry_uri)
-    registry.promote("fraud", "1", "baseline")
-    v1 = ServedModel.from_version(registry.get("fraud", "1"))
-    actions.deploy(KubeCluster(), "fraud", v1, 0, Change("deploy", "baseline", "test"))
-    return fake_kube
-
-
 def run_rollout(tmp_path, registry_uri, endpoint: str, **arguments):
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -41,12 +31,7 @@ def run_rollout(tmp_path, registry_uri, endpoint: str, **arguments):
         raise_on_error=True,
     )
     plan = RolloutPlan(steps=[50, 100], smoke={"latency_requests": 20, "max_batch_rows": 100})
-    rows = [{"amount": 12.5, "customer_age": 40, "account_age_days": 300, "txn_count_24h": 2,
-             "avg_amount_30d": 80.0, "distance_from_home_km": 3.0, "minutes_since_last_txn": 60.0,
-             "credit_limit": 5000.0, "merchant_risk_score": 0.2, "hour_of_day": 13,
-             "device_trust_score": 0.9, "cards_on_account": 2, "merchant_category": "grocery",
-             "channel": "online", "country": "C01", "card_type": "debit"}]  # fmt: skip
-    pipeline = build_pipeline(plan, "fraud", "fraud", rows, tracking_uri=registry_uri)
+    pipeline = build_pipeline(plan, "fraud", "fraud", SMOKE_ROWS, tracking_uri=registry_uri)
     return pipeline(version="2", smoke_endpoint=endpoint, reason="pipeline test", **arguments)
 
 

@@ -15,8 +15,8 @@ from conveyor.plugin import main
 from conveyor.registry import ModelRegistry
 from conveyor.rollout import actions, rbac
 from conveyor.rollout.cluster import KubeCluster
-from conveyor.rollout.stages import deploy_canary_stage
 from conveyor.serving import inference as inf
+from conveyor.stages import deploy_canary
 from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration
@@ -219,18 +219,18 @@ def test_a_disabled_runtime_is_refused(fake_kube, registry, capsys) -> None:
 
 
 def test_the_rollout_stage_checks_the_plans_runtime(live, registry, registry_uri) -> None:
-    """The KFP deploy step (deploy_canary_stage) resolves through the same check."""
+    """The KFP deploy step (stages.deploy_canary) resolves through the same check."""
     before, sent = isvc(live), writes(live)
     with pytest.raises(
         IncompatibleRuntimeError,
         match=r"fraud v2: serving runtime 'team-sklearn' exists neither as a ServingRuntime",
     ):
-        deploy_canary_stage("fraud", "models", "fraud", "2", 0, registry_uri, False, "pipeline",
+        deploy_canary.run("fraud", "models", "fraud", "2", 0, registry_uri, False, "pipeline",
                             runtime="team-sklearn")  # fmt: skip
     registry.client.set_model_version_tag("fraud", "2", "model.sklearn_version", "1.7.0")
     with pytest.raises(IncompatibleRuntimeError, match=r"fraud v2 was pickled by scikit-learn "
                        r"1\.7\.0 but ClusterServingRuntime 'conveyor-sklearn'"):  # fmt: skip
-        deploy_canary_stage("fraud", "models", "fraud", "2", 0, registry_uri, False, "pipeline",
+        deploy_canary.run("fraud", "models", "fraud", "2", 0, registry_uri, False, "pipeline",
                             runtime="conveyor-sklearn")  # fmt: skip
     assert isvc(live) == before and writes(live) == sent
 

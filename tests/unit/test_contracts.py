@@ -8,7 +8,7 @@ import pytest
 
 from conveyor import contracts, drift
 from conveyor.errors import BadInputError, ContractViolationError
-from tests.conftest import AS_OF, EXAMPLES
+from tests.conftest import AS_OF
 
 pytestmark = pytest.mark.unit
 
@@ -233,35 +233,3 @@ def test_reference_profile_errors(tmp_path):
     bad.write_text('{"rows": 3}')
     with pytest.raises(BadInputError, match="has no 'columns' mapping"):
         contracts.load_profile(bad)
-
-
-def test_validate_stage_writes_reports_but_no_dataset_on_violation(tmp_path):
-    from conveyor.sample import generate
-    from conveyor.tables import write_table
-
-    df = generate(2000, seed=3)  # event times anchored today, so only the injected fault fails
-    df.loc[0, "amount"] = -5.0
-    data = write_table(df, tmp_path / "batch.csv")
-    text = (EXAMPLES / "contract.yaml").read_text()
-    with pytest.raises(ContractViolationError, match=r"1 contract violation\(s\)") as err:
-        contracts.validate_stage(
-            str(data), text, "", tmp_path / "out", tmp_path / "r.json", tmp_path / "r.md"
-        )
-    assert "column 'amount': range failed for 1 row(s); expected [0, 1e+06]" in str(err.value)
-    assert (tmp_path / "r.json").is_file()
-    assert "FAILED" in (tmp_path / "r.md").read_text()
-    assert not (tmp_path / "out").exists()
-
-
-def test_validate_stage_writes_the_validated_dataset(tmp_path):
-    from conveyor.sample import generate
-    from conveyor.tables import read_table, write_table
-
-    data = write_table(generate(2000, seed=3), tmp_path / "batch.csv")
-    text = (EXAMPLES / "contract.yaml").read_text()
-    report = contracts.validate_stage(
-        str(data), text, "", tmp_path / "out", tmp_path / "r.json", tmp_path / "r.md"
-    )
-    assert report["passed"]
-    assert len(report["data_sha256"]) == 64
-    assert len(read_table(tmp_path / "out")) == 2000

@@ -15,9 +15,9 @@ from conveyor import evaluation, features, training
 from conveyor import model as model_files
 from conveyor.config import SliceSpec, TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, ConveyorError
-from conveyor.registry import MemoryTracker
-from conveyor.tables import sha256_file
-from tests.conftest import EXAMPLES, fast_evaluation, train_and_evaluate
+from conveyor.stages import evaluate
+from conveyor.tables import read_table
+from tests.conftest import EXAMPLES, fast_evaluation
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ def trained(tmp_path_factory, small_frame, config):
         "root": root,
         "prep": prep,
         "model": root / "model",
-        "holdout": features.read_table(prep.holdout),
+        "holdout": read_table(prep.holdout),
     }
 
 
@@ -62,7 +62,7 @@ def collapsed_model(trained):
     """Pipeline(frozen preprocessing, DummyClassifier): the prior for every row -> all 0."""
     prep = trained["prep"]
     feature_spec = json.loads((prep.preprocessing / "feature_spec.json").read_text())
-    train_df = features.read_table(prep.train)
+    train_df = read_table(prep.train)
     preprocessor = __import__("joblib").load(prep.preprocessing / "preprocessor.joblib")
     model = Pipeline(
         [("preprocess", FrozenEstimator(preprocessor)), ("model", DummyClassifier())]
@@ -109,43 +109,6 @@ def test_roc_is_thinned_and_finite():
     curve = evaluation.roc(y, rng.random(5000))
     assert len(curve["fpr"]) <= evaluation.ROC_POINTS
     assert all(math.isfinite(t) for t in curve["thresholds"])
-
-
-def test_evaluate_stage_writes_json_markdown_and_tracks(tmp_path, small_df, config):
-    tracking = TrackingSpec(uri="memory://", experiment="t")
-    prep, trained, result = train_and_evaluate(tmp_path, small_df, config, tracking)
-    text = (tmp_path / "evaluation.json").read_text()
-    doc = json.loads(text)
-    assert doc == json.loads(json.dumps(result, allow_nan=False))  # no NaN anywhere
-    assert set(doc) == {
-        "metrics", "slices", "fairness", "latency_ms", "sanity", "model", "confusion_matrix",
-        "roc", "threshold", "holdout", "champion",
-    }  # fmt: skip
-    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
-        assert 0 <= doc["metrics"][key] <= 1 or key == "log_loss"
-    holdout = features.read_table(prep.holdout)
-    assert doc["metrics"]["rows"] == len(holdout) == doc["holdout"]["rows"]
-    assert doc["holdout"]["sha256"] == sha256_file(prep.holdout / "data.parquet")
-    assert doc["model"]["sha256"] == trained.model_sha256
-    assert doc["champion"] is None
-    assert set(doc["slices"]) == {
-        "high_value", "online", "channel_atm", "channel_online", "channel_phone", "channel_pos",
-    }  # fmt: skip
-    assert set(doc["fairness"]) == {"group"}
-    assert doc["sanity"]["golden_version"] == "golden_v1"
-    report = (tmp_path / "report.md").read_text()
-    for part in ("| roc_auc |", "## Slices", "## Fairness across `group`", "## Latency", "p95"):
-        assert part in report
-    run = MemoryTracker.runs[trained.run_id]
-    m = run["metrics"]
-    assert m["test_roc_auc"] == doc["metrics"]["roc_auc"]
-    assert m["test_golden_agreement"] == 1.0
-    assert m["test_slice_online_recall"] == doc["slices"]["online"]["metrics"]["recall"]
-    assert m["test_latency_p95_ms"] == doc["latency_ms"]["p95"]
-    assert m["test_latency_batch_p99_ms"] == doc["latency_ms"]["batch_p99"]
-    assert m["test_fairness_group_disparate_impact"] == doc["fairness"]["group"]["disparate_impact"]
-    assert all(math.isfinite(v) for v in m.values())
-    assert run["artifacts"]["evaluation"] == ["evaluation.json", "evaluation.md"]
 
 
 # ----------------------------------------------------------------------------- slices
@@ -522,7 +485,7 @@ def test_champion_is_scored_on_the_same_holdout(trained, config, champion):
 
 def test_report_puts_candidate_and_champion_side_by_side(tmp_path, trained, config, champion):
     spec = fast_evaluation(config)
-    result = evaluation.evaluate_stage(
+    result = evaluate.run(
         trained["model"],
         trained["prep"].holdout,
         spec,
@@ -530,7 +493,7 @@ def test_report_puts_candidate_and_champion_side_by_side(tmp_path, trained, conf
         tmp_path / "report.md",
         golden_path=config.resolve(config.evaluation.golden_set),
         champion_dir=champion,
-    )
+    ).evaluation
     report = (tmp_path / "report.md").read_text()
     assert "| metric | candidate | champion | delta |" in report
     cand, champ = result["metrics"]["roc_auc"], result["champion"]["metrics"]["roc_auc"]

@@ -1,5 +1,5 @@
 """Retrain triggers: the training key, every branch of decide(), the policy's validation, and
-find_unchanged / trigger_stage against a real MLflow sqlite registry."""
+find_unchanged / the check_trigger stage against a real MLflow sqlite registry."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -11,7 +11,8 @@ from conveyor.config import RetrainPolicy, model_from_data
 from conveyor.errors import BadInputError
 from conveyor.registry import TRAINING_KEY_TAG, ModelRegistry
 from conveyor.sample import generate
-from conveyor.tables import sha256_file, write_table
+from conveyor.stages import check_trigger
+from conveyor.tables import write_table
 from tests.conftest import AS_OF
 
 pytestmark = pytest.mark.unit
@@ -27,6 +28,7 @@ INPUTS = {
     "evaluation": json.dumps({"threshold": 0.5, "slices": []}),
     "policy": json.dumps({"rules": [{"metric": "metrics.roc_auc", "min": 0.8}]}),
 }
+KEYS = check_trigger.KeyInputs(**INPUTS)
 
 
 def _key(data_sha256: str = SHA, git_commit: str = "abc123", **overrides: str) -> str:
@@ -295,64 +297,3 @@ def test_find_unchanged_falls_back_to_a_finished_run(registry_uri):
     match = retrain.find_unchanged(registry, "fraud", key)
     assert match == {"kind": "run", "run_id": rejected, "status": "reject"}
     assert "gate verdict reject, not registered" in retrain.describe(match, "fraud")
-
-
-def test_trigger_stage_skips_an_unchanged_batch(registry_uri, batch):
-    key = retrain.training_key(sha256_file(batch), git_commit="abc123", **INPUTS)
-    _tag(registry_uri, "2", key)
-    result = retrain.trigger_stage(
-        batch,
-        model_name="fraud",
-        tracking_uri=registry_uri,
-        policy=RetrainPolicy(),
-        key_inputs=INPUTS,
-        git_commit="abc123",
-    )
-    assert result["training_key"] == key
-    assert result["data_sha256"] == sha256_file(batch)
-    assert result["decision"] == "skip"
-    assert "fraud v2 (approved, aliases candidate)" in result["skipped_because"]
-    # force trains anyway, with the same key.
-    forced = retrain.trigger_stage(
-        batch,
-        model_name="fraud",
-        tracking_uri=registry_uri,
-        policy=RetrainPolicy(),
-        key_inputs=INPUTS,
-        git_commit="abc123",
-        force=True,
-    )
-    assert forced["decision"] == "retrain" and forced["reasons"] == ["forced"]
-    assert forced["training_key"] == key
-
-
-def test_trigger_stage_retrains_when_anything_changed(registry_uri, batch):
-    key = retrain.training_key(sha256_file(batch), git_commit="abc123", **INPUTS)
-    _tag(registry_uri, "2", key)
-    common = {"model_name": "fraud", "tracking_uri": registry_uri, "key_inputs": INPUTS}
-    # Another commit: a different key; the fixture registry has no champion.
-    result = retrain.trigger_stage(batch, policy=RetrainPolicy(), git_commit="def456", **common)
-    assert result["training_key"] != key
-    assert result["decision"] == "retrain"
-    assert result["reasons"] == ["no champion: fraud has no version with alias champion"]
-
-    # With a champion, the policy's triggers decide.
-    ModelRegistry(registry_uri).client.set_registered_model_alias("fraud", "champion", "1")
-    policy = RetrainPolicy(on_new_data=True)
-    result = retrain.trigger_stage(
-        batch, policy=policy, git_commit="def456", drift_decision="drift", **common
-    )
-    assert result["decision"] == "retrain"
-    assert [r.split(":")[0] for r in result["reasons"]] == ["new data", "drift"]
-    assert "champion v1" in result["reasons"][0]
-    quiet = retrain.trigger_stage(batch, policy=RetrainPolicy(), git_commit="def456", **common)
-    assert quiet["decision"] == "skip"
-    assert quiet["skipped_because"].startswith("no trigger fired for champion v1")
-
-    # skip_if_unchanged off: the matching key no longer skips.
-    off = RetrainPolicy(skip_if_unchanged=False)
-    result = retrain.trigger_stage(
-        batch, policy=off, git_commit="abc123", drift_decision="drift", **common
-    )
-    assert result["training_key"] == key
-    assert result["decision"] == "retrain"
