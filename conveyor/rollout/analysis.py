@@ -23,6 +23,8 @@ never touched.
 """
 
 import json
+import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -216,6 +218,18 @@ class Decision:
         return f"{line} [{self.registry_error}]" if self.registry_error else line
 
 
+def min_samples(check: CheckSpec, min_requests: int) -> int:
+    """Requests each side of a query check needs in its window: the check's own bound, else
+    1/(1-q) for a ``histogram_quantile(q, ...)`` query (below it the percentile is the
+    slowest request), and never fewer than the plan's ``min_requests``."""
+    if check.min_samples is not None:
+        return check.min_samples
+    m = re.search(r"histogram_quantile\(\s*([0-9.]+)", check.query)
+    if m and 0 < float(m.group(1)) < 1:
+        return max(min_requests, math.ceil(round(1 / (1 - float(m.group(1))), 6)))
+    return min_requests
+
+
 def _compare(check: CheckSpec, value: float, baseline: float | None) -> bool | None:
     if check.op == "above" or check.op == "psi_above":
         return value <= check.threshold
@@ -248,6 +262,7 @@ class Analysis:
         self.spec: AnalysisSpec = plan.analysis
         self.scores, self.registry, self.notifier, self.actor = scores, registry, notifier, actor
         self.feedback = feedback
+        self._evidence: dict[tuple[str, str, int], float | None] = {}
 
     # ------------------------------------------------------------------ measuring
 
@@ -261,7 +276,33 @@ class Analysis:
             "interval": f"{int(self.spec.interval_seconds * window_intervals)}s",
         }
 
-    def _measure(self, check: CheckSpec, sides: Sides) -> CheckResult:
+    def _requests(self, side: Side, window: int) -> float | None:
+        """Requests of ``side`` in a window of ``window`` intervals (see requests_query)."""
+        key = (side.revision, side.version, window)
+        if key not in self._evidence:
+            query = self.spec.requests_query
+            value = self.metrics.query(render(query, **self._labels(side, window)))
+            if value is not None and "interval" not in query.replace(" ", ""):
+                value *= window  # a per-interval query: the window holds `window` of them
+            self._evidence[key] = value
+        return self._evidence[key]
+
+    def _too_few_requests(self, check: CheckSpec, sides: Sides) -> str:
+        """Why a query check cannot be judged on this window's evidence ("" when it can):
+        each side it reads needs ``min_samples`` requests in the check's window."""
+        need = min_samples(check, self.spec.min_requests)
+        roles = [("candidate", sides.candidate)]
+        if check.op in ("ratio_above", "drop_pct_above"):
+            roles.append(("champion", sides.champion))
+        for role, side in roles:
+            n = self._requests(side, check.window)
+            if n is None or n < need:
+                got = 0 if n is None else n
+                return (f"too few requests to judge: {role} {got:.0f} in the "
+                        f"{check.window}-interval window < {need}")  # fmt: skip
+        return ""
+
+    def _measure(self, check: CheckSpec, sides: Sides, interval: int = 1) -> CheckResult:
         result = CheckResult(
             check.name, check.op, check.threshold, on_fail=check.on_fail, alert=check.alert
         )
@@ -299,6 +340,16 @@ class Analysis:
                 result.value = drift.column_psi(profile, pd.Series(new, name="score"))
             result.passed = _compare(check, result.value, None)
             return result
+        if check.exclude_warmup and interval < self.spec.warmup_intervals + check.window:
+            result.note = (
+                f"warming up: the {check.window}-interval window still holds the candidate's "
+                f"first {self.spec.warmup_intervals} interval(s)"
+            )
+            return result
+        short = self._too_few_requests(check, sides)
+        if short:
+            result.note = short
+            return result
         labels = self._labels(sides.candidate, check.window)
         result.value = self.metrics.query(render(check.query, **labels))
         if check.op in ("ratio_above", "drop_pct_above"):
@@ -316,6 +367,7 @@ class Analysis:
 
     def step(self) -> Decision:
         """Measure one interval, decide, act, record. Returns the decision."""
+        self._evidence = {}
         sides = rollout_sides(self.cluster, self.name)
         ann = sides.subject["metadata"].get("annotations") or {}
         record = json.loads(ann.get(ANALYSIS, "{}"))
@@ -344,7 +396,7 @@ class Analysis:
                     f"< min {self.spec.min_requests}"
                 )
             for check in self.spec.checks:
-                result = self._measure(check, sides)
+                result = self._measure(check, sides, interval)
                 if result.passed is None and check.on_no_data == "skip":
                     result.passed = True
                     result.note = f"not measured: {result.note or 'no data'} (on_no_data: skip)"

@@ -52,6 +52,20 @@ class CheckSpec(StrictModel):
         "waited for (signals that may never come in a rollout's time, like late labels)",
     )
     alert: bool = Field(False, description="page a person as well (the notification says so)")
+    min_samples: int | None = Field(
+        None,
+        ge=1,
+        description="requests each side needs in the window before a query check is judged "
+        "(the candidate; the champion too for ratio_above and drop_pct_above); unset: "
+        "analysis.min_requests, or 1/(1-q) for a histogram_quantile(q, ...) query (100 for a "
+        "p99: with fewer, the percentile is the slowest request)",
+    )
+    exclude_warmup: bool = Field(
+        False,
+        description="not judged while the window still holds the candidate's first "
+        "analysis.warmup_intervals intervals (cold caches and lazy loading are not a "
+        "regression); for latency checks",
+    )
 
     @property
     def window(self) -> int:
@@ -91,6 +105,7 @@ def default_checks() -> list[CheckSpec]:
             name="latency_p99",
             query=f"conveyor:revision_latency_seconds:p99_1m{{{REVISION}}}",
             op="ratio_above", threshold=2.0, window_intervals=10, on_fail="rollback", alert=True,
+            min_samples=100, exclude_warmup=True,
         ),
         CheckSpec(
             name="score_psi", op="psi_above", threshold=0.2, window_intervals=4,
@@ -115,7 +130,16 @@ class AnalysisSpec(StrictModel):
     min_requests: int = Field(
         20, ge=0, description="candidate requests per interval below which it is inconclusive"
     )
-    requests_query: str = f"sum(conveyor:revision_requests:rate1m{{{REVISION}}}) * 60"
+    requests_query: str = Field(
+        f"sum(conveyor:revision_requests:rate1m{{{REVISION}}}) * 60",
+        description="requests of a revision in one interval; over a check's window of w "
+        "intervals the evidence is w times that, or the query itself when it uses "
+        "{{ interval }}",
+    )
+    warmup_intervals: int = Field(
+        1, ge=0, le=100, description="first intervals of a candidate that checks with "
+        "exclude_warmup do not judge",
+    )  # fmt: skip
     max_inconclusive: int = Field(
         5, ge=1, description="consecutive inconclusive intervals before the rollout holds"
     )

@@ -24,7 +24,7 @@ def test_scenario_ends_as_expected(scenario: str) -> None:
         assert result.champion_traffic_after == 100  # the router sends everything to v2
         assert "all checks passed" in result.reason
     if scenario == "latency":
-        assert "latency_p99" in result.reason and result.champion_traffic_after == 100
+        assert "latency_p95" in result.reason and result.champion_traffic_after == 100
     if scenario == "drift":
         assert "score_psi" in result.reason
     if scenario == "no-traffic":

@@ -41,12 +41,13 @@ def plan(**analysis) -> RolloutPlan:
     return RolloutPlan(analysis=AnalysisSpec(**spec))
 
 
-def metrics(err=0.0, p99_new=0.1, p99_old=0.1, req=100.0) -> StaticMetrics:
+def metrics(err=0.0, p99_new=0.1, p99_old=0.1, req=100.0, req_old=400.0) -> StaticMetrics:
     return StaticMetrics({
         f'err{{rev="{NEW}"}}': err,
         f'p99{{rev="{NEW}",w="30s"}}': p99_new,
         f'p99{{rev="{OLD}",w="30s"}}': p99_old,
         f'req{{rev="{NEW}"}}': req,
+        f'req{{rev="{OLD}"}}': req_old,
     })  # fmt: skip
 
 
@@ -263,6 +264,7 @@ def shadow_metrics(err: float = 0.0, req: float = 100.0) -> StaticMetrics:
         f'p99{{rev="{SHADOW}",w="30s"}}': 0.1,
         f'p99{{rev="{OLD}",w="30s"}}': 0.1,
         f'req{{rev="{SHADOW}"}}': req,
+        f'req{{rev="{OLD}"}}': 400.0,
         # once the shadow has become a canary, its revision on the primary is NEW
         f'err{{rev="{NEW}"}}': 0.0,
         f'p99{{rev="{NEW}",w="30s"}}': 0.1,
@@ -451,3 +453,54 @@ def test_no_feedback_yet_waits_or_is_skipped_as_the_check_says(
         canary, "fraud", RolloutPlan(analysis=spec), metrics(), feedback=FewLabels()
     ).step()
     assert d.decision == decision and said in d.reason, d.reason
+
+
+# ------------------------------------------------------------------- enough evidence
+
+
+def test_a_ratio_is_not_judged_on_a_handful_of_champion_requests(fake_kube, canary) -> None:
+    """3x slower, but the champion answered 5 requests in the window: no verdict either way."""
+    analysis = Analysis(canary, "fraud", plan(), metrics(p99_new=0.3, req_old=5 / 3))
+    first = analysis.step()
+    latency = next(c for c in first.checks if c.name == "latency_p99")
+    assert latency.passed is None
+    assert latency.note == "too few requests to judge: champion 5 in the 3-interval window < 20"
+    assert first.decision == "continue" and "inconclusive" in first.reason
+    assert analysis.step().decision == "continue", "never a rollback on no evidence"
+    assert split(fake_kube) == {NEW: 5, OLD: 95}
+
+
+def test_the_candidates_window_needs_enough_requests_too(fake_kube, canary) -> None:
+    d = Analysis(canary, "fraud", plan(), metrics(err=0.5, req=10)).step()
+    error = next(c for c in d.checks if c.name == "error_rate")
+    assert error.passed is None and "candidate 10 in the 1-interval window < 20" in error.note
+
+
+def test_a_latency_check_waits_out_the_candidates_warm_up(fake_kube, canary) -> None:
+    p = plan(warmup_intervals=1)
+    p.analysis.checks[1] = p.analysis.checks[1].model_copy(update={"exclude_warmup": True})
+    analysis = Analysis(canary, "fraud", p, metrics(p99_new=0.3, p99_old=0.1))
+    judged = []
+    for _ in range(5):
+        d = analysis.step()
+        latency = next(c for c in d.checks if c.name == "latency_p99")
+        judged.append(latency.passed)
+        if d.decision == "rollback":
+            break
+    # window 3, warm-up 1: intervals 1-3 still hold interval 1; judged from interval 4
+    assert judged == [None, None, None, False, False]
+    assert d.decision == "rollback"
+
+
+def test_min_samples_follow_the_quantile() -> None:
+    from conveyor.rollout.analysis import min_samples
+
+    def check(query: str, **kw) -> CheckSpec:
+        return CheckSpec(name="lat", op="ratio_above", threshold=2, query=query, **kw)
+
+    q = "histogram_quantile({}, sum by (le) (rate(x_bucket[1m])))"
+    assert min_samples(check(q.format(0.99)), 20) == 100
+    assert min_samples(check(q.format("0.95")), 10) == 20
+    assert min_samples(check(q.format(0.5)), 10) == 10  # never below the plan's min_requests
+    assert min_samples(check("rate(x[1m])"), 7) == 7
+    assert min_samples(check(q.format(0.99), min_samples=30), 20) == 30
