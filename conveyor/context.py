@@ -10,16 +10,33 @@ wins; else ``MLFLOW_TRACKING_URI`` (how a cluster injects it into pods); else th
   registry is optional (moving aliases after a traffic change) they go on without it and say
   so; where it is needed (looking up the version to deploy) ``require_tracking_uri`` refuses.
 
+A local sqlite store is pinned to an absolute path (``pinned``: kfp.local tasks run in other
+folders), and only a run creates its folder (``own_store``); every other caller refuses a store
+folder that does not exist (``registry``).
+
+Git commit, for the registry's lineage tags: ``git_commit()`` ("" outside a checkout).
+
 Actor, recorded in MLflow tags, Kubernetes Events and ``conveyor.io/last-change``:
 ``CONVEYOR_ACTOR`` when set; else, for tools a person runs, the login name (``USER``); else the
 tool's own name (a pipeline step acts as ``kfp-rollout-pipeline`` whoever started the run).
 """
 
 import os
+from pathlib import Path
 
 from conveyor.errors import BadInputError
 
-__all__ = ["EMBEDDED_TRACKING", "actor", "require_tracking_uri", "tracking_uri"]
+__all__ = [
+    "EMBEDDED_TRACKING",
+    "actor",
+    "git_commit",
+    "own_store",
+    "pinned",
+    "require_tracking_uri",
+    "tracking_uri",
+]
+
+SQLITE = "sqlite:///"
 
 EMBEDDED_TRACKING = "sqlite:///.conveyor/mlflow.db"
 
@@ -41,3 +58,32 @@ def actor(tool: str, *, person: bool = True) -> str:
     """Who acts: ``CONVEYOR_ACTOR``, else ``USER`` when a person runs the tool, else ``tool``."""
     login = os.environ.get("USER", "") if person else ""
     return os.environ.get("CONVEYOR_ACTOR") or login or tool
+
+
+def pinned(uri: str) -> str:
+    """A relative sqlite store pinned to the current folder (kfp.local tasks run elsewhere)."""
+    if uri.startswith(SQLITE) and not uri[len(SQLITE) :].startswith("/"):
+        return SQLITE + str(Path(uri[len(SQLITE) :]).resolve())
+    return uri
+
+
+def own_store(uri: str) -> str:
+    """The run's tracking URI, pinned, with its sqlite store's folder made on purpose: a run
+    is what creates a store (everything else refuses a store folder that does not exist)."""
+    uri = pinned(uri)
+    if uri.startswith(SQLITE):
+        Path(uri[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def git_commit() -> str:
+    """The commit of the code being run, for the registry's lineage tags ("" outside git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()

@@ -451,3 +451,23 @@ def check_batch(
     report = validate(df, contract, reference, as_of, source=str(table))
     report["data_sha256"] = sha256_file(table)
     return df, report
+
+
+def write_profile(
+    data: str | os.PathLike[str], out: str | os.PathLike[str], columns: str | None, bins: int
+) -> dict[str, Any]:
+    """``conveyor profile``: the reference profile of a table (statistics and bins per
+    column, ``columns`` comma-separated or all) written to ``out``."""
+    from conveyor import drift
+    from conveyor.tables import read_table, write_json
+
+    df = read_table(data)
+    chosen = columns.split(",") if columns else None
+    if chosen:
+        missing = [c for c in chosen if c not in df.columns]
+        if missing:
+            raise BadInputError(f"--columns: {missing} not in {data}")
+    profile = drift.profile_frame(df, chosen, bins=bins)
+    profile["source"] = str(data)
+    write_json(profile, out)
+    return profile

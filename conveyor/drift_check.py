@@ -306,3 +306,91 @@ def against_champion(
     report = check_drift(profile, current, policy, current_scores=scores)
     report["reference_source"] = f"{model_name} v{champion['version']} (champion) training run"
     return report
+
+
+def models_uri(value: str) -> tuple[str, str] | None:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, alias or version); None
+    for anything else (a file)."""
+    if not value.startswith("models:/"):
+        return None
+    rest = value[len("models:/") :]
+    name, sep, ref = rest.partition("@") if "@" in rest else rest.partition("/")
+    if not name or not sep or not ref:
+        raise BadInputError(f"{value!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return name, ref
+
+
+def policy_for(
+    config_path: str | None, features: str | None, psi_threshold: float | None
+) -> DriftPolicy:
+    """The drift policy of ``conveyor drift``: the config's ``retrain.drift`` (limited to the
+    model's inputs) or the defaults, then the command line's overrides."""
+    from conveyor.config import load_pipeline_config, model_from_data
+
+    policy = DriftPolicy()
+    if config_path:
+        config = load_pipeline_config(config_path)
+        policy = config.retrain.drift
+        if policy.features is None:  # the model's inputs, not keys, labels or timestamps
+            inputs = [*config.features.numeric, *config.features.categorical]
+            policy = policy.model_copy(update={"features": inputs})
+    if features:
+        policy = policy.model_copy(update={"features": features.split(",")})
+    if psi_threshold is not None:
+        data = {**policy.model_dump(), "psi_threshold": psi_threshold}
+        policy = model_from_data(DriftPolicy, data, "--psi-threshold")
+    return policy
+
+
+def compare(
+    reference: str,
+    current: str | Path,
+    policy: DriftPolicy,
+    *,
+    model: str | None = None,
+    scores: bool = True,
+    tracking_uri: str = "",
+) -> dict[str, Any]:
+    """``current`` against ``reference`` (a profile, a data file, or ``models:/NAME@ALIAS``:
+    the profile that version's training run logged, its model scoring the batch unless
+    ``scores`` is off); ``model`` (a folder or ``models:/``) scores it for score PSI."""
+    import tempfile
+
+    from conveyor.tables import read_table
+
+    frame = read_table(current)
+    with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
+        model_ref = models_uri(model) if model else None
+        ref = models_uri(reference)
+        registry = None
+        if ref or model_ref:
+            from conveyor.registry import ModelRegistry
+
+            registry = ModelRegistry(tracking_uri)
+        if ref:
+            assert registry is not None
+            row = registry.resolve(*ref)
+            path = registry.reference_profile(row, tmp)
+            if path is None:
+                raise BadInputError(
+                    f"{reference}: v{row['version']} was trained before reference "
+                    "profiles were logged; pass a profile or data file as --reference"
+                )
+            profile = load_reference(path)
+            profile["source"] = f"{ref[0]} v{row['version']} training run"
+            if model_ref is None and scores:
+                model_ref = (ref[0], row["version"])
+        else:
+            profile = load_reference(reference, policy.features)
+        current_scores = None
+        if model_ref or model:
+            from conveyor.model import load_model, predict_proba
+
+            if model_ref:
+                assert registry is not None
+                folder = registry.download(registry.resolve(*model_ref), Path(tmp) / "m")
+            else:
+                folder = Path(str(model))
+            fitted, spec = load_model(folder)  # sha256 checked
+            current_scores = predict_proba(fitted, frame, spec)
+        return check_drift(profile, frame, policy, current_scores=current_scores)

@@ -19,7 +19,7 @@ code   meaning
 =====  =========================================================================
 
 The quality gate's verdicts (``hold`` 3, ``reject`` 4) and ``kubectl conveyor analyze``'s
-decisions are outcomes, not errors: see ``gate.EXIT_CODES`` and ``plugin.ANALYZE_EXIT``.
+decisions are outcomes, not errors: see ``gate.EXIT_CODES`` and ``cli.kubectl.ANALYZE_EXIT``.
 """
 
 from pathlib import Path

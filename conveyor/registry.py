@@ -636,3 +636,16 @@ def lineage_tags(
     if not tags["model.sha256"]:
         raise TrackingError(f"run {run_id} has no model.sha256 tag: was it made by train?")
     return tags
+
+
+def render_versions(name: str, versions: list[dict[str, Any]]) -> str:
+    """``conveyor models list``: one line per version, newest first as given."""
+    if not versions:
+        return f"{name}: no registered versions"
+    lines = [f"{'version':>7}  {'aliases':<30} {'status':<12} {'roc_auc':>8}  run"]
+    for v in versions:
+        lines.append(
+            f"{v['version']:>7}  {','.join(v['aliases']) or '-':<30} {v['status'] or '-':<12} "
+            f"{v['tags'].get('metric.roc_auc', '-'):>8}  {v['run_id']}"
+        )
+    return "\n".join(lines)

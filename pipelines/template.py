@@ -61,6 +61,27 @@ def problems(config: PipelineConfig) -> list[str]:
     return found
 
 
+def describe(config: PipelineConfig) -> list[str]:
+    """What ``conveyor validate-config`` says of a valid config: pipeline, training, retrain
+    policy, rollout, cluster and, with a schedule, its next runs."""
+    cluster = config.cluster
+    lines = [
+        f"  pipeline   : {config.name} (team {config.team or config.name}), model "
+        f"{config.model_name}",
+        f"  training   : {config.training.estimator}, seed {config.training.seed}",
+        f"  retrain    : on_new_data {config.retrain.on_new_data}, on_drift "
+        f"{config.retrain.on_drift}, max_age_days {config.retrain.max_age_days}, "
+        f"skip_if_unchanged {config.retrain.skip_if_unchanged}",
+        f"  rollout    : {config.rollout or 'none (continuous_training stops at register)'}",
+        f"  cluster    : namespace {cluster.namespace}, image {cluster.image or '(default)'}, "
+        f"secrets {[s.name for s in cluster.secrets] or 'none'}",
+    ]
+    if config.retrain.schedule:
+        runs = ", ".join(next_runs(config.retrain.schedule))
+        lines.append(f"  schedule   : {config.retrain.schedule!r} (UTC); next {runs}")
+    return lines
+
+
 def next_runs(cron: str, count: int = 3) -> list[str]:
     """The next ``count`` firing times of a (UTC) cron expression, ISO 8601."""
     from datetime import UTC, datetime

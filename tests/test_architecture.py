@@ -48,9 +48,12 @@ FLOORS: dict[int, tuple[str, ...]] = {
     8: (  # local stand-ins for cluster parts, and scaffolding
         "conveyor.local", "conveyor.local.model_server", "conveyor.local.prometheus",
         "conveyor.local.alertmanager", "conveyor.local.router", "conveyor.local.sim",
-        "conveyor.local.release", "conveyor.scaffold",
+        "conveyor.local.release", "conveyor.local.run", "conveyor.scaffold",
     ),
-    9: ("conveyor.cli", "conveyor.cli_kfp", "conveyor.plugin"),  # entry points
+    9: (  # entry points: the command lines
+        "conveyor.cli", "conveyor.cli.__main__", "conveyor.cli._table", "conveyor.cli.commands",
+        "conveyor.cli.submit", "conveyor.cli.kubectl",
+    ),
 }  # fmt: skip
 FLOOR = {module: floor for floor, modules in FLOORS.items() for module in modules}
 ENTRY_POINTS = FLOORS[9]
@@ -201,3 +204,16 @@ def test_a_component_calls_its_stage_and_nothing_deeper(stage: str) -> None:
         if target.startswith("conveyor") and target not in allowed
     )
     assert not deeper, f"components/{stage} reaches past conveyor.stages.{stage}: {deeper}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in FLOORS[9]))
+def test_the_command_lines_hold_no_domain_logic(module: str) -> None:
+    """A command line parses, calls a stage or one engine function, and prints: it works on
+    no table, model or registry itself."""
+    data = ("pandas", "numpy", "sklearn", "mlflow", "kfp", "pyarrow")
+    used = sorted(
+        f"{target}:{line}"
+        for target, line in _imports(MODULES[module])
+        if target.split(".")[0] in data
+    )
+    assert not used, f"{module} does domain work itself: {used}"

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.contracts import Contract, check_batch, enforce, render_markdown
+from conveyor.contracts import Contract, check_batch, render_markdown
+from conveyor.contracts import enforce as refuse_violations
 from conveyor.stages._parts import spec
 from conveyor.tables import write_json, write_table, write_text
 
@@ -16,6 +17,7 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True)
 class Result:
+    passed: bool
     rows: int
     data_sha256: str
     contract: str
@@ -25,17 +27,27 @@ class Result:
 def run(
     batch: PathLike,
     contract: Contract | str,
-    dataset_dir: PathLike,
-    report_json: PathLike,
-    report_md: PathLike,
+    dataset_dir: PathLike | None,
+    report_json: PathLike | None,
+    report_md: PathLike | None,
     reference_profile: PathLike | None = None,
+    *,
+    enforce: bool = True,
 ) -> Result:
-    """Reports are written always; ``dataset_dir/data.parquet`` only when the batch passes
-    (a violation raises ``ContractViolation`` after the reports exist)."""
+    """Reports are written always (those given); ``dataset_dir/data.parquet`` only when the
+    batch passes. With ``enforce`` a violation raises ``ContractViolationError`` after the
+    reports exist; without it (``conveyor validate``) the result says ``passed``."""
     checked = spec(Contract, contract, "contract")
     df, report = check_batch(str(batch), checked, str(reference_profile or "") or None)
-    write_json(report, report_json)
-    write_text(render_markdown(report), report_md)
-    enforce(report)
-    write_table(df, Path(dataset_dir) / "data.parquet")
-    return Result(int(report["rows"]), str(report["data_sha256"]), str(report["contract"]), report)
+    if report_json is not None:
+        write_json(report, report_json)
+    if report_md is not None:
+        write_text(render_markdown(report), report_md)
+    if enforce:
+        refuse_violations(report)
+    if dataset_dir is not None and report["passed"]:
+        write_table(df, Path(dataset_dir) / "data.parquet")
+    return Result(
+        bool(report["passed"]), int(report["rows"]), str(report["data_sha256"]),
+        str(report["contract"]), report,
+    )  # fmt: skip

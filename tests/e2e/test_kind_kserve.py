@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conveyor.plugin import main
+from conveyor.cli.kubectl import main
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import KubeCluster
 

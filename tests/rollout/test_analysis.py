@@ -203,7 +203,7 @@ def test_a_check_with_alert_pages_through_the_decision(fake_kube, canary, capsys
     obj = fake_kube.get(inf.API_VERSION, "inferenceservices", "models", "fraud")
     last = json.loads(obj["metadata"]["annotations"][ANALYSIS])["last"]
     assert last["alerts"] == ["latency_p99"]
-    from conveyor.plugin import main
+    from conveyor.cli.kubectl import main
 
     capsys.readouterr()
     assert main(["status", "fraud"]) == 0  # on-call's view says it paged

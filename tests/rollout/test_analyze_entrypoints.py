@@ -6,9 +6,9 @@ import json
 import pytest
 from kfp import dsl
 
+from conveyor.cli.kubectl import main
 from conveyor.components.analyse_rollout.component import analyse_rollout
 from conveyor.local.prometheus import PrometheusServer
-from conveyor.plugin import main
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import KubeCluster
 from conveyor.rollout.plan import RolloutPlan

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conveyor.plugin import main
+from conveyor.cli.kubectl import main
 from conveyor.registry import ModelRegistry
 from conveyor.serving import inference as inf
 from tests.fakes.kube_api import traffic_split

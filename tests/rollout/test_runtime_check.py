@@ -10,8 +10,8 @@ import pytest
 import sklearn
 import yaml
 
+from conveyor.cli.kubectl import main
 from conveyor.errors import ClusterError, IncompatibleRuntimeError
-from conveyor.plugin import main
 from conveyor.registry import ModelRegistry
 from conveyor.rollout import actions, rbac
 from conveyor.rollout.cluster import KubeCluster

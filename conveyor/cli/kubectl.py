@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from conveyor.cli._table import Command, arg, build
 from conveyor.context import actor, require_tracking_uri, tracking_uri
 from conveyor.errors import BadInputError, ConveyorError
 from conveyor.rollout import actions
@@ -320,97 +321,80 @@ def _percent(text: str) -> int:
     return value
 
 
+COMMON = [
+    arg("-n", "--namespace", help="namespace (default: the context's)"),
+    arg("--context", help="kubeconfig context (default: the current one)"),
+    arg("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube)"),
+    arg("-o", "--output", choices=["yaml", "json"], help="machine-readable output instead of text"),
+]
+WRITES = [
+    arg("--dry-run", action="store_true", help="print the change, write nothing"),
+    arg("--reason", default="", help="why: kept in the annotation and Event"),
+    arg("--tracking-uri", default="", help="MLflow registry (default: MLFLOW_TRACKING_URI)"),
+    arg("--model", help="registered model name (default: the isvc's label)"),
+    arg("--require-approval", action="store_true",
+        help="refuse a version without a person's recorded approval"),
+]  # fmt: skip
+NAME = arg("name", help="InferenceService name")
+SCORE_LOG = "score-log receiver URL: a new InferenceService logs its responses there "
+RUNTIME = (
+    "serving runtime of the new revision (default: the InferenceService's own, else "
+    f"{inf.RUNTIME}); its {inf.SKLEARN_VERSION} annotation must equal the version's "
+    "scikit-learn"
+)
+
+
+def _write(name: str, help_: str, run: Callable[..., int], *extra: Any) -> Command:
+    """A verb that changes the rollout: the common flags, the write flags, NAME, its own."""
+    return Command(name, help_, run, description=help_, args=[*COMMON, *WRITES, NAME, *extra])
+
+
+VERBS: list[Command] = [
+    Command("status", "revisions, traffic split, model versions, readiness and the last events",
+            cmd_status,
+            description="revisions, traffic split, model versions, readiness and the last events",
+            args=[*COMMON, NAME]),
+    _write("canary", "start a canary of --version at --percent (0-100), or step the running one",
+           cmd_canary,
+           arg("--version", help="registered version (omit to step the running canary)"),
+           arg("--percent", type=_percent, required=True, help="traffic share, 0-100"),
+           arg("--score-log", help=SCORE_LOG + "(a canary inherits it)"),
+           arg("--runtime", help=RUNTIME)),
+    _write("promote", "the canary takes 100 %% and becomes champion (MLflow alias too)",
+           cmd_promote),
+    _write("rollback", "all traffic back to the champion; the champion's spec restored",
+           cmd_rollback),
+    _write("shadow", "mirror --percent of requests to <name>-shadow serving --version", cmd_shadow,
+           arg("--version", help="registered version to shadow"),
+           arg("--percent", type=float, default=10.0, help="mirrored share (default 10)"),
+           arg("--off", action="store_true", help="stop mirroring and remove the shadow"),
+           arg("--score-log", help=SCORE_LOG + "(the shadow's scores, for comparison)"),
+           arg("--runtime", help=RUNTIME.replace("the new revision", "the shadow").replace(
+               "the InferenceService's own", "the champion's"))),
+    Command("analyze", "judge the running canary from online metrics: step up, promote, hold "
+            "or roll back, one line per interval", cmd_analyze,
+            description="Run the rollout plan's analysis until promote, hold or rollback.",
+            args=[*COMMON, NAME,
+                  arg("--plan", help="rollout plan YAML (default: the built-in plan)"),
+                  arg("--prometheus", help="Prometheus URL (default: PROMETHEUS_URL)"),
+                  arg("--once", action="store_true",
+                      help="one interval, then exit (cron or CI)"),
+                  arg("--interval", type=float,
+                      help="override the plan's interval, in seconds"),
+                  arg("--tracking-uri", default="",
+                      help="MLflow registry (default: MLFLOW_TRACKING_URI)")]),
+]  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
-    common.add_argument("--context", help="kubeconfig context (default: the current one)")
-    common.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube)")
-    common.add_argument(
-        "-o", "--output", choices=["yaml", "json"], help="machine-readable output instead of text"
-    )
-    parser = argparse.ArgumentParser(
-        prog="kubectl conveyor",
-        description="Operate model rollouts on KServe InferenceServices (canary, shadow, "
-        "promote, roll back).",
+    return build(
+        "kubectl conveyor",
+        "Operate model rollouts on KServe InferenceServices (canary, shadow, promote, roll back).",
+        VERBS,
+        metavar="VERB",
+        dest="verb",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    def verb(name: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
-        p.add_argument("name", help="InferenceService name")
-        return p
-
-    verb("status", "revisions, traffic split, model versions, readiness and the last events")
-    writes = argparse.ArgumentParser(add_help=False)
-    writes.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
-    writes.add_argument("--reason", default="", help="why: kept in the annotation and Event")
-    writes.add_argument(
-        "--tracking-uri", default="", help="MLflow registry (default: MLFLOW_TRACKING_URI)"
-    )
-    writes.add_argument("--model", help="registered model name (default: the isvc's label)")
-    writes.add_argument(
-        "--require-approval", action="store_true",
-        help="refuse a version without a person's recorded approval",
-    )  # fmt: skip
-
-    def write_verb(name: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common, writes], help=help_, description=help_)
-        p.add_argument("name", help="InferenceService name")
-        return p
-
-    c = write_verb(
-        "canary",
-        "start a canary of --version at --percent (0-100), or step the running one",
-    )
-    c.add_argument("--version", help="registered version (omit to step the running canary)")
-    c.add_argument("--percent", type=_percent, required=True, help="traffic share, 0-100")
-    score_log = "score-log receiver URL: a new InferenceService logs its responses there "
-    c.add_argument("--score-log", help=score_log + "(a canary inherits it)")
-    runtime = (
-        "serving runtime of the new revision (default: the InferenceService's own, else "
-        f"{inf.RUNTIME}); its {inf.SKLEARN_VERSION} annotation must equal the version's "
-        "scikit-learn"
-    )
-    c.add_argument("--runtime", help=runtime)
-    write_verb("promote", "the canary takes 100 %% and becomes champion (MLflow alias too)")
-    write_verb("rollback", "all traffic back to the champion; the champion's spec restored")
-    s = write_verb("shadow", "mirror --percent of requests to <name>-shadow serving --version")
-    s.add_argument("--version", help="registered version to shadow")
-    s.add_argument("--percent", type=float, default=10.0, help="mirrored share (default 10)")
-    s.add_argument("--off", action="store_true", help="stop mirroring and remove the shadow")
-    s.add_argument("--score-log", help=score_log + "(the shadow's scores, for comparison)")
-    s.add_argument(
-        "--runtime",
-        help=runtime.replace("the new revision", "the shadow").replace(
-            "the InferenceService's own", "the champion's"
-        ),
-    )
-    a = sub.add_parser(
-        "analyze", parents=[common], help="judge the running canary from online metrics: step "
-        "up, promote, hold or roll back, one line per interval",
-        description="Run the rollout plan's analysis until promote, hold or rollback.",
-    )  # fmt: skip
-    a.add_argument("name", help="InferenceService name")
-    a.add_argument("--plan", help="rollout plan YAML (default: the built-in plan)")
-    a.add_argument("--prometheus", help="Prometheus URL (default: PROMETHEUS_URL)")
-    a.add_argument("--once", action="store_true", help="one interval, then exit (cron or CI)")
-    a.add_argument("--interval", type=float, help="override the plan's interval, in seconds")
-    a.add_argument(
-        "--tracking-uri", default="", help="MLflow registry (default: MLFLOW_TRACKING_URI)"
-    )
-    return parser
-
-
-VERBS: dict[str, Callable[[Cluster, argparse.Namespace], int]] = {
-    "status": cmd_status,
-    "canary": cmd_canary,
-    "promote": cmd_promote,
-    "rollback": cmd_rollback,
-    "shadow": cmd_shadow,
-    "analyze": cmd_analyze,
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -421,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if getattr(args, "dry_run", False):
             cluster = DryRun(cluster)
-        return VERBS[args.verb](cluster, args)
+        return int(args.func(cluster, args))
     except ConveyorError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code

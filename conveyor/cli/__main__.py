@@ -1,0 +1,7 @@
+"""``python -m conveyor.cli``: the ``conveyor`` command line (what the images' entry points run)."""
+
+import sys
+
+from conveyor.cli.commands import main
+
+sys.exit(main())
