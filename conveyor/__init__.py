@@ -4,6 +4,9 @@ The engine (this package) is plain typed Python and never imports kfp; the KFP c
 ``conveyor.components`` and pipelines in ``conveyor.pipelines`` are thin wrappers around it.
 """
 
+__all__ = ["COMPONENT_IMAGE", "SERVING_IMAGE", "__version__"]
+
+
 __version__ = "0.1.0"
 
 # The one component image. The tag names the Python line so kfp.local recognises it as a

@@ -19,6 +19,30 @@ from pydantic import (
 
 from conveyor.errors import BadInputError
 
+__all__ = [
+    "ClusterSpec",
+    "DriftPolicy",
+    "EvaluationSpec",
+    "FeatureSpec",
+    "LatencySpec",
+    "PipelineConfig",
+    "RetrainPolicy",
+    "SliceSpec",
+    "SplitSpec",
+    "StepResources",
+    "StrictModel",
+    "TrackingSpec",
+    "TrainingSpec",
+    "load_model",
+    "load_pipeline_config",
+    "model_from_data",
+    "model_from_yaml",
+    "one_line_json",
+    "redact_url",
+    "refuse_credentials",
+]
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

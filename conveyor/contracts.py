@@ -25,6 +25,20 @@ from conveyor.tables import (
     sha256_file,
 )
 
+__all__ = [
+    "Contract",
+    "check_batch",
+    "contract_from_yaml",
+    "enforce",
+    "load_contract",
+    "load_profile",
+    "render_markdown",
+    "render_text",
+    "validate",
+    "write_profile",
+]
+
+
 DType = Literal["int", "float", "string", "bool", "datetime"]
 EXAMPLES = 5
 

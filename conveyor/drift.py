@@ -11,6 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "band",
+    "column_psi",
+    "current_fractions",
+    "ks_statistic",
+    "numeric_fractions",
+    "profile_column",
+    "profile_frame",
+    "psi",
+]
+
+
 PSI_FLOOR = 1e-4
 PROFILE_VERSION = 1
 ECDF_POINTS = 100

@@ -19,6 +19,23 @@ from conveyor import drift
 from conveyor.config import DriftPolicy
 from conveyor.errors import BadInputError
 
+__all__ = [
+    "SCORE",
+    "against_champion",
+    "check_drift",
+    "compare",
+    "load_reference",
+    "metric_values",
+    "not_measured",
+    "policy_for",
+    "render_html",
+    "render_markdown",
+    "render_text",
+    "write_report_files",
+    "write_reports",
+]
+
+
 SCORE = "score"  # key of the model-score profile in a reference profile
 BAR_WIDTH = 24
 

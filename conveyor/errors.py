@@ -24,6 +24,25 @@ decisions are outcomes, not errors: see ``gate.EXIT_CODES`` and ``cli.kubectl.AN
 
 from pathlib import Path
 
+__all__ = [
+    "BadInputError",
+    "ClusterError",
+    "ConflictError",
+    "ContainerError",
+    "ContractViolationError",
+    "ConveyorError",
+    "IncompatibleRuntimeError",
+    "MetricsError",
+    "MetricsUnavailable",
+    "NotFoundError",
+    "PipelineFailedError",
+    "RouterError",
+    "ScoreLogError",
+    "ServingError",
+    "TrackingError",
+    "TrainingError",
+]
+
 
 class ConveyorError(Exception):
     """Base error. ``exit_code`` is what the ``conveyor`` CLI exits with when this escapes

@@ -35,6 +35,27 @@ from conveyor.tables import read_table, resolve_table, sha256_file
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+__all__ = [
+    "MLFLOW_BATCH",
+    "ROC_POINTS",
+    "check_threshold",
+    "classification_metrics",
+    "component_inputs",
+    "confusion",
+    "evaluate",
+    "evaluate_model",
+    "flat_metrics",
+    "golden_from_records",
+    "golden_records_json",
+    "group_fairness",
+    "load_golden",
+    "measure_latency",
+    "render_markdown",
+    "resolve_slices",
+    "roc",
+]
+
+
 ROC_POINTS = 101  # KFP's ROC view gets slow past a few hundred points
 FAIRNESS_METRICS = ("recall", "precision", "selection_rate")
 MLFLOW_BATCH = 900  # MLflow's log_batch takes at most 1000 metrics per call

@@ -22,6 +22,16 @@ from conveyor.config import FeatureSpec
 from conveyor.errors import BadInputError
 from conveyor.tables import write_json, write_table
 
+__all__ = [
+    "SPLITS",
+    "FeatureOutputs",
+    "PreparedFeatures",
+    "feature_frame",
+    "prepare",
+    "split_positions",
+]
+
+
 # A fixed key makes pandas' row hash reproducible across processes and machines.
 HASH_KEY = "conveyor-split-1"
 SPLITS = ("train", "validation", "holdout")

@@ -16,6 +16,19 @@ from pydantic import Field, model_validator
 
 from conveyor.config import StrictModel, load_model, model_from_yaml
 
+__all__ = [
+    "EXIT_CODES",
+    "GateResult",
+    "Policy",
+    "decide",
+    "load_policy",
+    "policy_from_yaml",
+    "render_html",
+    "render_markdown",
+    "render_text",
+]
+
+
 Verdict = Literal["approve", "hold", "reject"]
 EXIT_CODES: dict[str, int] = {"approve": 0, "hold": 3, "reject": 4}
 TOLERANCE = 1e-9  # 0.91 - 0.01 is 0.9000000000000001 in floating point

@@ -10,6 +10,15 @@ from conveyor.config import EvaluationSpec, one_line_json
 from conveyor.errors import BadInputError
 from conveyor.tables import read_table
 
+__all__ = [
+    "GOLDEN_TARGET",
+    "check_golden",
+    "component_inputs",
+    "golden_records_json",
+    "load_golden",
+]
+
+
 GOLDEN_TARGET = "expected_prediction"  # the golden-set column holding the expected 0/1 output
 
 

@@ -13,6 +13,9 @@ from typing import Any, Self
 
 from conveyor.lifecycle import Service
 
+__all__ = ["BackgroundHTTPServer"]
+
+
 # A wildcard bind accepts on every interface; a client reaches it on loopback.
 _WILDCARD_HOSTS = ("", "0.0.0.0")
 

@@ -14,6 +14,24 @@ from conveyor.config import redact_url
 from conveyor.context import actor, tracking_uri
 from conveyor.errors import BadInputError, TrackingError
 
+__all__ = [
+    "CANDIDATE",
+    "CHAMPION",
+    "PREVIOUS",
+    "PROFILE_FILE",
+    "REFERENCE_PATH",
+    "SKLEARN_VERSION_TAG",
+    "TRAINING_KEY_TAG",
+    "MemoryTracker",
+    "MlflowTracker",
+    "ModelRegistry",
+    "lineage_tags",
+    "render_versions",
+    "time",
+    "tracker_for",
+]
+
+
 MEMORY_URI = "memory://"
 
 

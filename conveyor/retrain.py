@@ -16,6 +16,17 @@ from conveyor import __version__
 from conveyor.config import PipelineConfig, RetrainPolicy, one_line_json
 from conveyor.registry import TRAINING_KEY_TAG
 
+__all__ = [
+    "decide",
+    "describe",
+    "find_unchanged",
+    "key_inputs",
+    "pipeline_inputs",
+    "render_markdown",
+    "training_key",
+]
+
+
 RETRAIN, SKIP = "retrain", "skip"
 
 

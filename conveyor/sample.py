@@ -11,6 +11,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "CATEGORICAL_FEATURES",
+    "NULLABLE_FEATURES",
+    "NUMERIC_FEATURES",
+    "Mode",
+    "default_as_of",
+    "generate",
+]
+
+
 Mode = Literal["clean", "drift", "corrupt"]
 
 MERCHANT_CATEGORIES = [

@@ -9,6 +9,9 @@ from pathlib import Path
 from conveyor import COMPONENT_IMAGE
 from conveyor.errors import BadInputError
 
+__all__ = ["scaffold"]
+
+
 PIPELINE = """\
 # Pipeline template for team {team} (conveyor.config.PipelineConfig; paths relative to this file).
 # Check it with `conveyor validate-config {folder}/pipeline.yaml`; compile it with

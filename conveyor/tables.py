@@ -11,6 +11,18 @@ import pandas as pd
 
 from conveyor.errors import BadInputError
 
+__all__ = [
+    "probe_table",
+    "read_json_object",
+    "read_table",
+    "resolve_table",
+    "sha256_file",
+    "write_json",
+    "write_table",
+    "write_text",
+]
+
+
 SUPPORTED = (".csv", ".parquet", ".pq")
 
 

@@ -38,6 +38,9 @@ from conveyor.registry import (
 )
 from conveyor.tables import read_table, resolve_table, sha256_file, write_json
 
+__all__ = ["TrainResult", "build_model", "train"]
+
+
 ESTIMATORS: dict[str, tuple[type, dict[str, Any]]] = {
     "logistic_regression": (LogisticRegression, {"max_iter": 2000, "C": 1.0}),
     "hist_gradient_boosting": (

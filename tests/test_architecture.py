@@ -217,3 +217,35 @@ def test_the_command_lines_hold_no_domain_logic(module: str) -> None:
         if target.split(".")[0] in data
     )
     assert not used, f"{module} does domain work itself: {used}"
+
+
+def _all(path: Path) -> list[str] | None:
+    """The module's literal ``__all__``, or None."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return list(ast.literal_eval(node.value))
+    return None
+
+
+def test_every_module_names_its_public_surface() -> None:
+    missing = sorted(name for name, path in MODULES.items() if _all(path) is None)
+    assert not missing, f"no __all__ in {missing}"
+
+
+def test_the_code_imports_only_public_names() -> None:
+    """Engine, components and pipelines import from a module only what its ``__all__`` names
+    (tests may reach further); a name needed elsewhere is added to ``__all__`` on purpose."""
+    surfaces = {name: set(_all(path) or []) for name, path in MODULES.items()}
+    sources = [*PACKAGE.rglob("*.py"), *(ROOT / "components").rglob("*.py"),
+               *(ROOT / "pipelines").rglob("*.py")]  # fmt: skip
+    reach = sorted(
+        f"{path.relative_to(ROOT)}:{node.lineno} imports {alias.name} from {node.module}"
+        for path in sources
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module in surfaces and not node.level
+        for alias in node.names
+        if f"{node.module}.{alias.name}" not in MODULES and alias.name not in surfaces[node.module]
+    )
+    assert not reach, "\n".join(reach)

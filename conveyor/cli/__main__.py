@@ -4,4 +4,7 @@ import sys
 
 from conveyor.cli.commands import main
 
+__all__ = []
+
+
 sys.exit(main())

@@ -24,6 +24,9 @@ from conveyor.rollout.cluster import ISVC, Cluster, Kind, KubeCluster, get
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change
 
+__all__ = ["main"]
+
+
 EPILOG = """examples:
   kubectl conveyor status fraud -n models
   kubectl conveyor canary fraud --version 7 --percent 10 --reason "weekly retrain"

@@ -3,3 +3,5 @@ router, Prometheus and Alertmanager from Debian's packages, and the rollout scen
 
 Used by ``conveyor run``/``serve``/``rollout-sim`` and the tests; never on a cluster, and never
 imported by the cluster-facing engine (``tests/test_architecture.py``)."""
+
+__all__ = []

@@ -18,6 +18,9 @@ import httpx
 
 from conveyor.local.prometheus import LocalToolServer
 
+__all__ = ["RECEIVER", "AlertmanagerServer"]
+
+
 RECEIVER = "conveyor-test"
 GROUP_BY = ("alertname", "namespace", "inferenceservice", "version")
 

@@ -10,6 +10,8 @@ from conveyor.errors import ServingError
 from conveyor.lifecycle import HOST, ProcessService, free_port, owns_listener
 from conveyor.serving.server import MAX_BATCH_ROWS
 
+__all__ = ["LocalServer"]
+
 
 class LocalServer(ProcessService):
     """A model server process on 127.0.0.1, started and always stopped by this object."""

@@ -21,6 +21,9 @@ import httpx
 
 from conveyor.lifecycle import ProcessService, free_port
 
+__all__ = ["LocalToolServer", "PrometheusServer", "free_port", "tools_dir"]
+
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = Path(os.environ.get("CONVEYOR_TOOLS") or ROOT / ".tools" / "bin")
 

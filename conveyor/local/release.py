@@ -13,6 +13,9 @@ from conveyor.registry import CHAMPION, ModelRegistry
 from conveyor.serving import replay, smoke
 from conveyor.tables import write_json, write_text
 
+__all__ = ["serve_and_check"]
+
+
 REPLAY_ROWS = 5000
 
 

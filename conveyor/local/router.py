@@ -45,6 +45,9 @@ from urllib.parse import urlsplit
 from conveyor.errors import RouterError
 from conveyor.lifecycle import HOST, ProcessService, free_port, owns_listener
 
+__all__ = ["BACKEND_HEADER", "NginxRouter", "find_nginx"]
+
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_NGINX = ROOT / ".tools" / "bin" / "nginx"
 BACKEND_HEADER = "x-conveyor-backend"

@@ -37,6 +37,8 @@ from conveyor.serving import inference as inf
 from conveyor.serving.client import v1_payload
 from conveyor.serving.inference import Change, ServedModel
 
+__all__ = ["EXPECTED", "SCENARIOS", "run_scenario"]
+
 
 @dataclass(frozen=True)
 class Scenario:

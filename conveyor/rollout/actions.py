@@ -28,6 +28,24 @@ from conveyor.rollout.cluster import (
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, Resources, ServedModel
 
+__all__ = [
+    "ISVC",
+    "RolledBack",
+    "ServedModel",
+    "check_runtime",
+    "deploy",
+    "deploy_shadow",
+    "promote",
+    "promote_release",
+    "resolve_version",
+    "rollback",
+    "rollback_release",
+    "set_traffic",
+    "shadow_off",
+    "status",
+    "wait_ready",
+]
+
 
 def _record(cluster: Cluster, obj: dict[str, Any], reason: str, change: Change, msg: str) -> None:
     cluster.event(obj, reason, f"{msg} (by {change.actor}: {change.reason})")

@@ -42,6 +42,19 @@ from conveyor.rollout.prometheus import render
 from conveyor.serving import inference as inf
 from conveyor.serving.inference import Change, ServedModel
 
+__all__ = [
+    "ANALYSIS",
+    "Analysis",
+    "Decision",
+    "Side",
+    "Sides",
+    "cluster_analysis",
+    "merge_sparse_bins",
+    "min_samples",
+    "rollout_sides",
+]
+
+
 ANALYSIS = inf.ANALYSIS
 DECISIONS = ("continue", "step_up", "promote", "hold", "rollback")
 FINAL = ("promote", "hold", "rollback")

@@ -17,6 +17,20 @@ from typing import Any, Protocol
 from conveyor.context import actor as context_actor
 from conveyor.errors import ClusterError, ConflictError, NotFoundError
 
+__all__ = [
+    "CLUSTER_SERVING_RUNTIME",
+    "ISVC",
+    "RUNTIME_READER",
+    "SERVING_RUNTIME",
+    "VSVC",
+    "Cluster",
+    "Kind",
+    "KubeCluster",
+    "get",
+    "update",
+]
+
+
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 CONFLICT_ATTEMPTS = 5
 

@@ -12,6 +12,8 @@ import copy
 from collections import Counter
 from typing import Any
 
+__all__ = ["settle"]
+
 
 def route(
     namespace: str,

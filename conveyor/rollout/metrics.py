@@ -11,6 +11,8 @@ from typing import Protocol
 
 from conveyor.errors import MetricsUnavailable
 
+__all__ = ["MetricsProvider", "StaticMetrics"]
+
 
 class MetricsProvider(Protocol):
     """One number per query, or None for no data."""

@@ -30,6 +30,18 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from conveyor.config import StrictModel, refuse_credentials
 from conveyor.errors import BadInputError
 
+__all__ = [
+    "AlertmanagerNotifier",
+    "MemoryNotifier",
+    "MultiNotifier",
+    "Notification",
+    "NotificationSpec",
+    "SlackNotifier",
+    "WebhookNotifier",
+    "notifier_for",
+]
+
+
 Action = Literal["hold", "rollback", "promote", "step", "start"]
 ACTIONS: tuple[str, ...] = get_args(Action)
 DEFAULT_ON: tuple[Action, ...] = ("hold", "rollback", "promote")

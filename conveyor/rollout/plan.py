@@ -11,6 +11,9 @@ from conveyor.rollout.notify import NotificationSpec
 from conveyor.serving.inference import RUNTIME, Resources
 from conveyor.serving.smoke import SmokePolicy
 
+__all__ = ["AnalysisSpec", "CheckSpec", "RolloutPlan", "default_checks", "load_plan", "window"]
+
+
 REVISION = 'namespace="{{ namespace }}", revision_name="{{ revision }}"'
 HISTOGRAM_WINDOW = 4  # intervals of score / feedback histogram read when a check names none
 

@@ -22,6 +22,17 @@ import numpy as np
 from conveyor.errors import MetricsError, MetricsUnavailable
 from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
 
+__all__ = [
+    "FEEDBACK_SCORE_METRIC",
+    "PrometheusFeedback",
+    "PrometheusProvider",
+    "PrometheusScores",
+    "feedback_source",
+    "render",
+    "score_source",
+]
+
+
 FEEDBACK_SCORE_METRIC = "conveyor_feedback_score"  # conveyor.rollout.scorelog exports it
 
 DEFAULT_TIMEOUT = 5.0

@@ -17,6 +17,9 @@ from typing import Any
 from conveyor.rollout.cluster import RUNTIME_READER
 from conveyor.serving import inference as inf
 
+__all__ = ["cluster_manifests", "cluster_rules", "manifests", "rules"]
+
+
 KSERVE, ISTIO = "serving.kserve.io", "networking.istio.io"
 ROLE = "conveyor-rollout"
 RBAC_API = "rbac.authorization.k8s.io/v1"

@@ -98,6 +98,16 @@ from conveyor.httpd import BackgroundHTTPServer
 from conveyor.rollout.prometheus import FEEDBACK_SCORE_METRIC
 from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
 
+__all__ = [
+    "CE_REQUEST",
+    "CE_RESPONSE",
+    "ScoreLogServer",
+    "UnparseableEvent",
+    "positive_scores",
+    "run",
+]
+
+
 log = logging.getLogger(__name__)
 
 CE_REQUEST = "org.kubeflow.serving.inference.request"

@@ -1,1 +1,3 @@
 """Serving: InferenceService builders, the local model server, smoke tests, shadow replay."""
+
+__all__ = []

@@ -15,6 +15,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+__all__ = ["ModelClient", "Reply", "percentile_ms", "v1_payload", "v2_payload"]
+
 
 def _jsonable(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):

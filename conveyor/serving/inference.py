@@ -23,6 +23,43 @@ from conveyor.config import StrictModel
 from conveyor.errors import BadInputError
 from conveyor.registry import SKLEARN_VERSION_TAG
 
+__all__ = [
+    "ANALYSIS",
+    "API_VERSION",
+    "DEPLOYMENT_MODE",
+    "ISTIO_API_VERSION",
+    "LAST_CHANGE",
+    "MODEL",
+    "MODEL_SHA256",
+    "MODEL_VERSION",
+    "PHASE",
+    "RUNTIME",
+    "SHADOW_ROLE",
+    "SKLEARN_VERSION",
+    "STOCK_RUNTIME",
+    "TAG_ROUTING",
+    "VERSION_ENV",
+    "Change",
+    "Resources",
+    "ServedModel",
+    "apply_merge",
+    "canary_patch",
+    "canary_percent",
+    "champion_of",
+    "check_percent",
+    "current_model",
+    "inference_service",
+    "merge_diff",
+    "mirror_name",
+    "promote_patch",
+    "rollback_patch",
+    "runtime_of",
+    "shadow_name",
+    "traffic_patch",
+    "virtual_service",
+]
+
+
 GROUP, VERSION = "serving.kserve.io", "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
 ISTIO_API_VERSION = "networking.istio.io/v1beta1"

@@ -15,6 +15,8 @@ from conveyor import drift
 from conveyor.errors import ServingError
 from conveyor.serving.client import ModelClient, percentile_ms, v1_payload
 
+__all__ = ["render_markdown", "shadow_replay"]
+
 
 def _scores(client: ModelClient, frame: pd.DataFrame, batch: int) -> np.ndarray:
     parts = []

@@ -19,6 +19,9 @@ from typing import Any
 
 from conveyor.lifecycle import HOST
 
+__all__ = ["MAX_BATCH_ROWS", "SCORE_BUCKETS", "SCORE_METRIC", "serve"]
+
+
 MAX_BATCH_ROWS = 10_000
 # The positive-class score histogram, per model and version: 20 buckets of 0.05 (plus +Inf).
 # The score-log receiver (conveyor.rollout.scorelog) exports the same series from KServe's

@@ -15,6 +15,8 @@ from pydantic import Field
 from conveyor.config import StrictModel
 from conveyor.serving.client import ModelClient, Reply, percentile_ms, v1_payload, v2_payload
 
+__all__ = ["SmokePolicy", "failed_checks", "render_markdown", "smoke_test"]
+
 
 class SmokePolicy(StrictModel):
     """Bounds for the smoke test (the ``smoke`` block of a rollout plan)."""

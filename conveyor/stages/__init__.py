@@ -7,6 +7,9 @@ the tracker. Components, pipelines and the CLI call ``run`` and nothing deeper, 
 found, changed and tested by its one name.
 """
 
+__all__ = ["STAGES"]
+
+
 STAGES = (
     "validate_data",
     "prepare_features",

@@ -11,6 +11,9 @@ from conveyor.config import TrackingSpec, model_from_yaml
 if TYPE_CHECKING:
     from conveyor.rollout.cluster import KubeCluster
 
+__all__ = ["rollout_actor", "rollout_cluster", "spec", "tracking"]
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

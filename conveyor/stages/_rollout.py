@@ -9,7 +9,7 @@ from conveyor.rollout.actions import ServedModel
 from conveyor.rollout.cluster import KubeCluster
 from conveyor.tables import write_json
 
-__all__ = ["Deployed"]
+__all__ = ["Deployed", "resolve"]
 
 
 @dataclass(frozen=True)
