@@ -9,7 +9,7 @@ from conveyor.registry import ModelRegistry
 from conveyor.sample import generate
 from conveyor.stages import check_trigger
 from conveyor.tables import sha256_file, write_table
-from tests.unit.test_retrain import AS_OF, INPUTS, KEYS, _tag
+from tests.test_retrain import AS_OF, INPUTS, KEYS, _tag
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conveyor import gate
-from tests.unit.test_gate import CANDIDATE, CHAMPION, REFERENCE_POLICY
+from tests.test_gate import CANDIDATE, CHAMPION, REFERENCE_POLICY
 
 pytestmark = pytest.mark.unit
 

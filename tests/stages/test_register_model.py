@@ -1,5 +1,5 @@
 """register_model: the verdict decides; a typed result says what the registry now holds.
-Lineage tags and idempotence in depth: tests/integration/test_model_registry.py."""
+Lineage tags and idempotence in depth: tests/test_model_registry.py."""
 
 import pytest
 

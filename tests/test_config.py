@@ -91,7 +91,7 @@ def test_no_compiled_file_carries_a_credential() -> None:
 
     from conveyor.config import redact_url
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     compiled = [*root.glob("pipelines/*/pipeline.yaml"), *root.glob("components/*/component.yaml")]
     assert len(compiled) >= 18
     leaks = [str(p) for p in compiled if redact_url(p.read_text()) != p.read_text()]

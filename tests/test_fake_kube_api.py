@@ -306,7 +306,7 @@ def test_deny_answers_forbidden_until_allowed(fake: FakeKubeAPI, custom: Any) ->
 
 RUNTIME_GROUP, RUNTIME_VERSION = "serving.kserve.io", "v1alpha1"
 RUNTIME_MANIFEST = (
-    Path(__file__).resolve().parents[2] / "manifests/runtime/clusterservingruntime.yaml"
+    Path(__file__).resolve().parents[1] / "manifests/runtime/clusterservingruntime.yaml"
 )
 
 

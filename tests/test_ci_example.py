@@ -13,7 +13,7 @@ from conveyor.cli import build_parser
 
 pytestmark = pytest.mark.unit
 
-WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "ci" / "github-actions.yml"
+WORKFLOW = Path(__file__).resolve().parents[1] / "examples" / "ci" / "github-actions.yml"
 # The verbs the CI example is allowed to call (the CLI contract it was written against).
 CI_VERBS = {"validate-config", "run", "gate", "compile", "submit", "schedule", "drift"}
 COMMAND = re.compile(r"(?<![\w/.$-])conveyor[ \t]+(?P<args>[^\n;&|]*)")
