@@ -476,6 +476,8 @@ def write_profile(
     from conveyor.tables import read_table, write_json
 
     df = read_table(data)
+    if df.empty:
+        raise BadInputError(f"{data}: no rows (a header only?); a reference profile needs rows")
     chosen = columns.split(",") if columns else None
     if chosen:
         missing = [c for c in chosen if c not in df.columns]

@@ -11,6 +11,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from conveyor.errors import BadInputError
+
 __all__ = [
     "CATEGORICAL_FEATURES",
     "NULLABLE_FEATURES",
@@ -82,7 +84,7 @@ def generate(
         start_id: first transaction id, so batches can be given disjoint keys.
     """
     if rows < 1:
-        raise ValueError(f"rows must be >= 1, got {rows}")
+        raise BadInputError(f"rows: {rows} is below the minimum 1 (rows must be >= 1)")
     rng = np.random.default_rng(seed)
     if as_of is None:
         as_of = default_as_of()

@@ -105,11 +105,26 @@ def _write(df: pd.DataFrame, path: str, suffix: str) -> None:
         df.astype(mixed).to_parquet(path, index=False)
 
 
+def writable_parent(path: str | os.PathLike[str]) -> Path:
+    """``path`` with its folder made; a folder that cannot be (a file in the way, no
+    permission, read-only) is bad input naming the path, not a traceback."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"{p}: cannot create its folder {p.parent} ({exc.strerror or exc}); "
+            "choose a path you can write to"
+        ) from exc
+    if not os.access(p.parent, os.W_OK):
+        raise BadInputError(f"{p}: its folder {p.parent} is not writable; choose another path")
+    return p
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write atomically (temp file + rename) so a crash never leaves half a table behind."""
-    p = Path(path)
+    p = writable_parent(path)
     suffix = _suffix(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -132,16 +147,17 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def write_json(doc: Any, path: str | os.PathLike[str]) -> Path:
     """Stable, diff-friendly JSON (sorted keys), parent folders created."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return p
+    return write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", path)
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text, encoding="utf-8")
+    p = writable_parent(path)
+    try:
+        p.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(
+            f"{p}: cannot write ({exc.strerror or exc}); choose another path"
+        ) from exc
     return p
 
 

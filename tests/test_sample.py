@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conveyor import sample
+from conveyor.errors import BadInputError
 from conveyor.tables import write_table
 from tests.conftest import AS_OF
 
@@ -64,7 +65,7 @@ def test_corrupt_batch_carries_each_fault():
 
 
 def test_rows_must_be_positive():
-    with pytest.raises(ValueError, match="rows must be >= 1, got 0"):
+    with pytest.raises(BadInputError, match=r"rows: 0 is below the minimum 1"):
         sample.generate(0)
 
 

@@ -11,7 +11,18 @@ from typing import Protocol
 
 from conveyor.errors import MetricsUnavailable
 
-__all__ = ["MetricsProvider", "StaticMetrics"]
+__all__ = [
+    "FEEDBACK_SCORE_METRIC",
+    "SCORE_BUCKETS",
+    "SCORE_METRIC",
+    "MetricsProvider",
+    "StaticMetrics",
+]
+
+# The series the model server and the score-log receiver export and the analysis reads.
+SCORE_METRIC = "conveyor_prediction_score"
+SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
+FEEDBACK_SCORE_METRIC = "conveyor_feedback_score"  # conveyor.rollout.scorelog exports it
 
 
 class MetricsProvider(Protocol):

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 
 from conveyor.errors import MetricsError, MetricsUnavailable
-from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
+from conveyor.rollout.metrics import FEEDBACK_SCORE_METRIC, SCORE_BUCKETS, SCORE_METRIC
 
 __all__ = [
     "FEEDBACK_SCORE_METRIC",
@@ -32,8 +32,6 @@ __all__ = [
     "score_source",
 ]
 
-
-FEEDBACK_SCORE_METRIC = "conveyor_feedback_score"  # conveyor.rollout.scorelog exports it
 
 DEFAULT_TIMEOUT = 5.0
 

@@ -95,8 +95,7 @@ from prometheus_client import (
 
 from conveyor.errors import ScoreLogError
 from conveyor.httpd import BackgroundHTTPServer
-from conveyor.rollout.prometheus import FEEDBACK_SCORE_METRIC
-from conveyor.serving.server import SCORE_BUCKETS, SCORE_METRIC
+from conveyor.rollout.metrics import FEEDBACK_SCORE_METRIC, SCORE_BUCKETS, SCORE_METRIC
 
 __all__ = [
     "CE_REQUEST",

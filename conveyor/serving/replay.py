@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor import drift
-from conveyor.errors import ServingError
+from conveyor.errors import BadInputError, ServingError
 from conveyor.serving.client import ModelClient, percentile_ms, v1_payload
 
 __all__ = ["render_markdown", "shadow_replay"]
@@ -52,7 +52,7 @@ def shadow_replay(
     features = list(feature_spec["numeric"]) + list(feature_spec["categorical"])
     frame = rows[features].reset_index(drop=True)
     if frame.empty:
-        raise ValueError("shadow replay needs at least one row")
+        raise BadInputError("rows: the shadow replay needs at least one row")
     with ModelClient(*champion) as a, ModelClient(*candidate) as b:
         old, new = _scores(a, frame, batch), _scores(b, frame, batch)
         lat_old = _latency(a, frame, latency_calls)

@@ -18,16 +18,15 @@ import time
 from typing import Any
 
 from conveyor.lifecycle import HOST
+from conveyor.rollout.metrics import SCORE_BUCKETS, SCORE_METRIC
 
-__all__ = ["MAX_BATCH_ROWS", "SCORE_BUCKETS", "SCORE_METRIC", "serve"]
+__all__ = ["MAX_BATCH_ROWS", "serve"]
 
 
 MAX_BATCH_ROWS = 10_000
 # The positive-class score histogram, per model and version: 20 buckets of 0.05 (plus +Inf).
 # The score-log receiver (conveyor.rollout.scorelog) exports the same series from KServe's
 # inference logger, and PrometheusScores reads it back bucket by bucket: all three share these.
-SCORE_METRIC = "conveyor_prediction_score"
-SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 
 class Faults:

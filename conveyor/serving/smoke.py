@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import Field
 
 from conveyor.config import StrictModel
+from conveyor.errors import BadInputError
 from conveyor.serving.client import ModelClient, Reply, percentile_ms, v1_payload, v2_payload
 
 __all__ = ["SmokePolicy", "failed_checks", "render_markdown", "smoke_test"]
@@ -61,7 +62,7 @@ def smoke_test(
     features = list(feature_spec["numeric"]) + list(feature_spec["categorical"])
     sample = rows[features].head(5).reset_index(drop=True)
     if sample.empty:
-        raise ValueError("smoke test needs at least one example row")
+        raise BadInputError("examples: the smoke test needs at least one example row")
     checks: list[dict[str, Any]] = []
     latencies: list[float] = []
     with ModelClient(url, name, timeout=policy.timeout_s) as client:

@@ -92,3 +92,35 @@ def test_the_parser_names_every_rollout_sim_scenario():
     from conveyor.local.sim import SCENARIOS
 
     assert tuple(sorted(SCENARIOS)) == SIM_SCENARIOS
+
+
+@pytest.mark.parametrize("rows", ["0", "-5"])
+def test_sample_with_no_rows_is_bad_input_not_a_traceback(tmp_path, capsys, rows):
+    assert main(["sample", "--rows", rows, "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: rows: {rows} is below the minimum 1")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_profile_of_a_header_only_table_is_bad_input(tmp_path, capsys):
+    table = tmp_path / "empty.csv"
+    table.write_text("amount,channel\n")
+    assert main(["profile", str(table), "--out", str(tmp_path / "p.json")]) == 2
+    assert "no rows (a header only?)" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_an_output_path_that_cannot_be_made_is_bad_input(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    out = blocker / "sub" / "batch.csv"
+    assert main(["sample", "--rows", "10", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot create its folder" in err and "choose a path you can write to" in err
+    batch = tmp_path / "b.csv"
+    assert main(["sample", "--rows", "100", "--out", str(batch)]) == 0
+    capsys.readouterr()
+    report_dir = blocker / "reports"
+    assert main(["validate", "--contract", CONTRACT, str(batch), "--report-dir",
+                 str(report_dir)]) == 2  # fmt: skip
+    assert "cannot create its folder" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from conveyor.errors import MetricsError, ScoreLogError
 from conveyor.lifecycle import free_port
 from conveyor.local.prometheus import PrometheusServer, tools_dir
 from conveyor.rollout.analysis import _auc, merge_sparse_bins
+from conveyor.rollout.metrics import SCORE_BUCKETS
 from conveyor.rollout.prometheus import (
     PrometheusFeedback,
     PrometheusProvider,
@@ -41,7 +42,6 @@ from conveyor.rollout.scorelog import (
     UnparseableEvent,
     positive_scores,
 )
-from conveyor.serving.server import SCORE_BUCKETS
 
 pytestmark = pytest.mark.integration
 
