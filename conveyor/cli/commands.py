@@ -255,6 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config, store, result["run_id"], find_output(run_dir, "prepare-features", "holdout"),
         work / "serving",
     )  # fmt: skip
+    release += local_run.settle(config, store, result["run_id"], served_ok)
     _progress(5, total, f"done in {time.monotonic() - started:.0f}s")
     print(
         "\n".join(

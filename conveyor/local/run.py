@@ -16,6 +16,7 @@ __all__ = [
     "reference_profile",
     "release_summary",
     "serve_locally",
+    "settle",
     "smoke_sample",
     "unchanged",
 ]
@@ -120,10 +121,9 @@ def release_summary(
     evaluation_path: Path | None,
     gate_path: Path | None,
 ) -> list[str]:
-    """Gate verdict, champion comparison and what was registered, for the terminal; the
-    first approved version of a store becomes its champion when the config says so."""
+    """Gate verdict, champion comparison and what was registered, for the terminal."""
     from conveyor import gate
-    from conveyor.registry import CANDIDATE, CHAMPION, ModelRegistry
+    from conveyor.registry import ModelRegistry
 
     lines: list[str] = []
     evaluation = json.loads(evaluation_path.read_text()) if evaluation_path else {}
@@ -154,6 +154,26 @@ def release_summary(
         f"registry: {name} v{mine['version']} {mine['status']}"
         + (f", aliases {', '.join(mine['aliases'])}" if mine["aliases"] else ", no alias")
     )
+    return lines
+
+
+def settle(config: PipelineConfig, tracking_uri: str, run_id: str, smoke_passed: bool) -> list[str]:
+    """After the local smoke test: a version that failed it is rejected (not deployable, no
+    ``candidate`` alias), so no path leaves an untested or failed candidate; one that passed
+    becomes the store's first champion when there is none (``promote_first_locally``)."""
+    from conveyor.registry import CANDIDATE, CHAMPION, ModelRegistry
+
+    registry = ModelRegistry(tracking_uri)
+    name = config.model_name
+    mine = next((v for v in registry.versions(name) if v["run_id"] == run_id), None)
+    if mine is None or mine["status"] != "approved":
+        return []
+    if not smoke_passed:
+        registry.reject_candidate(name, mine["version"], "failed its local smoke test")
+        return [
+            f"registry: {name} v{mine['version']} rejected: it failed its local smoke test, so "
+            "it is not deployable and lost the candidate alias (the champion is unchanged)"
+        ]
     if (
         config.registry.promote_first_locally
         and CANDIDATE in mine["aliases"]
@@ -162,12 +182,13 @@ def release_summary(
         registry.promote(
             name, mine["version"], "local run: first approved model becomes the baseline"
         )
-        lines.append(
+        return [
             f"registry: no champion existed, so this local run promoted v{mine['version']} to "
-            "champion; the next run on new data (or `make run ARGS=--force`) is compared "
-            "against it (on a cluster, promotion is `conveyor models promote` after a rollout)"
-        )
-    return lines
+            "champion after its smoke test passed; the next run on new data (or `make run "
+            "ARGS=--force`) is compared against it (on a cluster, promotion is `conveyor "
+            "models promote` after a rollout)"
+        ]
+    return []
 
 
 def serve_locally(

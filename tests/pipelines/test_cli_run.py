@@ -115,3 +115,28 @@ def test_run_on_a_corrupt_batch_exits_4_and_trains_nothing(workdir, capsys):
         client = MlflowClient(f"sqlite:///{db}")
         exps = client.search_experiments()
         assert not client.search_runs([e.experiment_id for e in exps])
+
+
+def test_a_version_that_fails_its_local_smoke_test_is_never_left_a_candidate(
+    workdir, capsys, monkeypatch
+):
+    """Exit 8, and the version is rejected: no candidate alias, not deployable, not promoted
+    (before, a local run promoted first and smoke tested after)."""
+    from conveyor.local import release
+    from conveyor.registry import ModelRegistry
+
+    def failing(registry, version, served_name, holdout, out_dir, **kw):
+        return [f"serving: {served_name} v{version['version']}: smoke test FAILED"], {
+            "smoke": {"passed": False}
+        }
+
+    monkeypatch.setattr(release, "serve_and_check", failing)
+    config = _small_config(workdir)
+    assert main(["run", "--config", str(config)]) == 8
+    captured = capsys.readouterr()
+    assert "the served model failed its smoke test" in captured.err
+    assert "fraud v1 rejected: it failed its local smoke test" in captured.out
+    assert "promoted" not in captured.out
+    [v1] = ModelRegistry(f"sqlite:///{workdir / '.conveyor' / 'mlflow.db'}").versions("fraud")
+    assert v1["aliases"] == [] and v1["status"] == "rolled_back"
+    assert v1["tags"]["conveyor.deployable"] == "False"
