@@ -51,12 +51,33 @@ def resolve_table(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _refuse_duplicate_header(p: Path) -> None:
+    """pandas renames a repeated CSV column (``amount``, ``amount.1``), so a file with two
+    ``amount`` columns would pass validation checking one of them; Parquet refuses such a file
+    outright. A CSV header with a repeated name is bad input, as Parquet's is."""
+    import csv
+
+    try:
+        with open(p, newline="", encoding="utf-8", errors="replace") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, csv.Error):
+        return  # pandas reports an unreadable file with its own words
+    dupes = sorted({name for name in header if header.count(name) > 1})
+    if dupes:
+        raise BadInputError(
+            f"{p}: column name(s) {dupes} appear more than once in the header; give every "
+            "column its own name"
+        )
+
+
 def _load(path: str | os.PathLike[str], probe: bool) -> tuple[Path, pd.DataFrame | None]:
     """Read a table (or with ``probe``, only enough of it to know it is readable)."""
     p = resolve_table(path)
     suffix = _suffix(p)
     if not p.is_file():
         raise BadInputError(f"{p}: file not found; check the path (or run `conveyor sample`)")
+    if suffix == ".csv":
+        _refuse_duplicate_header(p)
     try:
         if suffix == ".csv":
             return p, pd.read_csv(p, nrows=5 if probe else None, low_memory=False)
