@@ -8,11 +8,20 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
-__all__ = ["HOST", "ProcessService", "Service", "free_port", "owns_listener"]
+__all__ = [
+    "HOST",
+    "ProcessService",
+    "Service",
+    "Terminated",
+    "descendants",
+    "free_port",
+    "owns_listener",
+    "stop_on_sigterm",
+]
 
 HOST = "127.0.0.1"
 
@@ -135,3 +144,51 @@ class ProcessService(Service):
         if self.own_group:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Kubernetes and CI runners send), raised where the process is, so every
+    ``with`` and ``except BaseException`` unwinds as it does for Ctrl-C."""
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children first), read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(0), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@contextlib.contextmanager
+def stop_on_sigterm(*, forward: bool = False) -> Iterator[None]:
+    """Within: SIGTERM raises ``Terminated`` in the main thread; with ``forward`` it is first
+    passed on to every descendant (pipeline tasks, model servers), which Ctrl-C reaches through
+    the terminal's process group but a SIGTERM to this process alone does not."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if forward:
+            for child in descendants(os.getpid()):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(child, signal.SIGTERM)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

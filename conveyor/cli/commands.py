@@ -19,6 +19,7 @@ from conveyor import __version__, context
 from conveyor.cli._table import Arg, Command, Exclusive, arg, build
 from conveyor.context import EMBEDDED_TRACKING, tracking_uri
 from conveyor.errors import BadInputError, ContractViolationError, ConveyorError
+from conveyor.lifecycle import Terminated, stop_on_sigterm
 
 __all__ = ["COMMANDS", "DEFAULT_CONFIG", "DRIFT_EXIT", "SIM_SCENARIOS", "build_parser", "main"]
 
@@ -203,6 +204,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with stop_on_sigterm(forward=True):  # SIGTERM stops the tasks and servers, as Ctrl-C does
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from conveyor.config import load_pipeline_config
     from conveyor.contracts import load_contract, load_profile
     from conveyor.local import run as local_run
@@ -251,10 +257,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     gate_path = find_output(run_dir, "quality-gate", "gate")
     release = local_run.release_summary(config, store, result["run_id"], evaluation_path, gate_path)
     _progress(5, total, "serving: kserve.ModelServer on 127.0.0.1, smoke test, shadow replay")
-    serving, served_ok = local_run.serve_locally(
-        config, store, result["run_id"], find_output(run_dir, "prepare-features", "holdout"),
-        work / "serving",
-    )  # fmt: skip
+    try:
+        serving, served_ok = local_run.serve_locally(
+            config, store, result["run_id"], find_output(run_dir, "prepare-features", "holdout"),
+            work / "serving",
+        )  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: never leave an unsmoked candidate behind
+        for line in local_run.settle(
+            config,
+            store,
+            result["run_id"],
+            False,
+            "the run was stopped before its local smoke test",
+        ):
+            print(line, file=sys.stderr)
+        raise
     release += local_run.settle(config, store, result["run_id"], served_ok)
     _progress(5, total, f"done in {time.monotonic() - started:.0f}s")
     print(
@@ -294,6 +311,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
+    with stop_on_sigterm(forward=True):
+        return _retrain(args)
+
+
+def _retrain(args: argparse.Namespace) -> int:
     from conveyor.config import load_pipeline_config
     from conveyor.local import run as local_run
     from conveyor.pipelines.local import PipelineFailedError, find_output, run_continuous
@@ -651,6 +673,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConveyorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print(
+            "terminated (SIGTERM): running tasks and servers were stopped, the MLflow run "
+            "marked FAILED, nothing promoted",
+            file=sys.stderr,
+        )
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

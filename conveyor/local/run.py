@@ -157,7 +157,13 @@ def release_summary(
     return lines
 
 
-def settle(config: PipelineConfig, tracking_uri: str, run_id: str, smoke_passed: bool) -> list[str]:
+def settle(
+    config: PipelineConfig,
+    tracking_uri: str,
+    run_id: str,
+    smoke_passed: bool,
+    why: str = "it failed its local smoke test",
+) -> list[str]:
     """After the local smoke test: a version that failed it is rejected (not deployable, no
     ``candidate`` alias), so no path leaves an untested or failed candidate; one that passed
     becomes the store's first champion when there is none (``promote_first_locally``)."""
@@ -169,10 +175,10 @@ def settle(config: PipelineConfig, tracking_uri: str, run_id: str, smoke_passed:
     if mine is None or mine["status"] != "approved":
         return []
     if not smoke_passed:
-        registry.reject_candidate(name, mine["version"], "failed its local smoke test")
+        registry.reject_candidate(name, mine["version"], why)
         return [
-            f"registry: {name} v{mine['version']} rejected: it failed its local smoke test, so "
-            "it is not deployable and lost the candidate alias (the champion is unchanged)"
+            f"registry: {name} v{mine['version']} rejected: {why}, so it is not deployable "
+            "and lost the candidate alias (the champion is unchanged)"
         ]
     if (
         config.registry.promote_first_locally

@@ -140,3 +140,57 @@ def test_a_version_that_fails_its_local_smoke_test_is_never_left_a_candidate(
     [v1] = ModelRegistry(f"sqlite:///{workdir / '.conveyor' / 'mlflow.db'}").versions("fraud")
     assert v1["aliases"] == [] and v1["status"] == "rolled_back"
     assert v1["tags"]["conveyor.deployable"] == "False"
+
+
+def test_sigterm_during_training_stops_the_whole_run(workdir):
+    """What Kubernetes and CI runners send: the train task is stopped too (it used to go on
+    and log a FINISHED run), its MLflow run is marked FAILED, nothing is registered, no
+    process is left, and the exit code is 143."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from conveyor.lifecycle import descendants
+
+    config = _small_config(workdir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli", "run", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    db = workdir / ".conveyor" / "mlflow.db"
+
+    def running_runs() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db) as con:
+            try:
+                return con.execute("select count(*) from runs where status='RUNNING'").fetchone()[0]
+            except sqlite3.OperationalError:
+                return 0  # the tables are not there yet
+
+    deadline = time.monotonic() + 240
+    while running_runs() == 0:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the train task never started its MLflow run"
+        time.sleep(0.2)
+    tasks = descendants(proc.pid)
+    assert tasks, "kfp.local runs each task as a child process"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated (SIGTERM)" in err
+    assert "[4/5]" not in out, "nothing after the pipeline ran"
+    time.sleep(1)
+    left = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200]
+        for pid in tasks
+        if Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes()
+    }
+    assert not left, f"processes left running: {left}"
+    with sqlite3.connect(db) as con:
+        statuses = [r[0] for r in con.execute("select status from runs")]
+        versions = con.execute("select count(*) from model_versions").fetchone()[0]
+    assert statuses == ["FAILED"], statuses
+    assert versions == 0
