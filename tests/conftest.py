@@ -270,7 +270,7 @@ def champion_live(fake_kube, conveyor_runtime, registry_uri):
     from conveyor.registry import ModelRegistry
     from conveyor.rollout import actions
     from conveyor.rollout.cluster import KubeCluster
-    from conveyor.serving.inference import Change, ServedModel
+    from conveyor.serving.isvc import Change, ServedModel
 
     registry = ModelRegistry(registry_uri)
     registry.promote("fraud", "1", "baseline")

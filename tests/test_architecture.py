@@ -33,7 +33,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "conveyor.retrain",
     ),
     5: (  # serving a model
-        "conveyor.serving.inference", "conveyor.serving.smoke", "conveyor.serving.server",
+        "conveyor.serving.isvc", "conveyor.serving.smoke", "conveyor.serving.server",
         "conveyor.serving.replay", "conveyor.serving.runtime",
     ),
     6: (  # the cluster-facing rollout

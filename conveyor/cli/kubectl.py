@@ -21,8 +21,8 @@ from conveyor.context import actor, require_tracking_uri, tracking_uri
 from conveyor.errors import BadInputError, ConveyorError
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, Cluster, Kind, KubeCluster, get
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change
 
 __all__ = ["main"]
 

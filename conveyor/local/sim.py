@@ -33,9 +33,9 @@ from conveyor.rollout.cluster import ISVC, VSVC, Kind
 from conveyor.rollout.kserve_status import settle
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan, window
 from conveyor.rollout.prometheus import PrometheusProvider, PrometheusScores
-from conveyor.serving import inference as inf
+from conveyor.serving import isvc as inf
 from conveyor.serving.client import v1_payload
-from conveyor.serving.inference import Change, ServedModel
+from conveyor.serving.isvc import Change, ServedModel
 
 __all__ = ["EXPECTED", "SCENARIOS", "run_scenario"]
 

@@ -25,8 +25,8 @@ from conveyor.rollout.cluster import (
     get,
     update,
 )
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change, Resources, ServedModel
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change, Resources, ServedModel
 
 __all__ = [
     "ISVC",

@@ -39,8 +39,8 @@ from conveyor.rollout.cluster import ISVC, Cluster, get, update
 from conveyor.rollout.metrics import MetricsProvider
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
 from conveyor.rollout.prometheus import render
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change, ServedModel
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change, ServedModel
 
 __all__ = [
     "ANALYSIS",

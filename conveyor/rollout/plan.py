@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from conveyor.config import StrictModel, load_model
 from conveyor.rollout.notify import NotificationSpec
-from conveyor.serving.inference import RUNTIME, Resources
+from conveyor.serving.isvc import RUNTIME, Resources
 from conveyor.serving.smoke import SmokePolicy
 
 __all__ = ["AnalysisSpec", "CheckSpec", "RolloutPlan", "default_checks", "load_plan", "window"]

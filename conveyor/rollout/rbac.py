@@ -15,7 +15,7 @@ once per cluster (``cluster_manifests``; a test keeps those equal too).
 from typing import Any
 
 from conveyor.rollout.cluster import RUNTIME_READER
-from conveyor.serving import inference as inf
+from conveyor.serving import isvc as inf
 
 __all__ = ["cluster_manifests", "cluster_rules", "manifests", "rules"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conveyor.errors import BadInputError, IncompatibleRuntimeError
 from conveyor.model import SPEC_FILE
-from conveyor.serving.inference import VERSION_ENV
+from conveyor.serving.isvc import VERSION_ENV
 
 __all__ = ["check_model", "main"]
 

@@ -4,8 +4,8 @@ from conveyor.config import model_from_yaml
 from conveyor.errors import ClusterError
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, get
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change, Resources
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change, Resources
 from conveyor.stages._parts import rollout_actor, rollout_cluster
 from conveyor.stages._rollout import Deployed, resolve
 

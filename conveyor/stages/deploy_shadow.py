@@ -1,8 +1,8 @@
 """deploy_shadow: a version answering mirrored requests beside the champion, no traffic."""
 
 from conveyor.rollout import actions
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change
 from conveyor.stages._parts import rollout_actor, rollout_cluster
 from conveyor.stages._rollout import Deployed, resolve
 

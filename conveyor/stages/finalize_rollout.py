@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from conveyor.rollout.cluster import ISVC
-from conveyor.serving import inference as inf
+from conveyor.serving import isvc as inf
 from conveyor.stages import rollback
 from conveyor.stages._parts import rollout_cluster
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 from conveyor import context
 from conveyor.rollout import actions
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change
 from conveyor.stages._parts import rollout_actor, rollout_cluster
 
 __all__ = ["Result", "run"]

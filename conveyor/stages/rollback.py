@@ -3,7 +3,7 @@
 from conveyor import context
 from conveyor.rollout import actions
 from conveyor.rollout.actions import RolledBack
-from conveyor.serving.inference import Change
+from conveyor.serving.isvc import Change
 from conveyor.stages._parts import rollout_actor, rollout_cluster
 
 __all__ = ["Result", "run"]

@@ -11,7 +11,7 @@ import pandas as pd
 from conveyor.config import model_from_yaml
 from conveyor.errors import BadInputError
 from conveyor.rollout.cluster import ISVC, get
-from conveyor.serving import inference as inf
+from conveyor.serving import isvc as inf
 from conveyor.serving.smoke import SmokePolicy, render_markdown, smoke_test
 from conveyor.stages._parts import rollout_cluster
 from conveyor.tables import write_json, write_text

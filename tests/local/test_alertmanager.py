@@ -82,7 +82,7 @@ def test_a_paging_rollback_reaches_the_pager_through_alertmanager(fake_kube, web
     from conveyor.rollout.analysis import Analysis
     from conveyor.rollout.cluster import KubeCluster
     from conveyor.rollout.notify import NotificationSpec, notifier_for
-    from conveyor.serving.inference import Change
+    from conveyor.serving.isvc import Change
     from tests.rollout.test_analysis import V1, V2, metrics, plan
 
     cluster = KubeCluster()

@@ -25,7 +25,7 @@ import yaml
 
 from conveyor import COMPONENT_IMAGE, SERVING_IMAGE
 from conveyor.rollout.plan import default_checks
-from conveyor.serving import inference as inf
+from conveyor.serving import isvc as inf
 from tests.k8s_schema import _crd_schemas, undeclared_fields, validate
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ import pytest
 from conveyor.errors import BadInputError, ClusterError, NotFoundError
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, KubeCluster
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change, ServedModel
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change, ServedModel
 from tests.fakes.kube_api import traffic_split
 from tests.k8s_schema import validate
 

@@ -12,7 +12,7 @@ from conveyor.local.prometheus import PrometheusServer
 from conveyor.rollout import actions
 from conveyor.rollout.cluster import KubeCluster
 from conveyor.rollout.plan import RolloutPlan
-from conveyor.serving.inference import Change, ServedModel
+from conveyor.serving.isvc import Change, ServedModel
 from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import yaml
 
 from conveyor.cli.kubectl import main
 from conveyor.registry import ModelRegistry
-from conveyor.serving import inference as inf
+from conveyor.serving import isvc as inf
 from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from conveyor.rollout.analysis import Analysis
 from conveyor.rollout.cluster import ISVC, VSVC, KubeCluster
 from conveyor.rollout.metrics import StaticMetrics
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change, ServedModel
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change, ServedModel
 from tests.fakes.kube_api import traffic_split
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from conveyor.errors import ClusterError, IncompatibleRuntimeError
 from conveyor.registry import ModelRegistry
 from conveyor.rollout import actions, rbac
 from conveyor.rollout.cluster import KubeCluster
-from conveyor.serving import inference as inf
+from conveyor.serving import isvc as inf
 from conveyor.stages import deploy_canary
 from tests.fakes.kube_api import traffic_split
 

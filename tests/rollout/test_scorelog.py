@@ -652,7 +652,7 @@ def test_auc_check_rolls_back_a_candidate_whose_binned_auc_dropped(fake_kube: An
     from conveyor.rollout.cluster import KubeCluster
     from conveyor.rollout.metrics import StaticMetrics
     from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
-    from conveyor.serving.inference import Change, ServedModel
+    from conveyor.serving.isvc import Change, ServedModel
 
     cluster = KubeCluster()
     for version, percent in (("1", 0), ("2", 10)):

@@ -8,8 +8,8 @@ import pytest
 
 from conveyor.errors import BadInputError
 from conveyor.rollout.plan import RolloutPlan
-from conveyor.serving import inference as inf
-from conveyor.serving.inference import Change, Resources, ServedModel
+from conveyor.serving import isvc as inf
+from conveyor.serving.isvc import Change, Resources, ServedModel
 from tests.fakes.kube_api import merge_patch
 from tests.k8s_schema import validate
 
