@@ -400,6 +400,10 @@ class ModelRegistry:
 
     # ---- writes
 
+    def version_of_run(self, name: str, run_id: str) -> dict[str, Any] | None:
+        """The version of ``name`` registered from training run ``run_id`` (None: none)."""
+        return next((v for v in self.versions(name) if v["run_id"] == run_id), None)
+
     def register(
         self, name: str, run_id: str, verdict: str, tags: dict[str, str]
     ) -> dict[str, Any] | None:
@@ -410,7 +414,7 @@ class ModelRegistry:
         """
         if verdict not in ("approve", "hold"):
             return None
-        existing = next((v for v in self.versions(name) if v["run_id"] == run_id), None)
+        existing = self.version_of_run(name, run_id)
         if existing is not None:
             return existing  # a retried step must not create a second version
         status = "approved" if verdict == "approve" else "held"

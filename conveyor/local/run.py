@@ -145,7 +145,7 @@ def release_summary(
         lines += ["", f"quality gate ({result.policy}):", gate.render_text(result)]
     registry = ModelRegistry(tracking_uri)
     name = config.model_name
-    mine = next((v for v in registry.versions(name) if v["run_id"] == run_id), None)
+    mine = registry.version_of_run(name, run_id)
     if mine is None:
         why = "rejected by the gate" if verdict == "reject" else f"verdict {verdict}"
         lines.append(f"registry: nothing registered for {name} ({why})")
@@ -171,7 +171,7 @@ def settle(
 
     registry = ModelRegistry(tracking_uri)
     name = config.model_name
-    mine = next((v for v in registry.versions(name) if v["run_id"] == run_id), None)
+    mine = registry.version_of_run(name, run_id)
     if mine is None or mine["status"] != "approved":
         return []
     if not smoke_passed:
@@ -207,7 +207,7 @@ def serve_locally(
     from conveyor.tables import read_table
 
     registry = ModelRegistry(tracking_uri)
-    mine = next((v for v in registry.versions(config.model_name) if v["run_id"] == run_id), None)
+    mine = registry.version_of_run(config.model_name, run_id)
     if mine is None or mine["status"] != "approved":
         state = "nothing registered" if mine is None else f"v{mine['version']} is {mine['status']}"
         return [f"serving: skipped ({state}: only an approved version is served)"], True

@@ -38,7 +38,7 @@ from conveyor.rollout import actions
 from conveyor.rollout.cluster import ISVC, Cluster, get, update
 from conveyor.rollout.metrics import MetricsProvider
 from conveyor.rollout.plan import AnalysisSpec, CheckSpec, RolloutPlan
-from conveyor.rollout.prometheus import render
+from conveyor.rollout.prometheus import placeholders, render
 from conveyor.serving import isvc as inf
 from conveyor.serving.isvc import Change, ServedModel
 
@@ -232,9 +232,9 @@ class Decision:
 
 
 def min_samples(check: CheckSpec, min_requests: int) -> int:
-    """Requests each side of a query check needs in its window: the check's own bound, else
-    1/(1-q) for a ``histogram_quantile(q, ...)`` query (below it the percentile is the
-    slowest request), and never fewer than the plan's ``min_requests``."""
+    """Requests each side of a query check needs in its window: the check's own bound; else
+    the plan's ``min_requests``, raised to 1/(1-q) for a ``histogram_quantile(q, ...)`` query
+    (below it the percentile is the slowest request)."""
     if check.min_samples is not None:
         return check.min_samples
     m = re.search(r"histogram_quantile\(\s*([0-9.]+)", check.query)
@@ -295,7 +295,7 @@ class Analysis:
         if key not in self._evidence:
             query = self.spec.requests_query
             value = self.metrics.query(render(query, **self._labels(side, window)))
-            if value is not None and "interval" not in query.replace(" ", ""):
+            if value is not None and "interval" not in placeholders(query):
                 value *= window  # a per-interval query: the window holds `window` of them
             self._evidence[key] = value
         return self._evidence[key]

@@ -28,6 +28,7 @@ __all__ = [
     "PrometheusProvider",
     "PrometheusScores",
     "feedback_source",
+    "placeholders",
     "render",
     "score_source",
 ]
@@ -40,6 +41,11 @@ DEFAULT_TIMEOUT = 5.0
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
+def placeholders(template: str) -> set[str]:
+    """The ``{{ name }}`` placeholders a PromQL template uses."""
+    return {m.group(1) for m in _PLACEHOLDER.finditer(template)}
+
+
 def render(template: str, **labels: object) -> str:
     """Fill ``{{ name }}`` placeholders (``namespace``, ``target``, ``revision``, ``interval``,
     ``version``, ...) in a PromQL template.
@@ -49,7 +55,7 @@ def render(template: str, **labels: object) -> str:
     matches nothing (``None``, inconclusive) at worst. Extra labels are ignored, so every check
     can be rendered with the same full set.
     """
-    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - labels.keys())
+    missing = sorted(placeholders(template) - labels.keys())
     if missing:
         names = ", ".join(f"{{{{ {name} }}}}" for name in missing)
         given = ", ".join(sorted(labels)) or "none"

@@ -7,7 +7,7 @@ from conveyor.rollout.cluster import ISVC, get
 from conveyor.serving import isvc as inf
 from conveyor.serving.isvc import Change, Resources
 from conveyor.stages._parts import rollout_actor, rollout_cluster
-from conveyor.stages._rollout import Deployed, resolve
+from conveyor.stages._rollout import Deployed
 
 __all__ = ["Result", "run"]
 
@@ -32,8 +32,10 @@ def run(
     ready is rolled back). The version's approval, checksum and scikit-learn (against
     ``runtime``'s, empty: the InferenceService's own) are checked before any write."""
     cluster = rollout_cluster(namespace)
-    model = resolve(cluster, tracking_uri, model_name, version, inference_service, runtime,
-                    require_approval)  # fmt: skip
+    model = actions.resolve_version(
+        tracking_uri, model_name, version, cluster=cluster,
+        inference_service=inference_service, runtime=runtime, require_approval=require_approval,
+    )  # fmt: skip
     if isinstance(resources, str):
         resources = model_from_yaml(Resources, resources or "{}", "resources")
     change = Change("canary", reason or "rollout pipeline", rollout_actor(),

@@ -4,7 +4,7 @@ from conveyor.rollout import actions
 from conveyor.serving import isvc as inf
 from conveyor.serving.isvc import Change
 from conveyor.stages._parts import rollout_actor, rollout_cluster
-from conveyor.stages._rollout import Deployed, resolve
+from conveyor.stages._rollout import Deployed
 
 __all__ = ["Result", "run"]
 
@@ -27,8 +27,10 @@ def run(
     """Shadow the version once its approval, checksum and scikit-learn (against ``runtime``'s,
     empty: the champion's) are checked, then wait until the shadow is ready."""
     cluster = rollout_cluster(namespace)
-    model = resolve(cluster, tracking_uri, model_name, version, inference_service, runtime,
-                    require_approval)  # fmt: skip
+    model = actions.resolve_version(
+        tracking_uri, model_name, version, cluster=cluster,
+        inference_service=inference_service, runtime=runtime, require_approval=require_approval,
+    )  # fmt: skip
     change = Change("shadow", reason or "rollout pipeline", rollout_actor(),
                     details={"version": model.version, "percent": percent})  # fmt: skip
     actions.deploy_shadow(
