@@ -74,9 +74,11 @@ def local_plan(interval: float = 3.0) -> RolloutPlan:
         CheckSpec(name="error_rate", op="above", threshold=0.01, window_intervals=2,
                   query=f"(sum({errors}) or vector(0)) / sum({rate})"),
         # p95 over 3 intervals: at the sim's load a 20 % canary answers ~100 requests in that
-        # window, enough for a p95 (a p99 needs 100 and would be the slowest request)
+        # window, enough for a p95 (a p99 needs 100 and would be the slowest request). No
+        # exclude_warmup: run_scenario warms the candidate up itself before it takes traffic,
+        # and waiting 3 more intervals only lengthens every scenario.
         CheckSpec(name="latency_p95", op="ratio_above", threshold=2.0, window_intervals=3,
-                  alert=True, exclude_warmup=True, query="histogram_quantile(0.95, sum by (le) "
+                  alert=True, query="histogram_quantile(0.95, sum by (le) "
                   f"(rate(conveyor_request_seconds_bucket{{{SEL}}}[{{{{ interval }}}}])))"),
         CheckSpec(name="score_psi", op="psi_above", threshold=0.2, window_intervals=4,
                   on_fail="hold", alert=True),
