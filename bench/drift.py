@@ -1,13 +1,13 @@
 """Benchmark of check_drift against evidently's PSI data-drift check and one numpy pass.
 
-Why this exists: ``conveyor.drift_check.check_drift`` claims to judge drift on a large batch
+Why this exists: ``conveyor.drift.check_drift`` claims to judge drift on a large batch
 at about the cost of one vectorised numpy pass over the columns, far below evidently's data
 drift preset, with PSI values a plain computation reproduces. This script measures that on
 20 features (16 numeric of varied shapes, 4 categorical), ``--rows`` reference rows against
 ``--rows`` current rows in which 6 features are shifted. Peers, each in its own fresh
 subprocess (so each peak RSS is its own), all reading the same two Parquet files:
 
-* ``conveyor``      - ``drift.profile_frame(reference)`` + ``check_drift(profile, current)``
+* ``conveyor``      - ``distributions.profile_frame(reference)`` + ``check_drift(profile, current)``
   (the check from reference rows: bins, ECDF and counts all computed in the timed region)
 * ``profile``       - ``check_drift(profile, current)`` against a profile saved beforehand as
   JSON (the reference rows are not even loaded)
@@ -141,7 +141,7 @@ def frame(rows: int, current: bool, rng: np.random.Generator) -> pd.DataFrame:
 
 def prepare(rows: int, work: Path) -> None:
     """Write reference.parquet, current.parquet and the reference profile (profile.json)."""
-    from conveyor import drift
+    from conveyor import distributions
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(SEED)
@@ -150,7 +150,7 @@ def prepare(rows: int, work: Path) -> None:
     log(f"generated 2 x {rows:,} rows in {time.perf_counter() - t0:.1f}s; writing Parquet")
     ref.to_parquet(work / "reference.parquet", index=False)
     cur.to_parquet(work / "current.parquet", index=False)
-    profile = drift.profile_frame(ref, list(ref.columns))
+    profile = distributions.profile_frame(ref, list(ref.columns))
     (work / "profile.json").write_text(json.dumps(profile))
     meta = {"columns": list(ref.columns), "numeric": [c for c in ref if c.startswith("num_")]}
     (work / "meta.json").write_text(json.dumps(meta))
@@ -279,29 +279,29 @@ def _read(work: Path, name: str) -> pd.DataFrame:
 
 
 def worker_conveyor(work: Path, columns: list[str]) -> dict[str, Any]:
-    from conveyor import drift
-    from conveyor.drift_check import check_drift
+    from conveyor import distributions
+    from conveyor.drift import check_drift
 
     ref, cur = _read(work, "reference"), _read(work, "current")
 
     def run(n: int | None) -> dict[str, float]:
         r, c = (ref, cur) if n is None else (ref.head(n), cur.head(n))
-        report = check_drift(drift.profile_frame(r, columns), c)
+        report = check_drift(distributions.profile_frame(r, columns), c)
         return {f["feature"]: f["psi"] for f in report["features"]}
 
     def extra() -> dict[str, Any]:
         """Off the clock: unrounded PSI (the report rounds to 6 decimals), the report's KS and
         the time on numeric vs categorical columns."""
-        profile = drift.profile_frame(ref, columns)
+        profile = distributions.profile_frame(ref, columns)
         report = check_drift(profile, cur)
-        exact = {c: drift.column_psi(profile["columns"][c], cur[c]) for c in columns}
+        exact = {c: distributions.column_psi(profile["columns"][c], cur[c]) for c in columns}
         return {
             "psi_exact": exact,
             "ks": {f["feature"]: f["ks"] for f in report["features"]},
             "decision": report["decision"],
             "drifted_policy": report["drifted"],
             "split": split_time(
-                ref, lambda cols: check_drift(drift.profile_frame(ref, cols), cur[cols])
+                ref, lambda cols: check_drift(distributions.profile_frame(ref, cols), cur[cols])
             ),
         }
 
@@ -309,7 +309,7 @@ def worker_conveyor(work: Path, columns: list[str]) -> dict[str, Any]:
 
 
 def worker_profile(work: Path, columns: list[str]) -> dict[str, Any]:
-    from conveyor.drift_check import check_drift
+    from conveyor.drift import check_drift
 
     profile = json.loads((work / "profile.json").read_text())
     cur = _read(work, "current")
@@ -500,14 +500,14 @@ def worker_ks(work: Path, rows: int) -> None:
     """Untimed: Conveyor's grid KS vs scipy's exact two-sample KS on the first ``rows`` rows."""
     from scipy.stats import ks_2samp
 
-    from conveyor import drift
+    from conveyor import distributions
 
     ref = pd.read_parquet(work / "reference.parquet", columns=list(KS_COLUMNS)).head(rows)
     cur = pd.read_parquet(work / "current.parquet", columns=list(KS_COLUMNS)).head(rows)
     out = []
     for c in KS_COLUMNS:
-        spec = drift.profile_column(ref[c])
-        ours = drift.ks_statistic(spec, drift._sorted_present(cur[c]))
+        spec = distributions.profile_column(ref[c])
+        ours = distributions.ks_statistic(spec, distributions.sorted_present(cur[c]))
         exact = ks_2samp(ref[c].dropna().to_numpy(), cur[c].dropna().to_numpy()).statistic
         out.append({"column": c, "conveyor": ours, "scipy": float(exact), "rows": len(ref)})
     print("RESULT " + json.dumps(out), flush=True)
@@ -763,7 +763,7 @@ def section(
         "levels). In the current batch 6 features are shifted (see the PSI table); the other 14 "
         "are drawn from the reference's distribution.",
         "",
-        "- **Conveyor check_drift (from reference rows)**: `drift.profile_frame(reference, "
+        "- **Conveyor check_drift (from reference rows)**: `distributions.profile_frame(reference, "
         "columns)` then `check_drift(profile, current)` with the default `DriftPolicy`, both "
         "timed: decile bins from the reference (open outer bins, a missing bin, top-50 "
         "categories + other, empty bins floored at 1e-4), PSI for every column, and KS on the "
@@ -830,7 +830,8 @@ def section(
         "### Agreement",
         "",
         f"- PSI, Conveyor vs the numpy pass, max over the 20 columns: **{agree['psi_exact']:.1e}** "
-        f"(unrounded, `drift.column_psi`); {agree['psi_report']:.1e} with the report's values "
+        f"(unrounded, `distributions.column_psi`); "
+        f"{agree['psi_report']:.1e} with the report's values "
         "(rounded to 6 decimals). The only possible source of a difference is Conveyor rounding "
         "its stored edges to 10 decimals."
         + (

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from conveyor import drift
+from conveyor import distributions
 from conveyor.config import StrictModel, load_model, model_from_yaml
 from conveyor.errors import BadInputError, ContractViolationError
 from conveyor.tables import (
@@ -392,8 +392,8 @@ def _check_drift(
             continue  # already reported as a missing column
         rule = contract.columns.get(col)
         bound = (rule.max_psi if rule and rule.max_psi else None) or contract.drift.max_psi
-        value = drift.column_psi(profiled[col], df[col])
-        result[col] = {"psi": round(value, 6), "max_psi": bound, "band": drift.band(value)}
+        value = distributions.column_psi(profiled[col], df[col])
+        result[col] = {"psi": round(value, 6), "max_psi": bound, "band": distributions.band(value)}
         if value > bound:
             out.add(col, "drift", len(df), f"PSI <= {bound:g}", f"PSI {value:.3f}")
     return result
@@ -472,7 +472,7 @@ def write_profile(
 ) -> dict[str, Any]:
     """``conveyor profile``: the reference profile of a table (statistics and bins per
     column, ``columns`` comma-separated or all) written to ``out``."""
-    from conveyor import drift
+    from conveyor import distributions
     from conveyor.tables import read_table, write_json
 
     df = read_table(data)
@@ -483,7 +483,7 @@ def write_profile(
         missing = [c for c in chosen if c not in df.columns]
         if missing:
             raise BadInputError(f"--columns: {missing} not in {data}")
-    profile = drift.profile_frame(df, chosen, bins=bins)
+    profile = distributions.profile_frame(df, chosen, bins=bins)
     profile["source"] = str(data)
     write_json(profile, out)
     return profile

@@ -1,199 +1,415 @@
-"""Profiles and PSI: the one definition of "this column's distribution" used everywhere.
+"""check_drift: is a recent batch still the population the champion was trained on?
 
-Bins come from the reference (quantile edges, open outer bins; top categories plus "other"),
-empty bins are floored, and missing values get a bin of their own, so a surge of nulls counts
-as drift. Equal-width bins over reference + current under-report drift on long-tailed columns.
+Per feature: PSI in the reference's bins (numeric and categorical) and, for numeric features,
+the KS statistic on the reference's ECDF grid; plus the PSI of the model's scores when a model
+is given. The decision (``drift`` or ``stable``) is what a retrain trigger reads. Each column is
+sorted once; bins, ECDF and KS all read the sorted array (see ``bench/drift.py``).
 """
 
+import html
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from conveyor import distributions
+from conveyor.config import DriftPolicy
+from conveyor.errors import BadInputError
+
 __all__ = [
-    "band",
-    "column_psi",
-    "current_fractions",
-    "ks_statistic",
-    "numeric_fractions",
-    "profile_column",
-    "profile_frame",
-    "psi",
+    "SCORE",
+    "against_champion",
+    "check_drift",
+    "compare",
+    "load_reference",
+    "metric_values",
+    "not_measured",
+    "policy_for",
+    "render_html",
+    "render_markdown",
+    "render_text",
+    "write_report_files",
+    "write_reports",
 ]
 
 
-PSI_FLOOR = 1e-4
-PROFILE_VERSION = 1
-ECDF_POINTS = 100
-STABLE, MODERATE = 0.1, 0.25
+SCORE = "score"  # key of the model-score profile in a reference profile
+BAR_WIDTH = 24
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+def load_reference(path: str | os.PathLike[str], features: list[str] | None = None) -> dict:
+    """A reference profile (.json), or data (.csv/.parquet) profiled on the fly."""
+    from conveyor.contracts import load_profile
+    from conveyor.tables import read_table
+
+    if str(path).endswith(".json"):
+        return load_profile(path)
+    df = read_table(path)
+    missing = [c for c in features or [] if c not in df.columns]
+    if missing:
+        raise BadInputError(f"{path}: reference data has no column(s) {missing}")
+    profile = distributions.profile_frame(df, features)
+    profile["source"] = str(path)
+    return profile
 
 
-def _round(x: float) -> float:
-    return float(round(float(x), 10))
+def _ks_pvalue(d: float, n: int, m: int) -> float:
+    """Two-sample KS p-value, asymptotic in the effective size n*m/(n+m) (as scipy's asymp)."""
+    from scipy.stats import kstwo
+
+    en = round(n * m / (n + m)) if n and m else 0
+    return float(kstwo.sf(d, en)) if en else 1.0
 
 
-def _sorted_present(series: pd.Series) -> np.ndarray:
-    """The column's non-missing values as sorted float64: one sort serves quantiles, bins and
-    the ECDF (numpy's SIMD sort costs less than one ``np.quantile`` call on a large column)."""
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    values = np.sort(values)  # NaN sorts last
-    return values[: len(values) - int(np.count_nonzero(np.isnan(values)))]
-
-
-def _quantiles(sorted_values: np.ndarray, qs: np.ndarray) -> np.ndarray:
-    """``np.quantile(..., method="linear")`` on an already sorted array, without re-sorting."""
-    pos = qs * (len(sorted_values) - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, len(sorted_values) - 1)
-    a, b = sorted_values[lo], sorted_values[hi]
-    return a + (b - a) * (pos - lo)
-
-
-def _counts_below(sorted_values: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """How many values are strictly below each point (the ECDF's left limit, times n)."""
-    return np.searchsorted(sorted_values, points, side="left")
-
-
-def profile_column(
-    series: pd.Series, bins: int = 10, max_categories: int = 50, ecdf_points: int = ECDF_POINTS
-) -> dict[str, Any]:
-    """Statistics and reference bins of one column.
-
-    Numeric columns also keep an ECDF on a grid of reference quantiles (``ecdf``), so a KS
-    statistic can be computed against a profile without the reference rows.
-    """
+def _feature(name: str, spec: dict[str, Any], series: pd.Series, policy: DriftPolicy) -> dict:
     total = len(series)
-    if not _is_numeric(series):
-        return _profile_categorical(series, total, max_categories)
-    values = _sorted_present(series)
-    n_missing = total - len(values)
-    base: dict[str, Any] = {"count": total, "nulls": n_missing, "kind": "numeric"}
-    if len(values):
-        qs = _quantiles(values, np.array([0.01, 0.5, 0.99]))
-        base.update(
-            mean=_round(values.mean()),
-            std=_round(values.std()),
-            min=_round(values[0]),
-            p01=_round(qs[0]),
-            p50=_round(qs[1]),
-            p99=_round(qs[2]),
-            max=_round(values[-1]),
-        )
-        inner = _quantiles(values, np.linspace(0, 1, bins + 1)[1:-1])
-        # Bin with the edges as stored: current_fractions() reads the rounded ones, and a
-        # value on an edge must fall on the same side in both, or identical data drifts.
-        edges = np.unique(np.asarray([_round(e) for e in inner], dtype=np.float64))
-        grid = np.union1d(
-            edges, [_round(q) for q in _quantiles(values, np.linspace(0, 1, ecdf_points + 1))]
-        )
-        base["ecdf"] = {
-            "x": [float(x) for x in grid],
-            "below": [_round(c / len(values)) for c in _counts_below(values, grid)],
-        }
-    else:
-        edges = np.array([], dtype=np.float64)
-    below = _counts_below(values, edges)
-    counts = np.diff(np.concatenate([[0], below, [len(values)]]))
-    base["bins"] = {
-        "edges": [float(e) for e in edges],
-        "fractions": [_round(c / total) for c in counts] if total else [],
-        "missing": _round(n_missing / total) if total else 0.0,
-    }
-    return base
-
-
-def _profile_categorical(series: pd.Series, total: int, max_categories: int) -> dict[str, Any]:
-    n_missing = int(series.isna().sum())
-    present = series.dropna() if n_missing else series
-    freq = present.astype(str).value_counts(sort=False)
-    freq = freq.sort_values(ascending=False, kind="stable")
-    top = freq.iloc[:max_categories].sort_index()
-    other = int(freq.iloc[max_categories:].sum())
-    return {
-        "count": total,
-        "nulls": n_missing,
-        "kind": "categorical",
-        "distinct": len(freq),
-        "bins": {
-            "categories": [str(c) for c in top.index],
-            "fractions": [_round(c / total) for c in top.to_numpy()] + [_round(other / total)],
-            "missing": _round(n_missing / total) if total else 0.0,
-        },
-    }
-
-
-def profile_frame(df: pd.DataFrame, columns: list[str] | None = None, bins: int = 10) -> dict:
-    """Profile of the given columns (default: all), in the JSON shape validate_data reads."""
-    cols = columns if columns is not None else list(df.columns)
-    return {
-        "version": PROFILE_VERSION,
-        "rows": len(df),
-        "columns": {c: profile_column(df[c], bins=bins) for c in cols},
-    }
-
-
-def current_fractions(spec: dict[str, Any], series: pd.Series) -> np.ndarray:
-    """Fractions of ``series`` in the reference bins of ``spec`` (missing bin last)."""
-    total = len(series)
-    if total == 0:
-        return np.zeros(len(spec["bins"]["fractions"]) + 1)
-    if spec["kind"] == "numeric":
-        return numeric_fractions(spec, _sorted_present(series), total)
-    missing = series.isna()
-    n_missing = int(missing.sum())
-    present = series[~missing] if n_missing else series
-    cats = spec["bins"]["categories"]
-    codes = pd.Categorical(present.astype(str), categories=cats).codes  # -1 = not a top cat
-    counts = np.bincount(codes + 1, minlength=len(cats) + 1)
-    counts = np.concatenate([counts[1:], counts[:1]])  # "other" goes last, as in the spec
-    return np.append(counts, n_missing) / total
-
-
-def numeric_fractions(spec: dict[str, Any], sorted_values: np.ndarray, total: int) -> np.ndarray:
-    """Bin fractions of already sorted, non-missing values (``total`` counts the missing)."""
-    edges = np.asarray(spec["bins"]["edges"], dtype=np.float64)
-    below = _counts_below(sorted_values, edges)
-    counts = np.diff(np.concatenate([[0], below, [len(sorted_values)]]))
-    return np.append(counts, total - len(sorted_values)) / total
-
-
-def ks_statistic(spec: dict[str, Any], sorted_values: np.ndarray) -> float | None:
-    """Largest ECDF gap between the reference (on its quantile grid) and sorted values.
-
-    Evaluated at the reference's grid points, so it can under-read the exact two-sample KS
-    statistic by at most the largest reference mass between two grid points (1/ECDF_POINTS
-    for a continuous column). None for a profile without an ECDF or no values.
-    """
-    ecdf = spec.get("ecdf")
-    if not ecdf or not len(sorted_values):
-        return None
-    grid = np.asarray(ecdf["x"], dtype=np.float64)
-    ref = np.asarray(ecdf["below"], dtype=np.float64)
-    cur = _counts_below(sorted_values, grid) / len(sorted_values)
-    return float(np.max(np.abs(ref - cur))) if len(grid) else 0.0
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, floor: float = PSI_FLOOR) -> float:
-    """Population stability index with floored bins (so empty bins do not divide by zero)."""
-    e = np.maximum(np.asarray(expected, dtype=np.float64), floor)
-    a = np.maximum(np.asarray(actual, dtype=np.float64), floor)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def column_psi(spec: dict[str, Any], series: pd.Series) -> float:
-    """PSI of ``series`` against the reference column profile ``spec``."""
     expected = np.append(np.asarray(spec["bins"]["fractions"]), spec["bins"]["missing"])
-    value = psi(expected, current_fractions(spec, series))
-    return 0.0 if math.isclose(value, 0.0, abs_tol=1e-12) else value
+    row: dict[str, Any] = {"feature": name, "kind": spec["kind"], "ks": None, "ks_pvalue": None}
+    if spec["kind"] == "numeric":
+        if not distributions.is_numeric(series):
+            raise BadInputError(
+                f"column {name!r}: the reference profile says numeric, the batch has "
+                f"{series.dtype} values"
+            )
+        values = distributions.sorted_present(series)
+        actual = distributions.numeric_fractions(spec, values, total)
+        ks = distributions.ks_statistic(spec, values)
+        if ks is not None:
+            n_ref = int(spec["count"]) - int(spec["nulls"])
+            row["ks"] = round(ks, 6)
+            row["ks_pvalue"] = _ks_pvalue(ks, n_ref, len(values))
+    else:
+        actual = distributions.current_fractions(spec, series)
+    value = distributions.psi(expected, actual)
+    value = 0.0 if math.isclose(value, 0.0, abs_tol=1e-12) else value
+    reasons = []
+    if value > policy.psi_threshold:
+        reasons.append(f"PSI {value:.4f} > {policy.psi_threshold:g}")
+    if (
+        policy.ks_threshold is not None
+        and row["ks"] is not None
+        and row["ks"] > policy.ks_threshold
+        and row["ks_pvalue"] < policy.ks_alpha
+    ):
+        reasons.append(
+            f"KS {row['ks']:.4f} > {policy.ks_threshold:g} (p {row['ks_pvalue']:.2g} "
+            f"< {policy.ks_alpha:g})"
+        )
+    row.update(
+        psi=round(value, 6), band=distributions.band(value), drifted=bool(reasons), reasons=reasons
+    )
+    return row
 
 
-def band(value: float) -> str:
-    """Conventional PSI band: stable < 0.1 <= moderate <= 0.25 < major."""
-    if value < STABLE:
-        return "stable"
-    return "moderate" if value <= MODERATE else "major"
+def check_drift(
+    reference: dict[str, Any],
+    current: pd.DataFrame,
+    policy: DriftPolicy | None = None,
+    current_scores: np.ndarray | None = None,
+    reference_scores: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Compare ``current`` with the ``reference`` profile; returns the drift report.
+
+    Scores: the reference's own ``score`` profile is used unless ``reference_scores`` (the same
+    model on the reference rows) are given; without ``current_scores`` score PSI is skipped.
+    """
+    policy = policy or DriftPolicy()
+    columns = reference.get("columns", {})
+    wanted = policy.features or list(columns)
+    unknown = [c for c in wanted if c not in columns]
+    if unknown:
+        raise BadInputError(
+            f"drift policy features {unknown} are not in the reference profile "
+            f"(it has {sorted(columns)})"
+        )
+    missing = [c for c in wanted if c not in current.columns]
+    if missing:
+        raise BadInputError(
+            f"current batch: column(s) {missing} of the reference profile are missing; "
+            "the batch does not have the features the champion was trained on"
+        )
+    if len(current) < policy.min_rows:
+        raise BadInputError(
+            f"current batch: {len(current)} rows, below drift policy min_rows {policy.min_rows}; "
+            "too few rows to judge drift"
+        )
+    features = [_feature(c, columns[c], current[c], policy) for c in wanted]
+    score = None
+    if current_scores is not None:
+        ref_spec = (
+            distributions.profile_column(pd.Series(reference_scores, name=SCORE))
+            if reference_scores is not None
+            else reference.get(SCORE)
+        )
+        if ref_spec is not None:
+            row = _feature(SCORE, ref_spec, pd.Series(current_scores, name=SCORE), policy)
+            over = row["psi"] > policy.score_psi_threshold
+            row["drifted"] = over
+            row["reasons"] = (
+                [f"score PSI {row['psi']:.4f} > {policy.score_psi_threshold:g}"] if over else []
+            )
+            score = row
+    drifted = [f["feature"] for f in features if f["drifted"]]
+    is_drift = len(drifted) >= policy.min_drifted_features or bool(score and score["drifted"])
+    moderate = [f["feature"] for f in features if f["band"] != "stable" and not f["drifted"]]
+    return {
+        "decision": "drift" if is_drift else "stable",
+        "drifted": drifted,
+        "moderate": moderate,
+        "features": sorted(features, key=lambda f: -f["psi"]),
+        "score": score,
+        "rows": {"reference": reference.get("rows"), "current": len(current)},
+        "reference_source": reference.get("source", ""),
+        "policy": policy.model_dump(mode="json"),
+        "summary": summary("drift" if is_drift else "stable", drifted, score, len(features)),
+    }
+
+
+def summary(decision: str, drifted: list[str], score: dict | None, n: int) -> str:
+    """One line: the decision, which features drifted, the score PSI."""
+    parts = [f"{len(drifted)} of {n} features drifted"]
+    if drifted:
+        parts[0] += f" ({', '.join(drifted[:5])}{', ...' if len(drifted) > 5 else ''})"
+    if score is not None:
+        parts.append(f"score PSI {score['psi']:.4f}" + (" (drifted)" if score["drifted"] else ""))
+    return f"{decision}: " + "; ".join(parts)
+
+
+def _bar(value: float, scale: float) -> str:
+    filled = min(BAR_WIDTH, round(BAR_WIDTH * value / scale)) if scale else 0
+    return "█" * filled + "·" * (BAR_WIDTH - filled)
+
+
+def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*report["features"], *([report["score"]] if report["score"] else [])]
+
+
+def _fmt_ks(row: dict[str, Any]) -> str:
+    return "-" if row["ks"] is None else f"{row['ks']:.4f} (p {row['ks_pvalue']:.2g})"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    scale = max(report["policy"]["psi_threshold"] * 2, *(r["psi"] for r in _rows(report)))
+    lines = [report["summary"], f"{'feature':<28} {'PSI':>8}  {'KS':<18} band      bar"]
+    for r in _rows(report):
+        flag = " DRIFT" if r["drifted"] else ""
+        lines.append(
+            f"{r['feature']:<28} {r['psi']:>8.4f}  {_fmt_ks(r):<18} {r['band']:<9} "
+            f"{_bar(r['psi'], scale)}{flag}"
+        )
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    policy = report["policy"]
+    scale = max(policy["psi_threshold"] * 2, *(r["psi"] for r in _rows(report)))
+    out = [
+        f"# Drift check: {report['decision'].upper()}",
+        "",
+        report["summary"],
+        "",
+        f"Reference: {report['reference_source'] or 'profile'} ({report['rows']['reference']} "
+        f"rows); current batch: {report['rows']['current']} rows. A feature drifted when PSI > "
+        f"{policy['psi_threshold']:g} or KS > {policy['ks_threshold']} with p < "
+        f"{policy['ks_alpha']:g}; scores when PSI > {policy['score_psi_threshold']:g}.",
+        "",
+        "| feature | kind | PSI | band | KS | drifted | |",
+        "|---|---|---:|---|---|---|---|",
+    ]
+    for r in _rows(report):
+        out.append(
+            f"| {r['feature']} | {r['kind']} | {r['psi']:.4f} | {r['band']} | {_fmt_ks(r)} | "
+            f"{'**yes**: ' + '; '.join(r['reasons']) if r['drifted'] else 'no'} | "
+            f"`{_bar(r['psi'], scale)}` |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    policy = report["policy"]
+    scale = max(policy["psi_threshold"] * 2, *(r["psi"] for r in _rows(report)))
+    rows = []
+    for r in _rows(report):
+        width = min(100.0, 100.0 * r["psi"] / scale) if scale else 0.0
+        color = "#c0392b" if r["drifted"] else "#e6a23c" if r["band"] != "stable" else "#2e8b57"
+        rows.append(
+            f"<tr><td>{html.escape(r['feature'])}</td><td>{r['kind']}</td>"
+            f"<td style='text-align:right'>{r['psi']:.4f}</td><td>{r['band']}</td>"
+            f"<td>{html.escape(_fmt_ks(r))}</td>"
+            f"<td>{html.escape('; '.join(r['reasons'])) if r['drifted'] else 'no'}</td>"
+            f"<td style='width:240px'><div style='background:{color};height:12px;"
+            f"width:{width:.1f}%'></div></td></tr>"
+        )
+    threshold_at = min(100.0, 100.0 * policy["psi_threshold"] / scale)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift check</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+        "</style></head><body>"
+        f"<h1>Drift check: {report['decision'].upper()}</h1>"
+        f"<p>{html.escape(report['summary'])}</p>"
+        f"<p>Bars: PSI; the threshold {policy['psi_threshold']:g} sits at {threshold_at:.0f}% "
+        "of the bar width.</p><table><tr><th>feature</th><th>kind</th><th>PSI</th><th>band</th>"
+        "<th>KS</th><th>drifted</th><th></th></tr>" + "".join(rows) + "</table></body></html>"
+    )
+
+
+def not_measured(decision: str, summary: str) -> dict[str, Any]:
+    """The report of a drift check that did not run (``no_reference``, ``not_checked``): the
+    reason is all it says."""
+    return {"decision": decision, "summary": summary, "features": [], "score": None,
+            "drifted": []}  # fmt: skip
+
+
+def metric_values(report: dict[str, Any]) -> dict[str, float]:
+    """What the KFP UI shows of a report: ``psi_<feature>``, ``score_psi``, drifted count."""
+    values = {f"psi_{row['feature']}": float(row["psi"]) for row in report["features"]}
+    if report.get("score"):
+        values["score_psi"] = float(report["score"]["psi"])
+    values["drifted_features"] = float(len(report["drifted"]))
+    return values
+
+
+def write_report_files(
+    report: dict[str, Any], json_path: str | Path, md_path: str | Path, html_path: str | Path
+) -> None:
+    """The report as JSON, Markdown and HTML at the given paths (a check that did not run:
+    its reason is the whole page)."""
+    from conveyor.tables import write_json, write_text
+
+    write_json(report, json_path)
+    if "policy" in report:  # a check that ran
+        write_text(render_markdown(report), md_path)
+        write_text(render_html(report), html_path)
+        return
+    text = f"# Drift check: {report['decision'].upper()}\n\n{report['summary']}\n"
+    write_text(text, md_path)
+    write_text(f"<html><body><pre>{html.escape(text)}</pre></body></html>", html_path)
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """drift.json, drift.md and drift.html in ``out_dir``."""
+    out = Path(out_dir)
+    paths = {"json": out / "drift.json", "markdown": out / "drift.md", "html": out / "drift.html"}
+    write_report_files(report, paths["json"], paths["markdown"], paths["html"])
+    return paths
+
+
+def against_champion(
+    batch: str,
+    model_name: str,
+    policy: DriftPolicy,
+    registry: Any,
+    champion: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The drift check against the registry: the batch vs the profile ``champion``'s training
+    run logged, scores from the champion itself (sha256-checked). ``decision`` is
+    ``no_reference`` when there is no champion or it was trained before profiles were logged.
+    The caller has the registry and the champion already (check_trigger looks them up too)."""
+    import tempfile
+
+    from conveyor.model import load_model, predict_proba
+    from conveyor.tables import read_table
+
+    with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
+        profile_path = registry.reference_profile(champion, tmp) if champion else None
+        if champion is None or profile_path is None:
+            why = "no champion" if champion is None else f"v{champion['version']} has no profile"
+            return not_measured("no_reference", f"no_reference: {why}; drift not measured")
+        profile = load_reference(profile_path)
+        model, spec = load_model(registry.download(champion, Path(tmp) / "model"))
+        current = read_table(batch)
+        scores = predict_proba(model, current, spec)
+    report = check_drift(profile, current, policy, current_scores=scores)
+    report["reference_source"] = f"{model_name} v{champion['version']} (champion) training run"
+    return report
+
+
+def models_uri(value: str) -> tuple[str, str] | None:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, alias or version); None
+    for anything else (a file)."""
+    if not value.startswith("models:/"):
+        return None
+    rest = value[len("models:/") :]
+    name, sep, ref = rest.partition("@") if "@" in rest else rest.partition("/")
+    if not name or not sep or not ref:
+        raise BadInputError(f"{value!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return name, ref
+
+
+def policy_for(
+    config_path: str | None, features: str | None, psi_threshold: float | None
+) -> DriftPolicy:
+    """The drift policy of ``conveyor drift``: the config's ``retrain.drift`` (limited to the
+    model's inputs) or the defaults, then the command line's overrides."""
+    from conveyor.config import load_pipeline_config, model_from_data
+
+    policy = DriftPolicy()
+    if config_path:
+        config = load_pipeline_config(config_path)
+        policy = config.retrain.drift
+        if policy.features is None:  # the model's inputs, not keys, labels or timestamps
+            inputs = [*config.features.numeric, *config.features.categorical]
+            policy = policy.model_copy(update={"features": inputs})
+    if features:
+        policy = policy.model_copy(update={"features": features.split(",")})
+    if psi_threshold is not None:
+        data = {**policy.model_dump(), "psi_threshold": psi_threshold}
+        policy = model_from_data(DriftPolicy, data, "--psi-threshold")
+    return policy
+
+
+def compare(
+    reference: str,
+    current: str | Path,
+    policy: DriftPolicy,
+    *,
+    model: str | None = None,
+    scores: bool = True,
+    tracking_uri: str = "",
+) -> dict[str, Any]:
+    """``current`` against ``reference`` (a profile, a data file, or ``models:/NAME@ALIAS``:
+    the profile that version's training run logged, its model scoring the batch unless
+    ``scores`` is off); ``model`` (a folder or ``models:/``) scores it for score PSI."""
+    import tempfile
+
+    from conveyor.tables import read_table
+
+    frame = read_table(current)
+    with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
+        model_ref = models_uri(model) if model else None
+        ref = models_uri(reference)
+        registry = None
+        if ref or model_ref:
+            from conveyor.registry import ModelRegistry
+
+            registry = ModelRegistry(tracking_uri)
+        if ref:
+            assert registry is not None
+            row = registry.resolve(*ref)
+            path = registry.reference_profile(row, tmp)
+            if path is None:
+                raise BadInputError(
+                    f"{reference}: v{row['version']} was trained before reference "
+                    "profiles were logged; pass a profile or data file as --reference"
+                )
+            profile = load_reference(path)
+            profile["source"] = f"{ref[0]} v{row['version']} training run"
+            if model_ref is None and scores:
+                model_ref = (ref[0], row["version"])
+        else:
+            profile = load_reference(reference, policy.features)
+        current_scores = None
+        if model_ref or model:
+            from conveyor.model import load_model, predict_proba
+
+            if model_ref:
+                assert registry is not None
+                folder = registry.download(registry.resolve(*model_ref), Path(tmp) / "m")
+            else:
+                folder = Path(str(model))
+            fitted, spec = load_model(folder)  # sha256 checked
+            current_scores = predict_proba(fitted, frame, spec)
+        return check_drift(profile, frame, policy, current_scores=current_scores)

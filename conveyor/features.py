@@ -17,7 +17,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from conveyor import drift
+from conveyor import distributions
 from conveyor.config import FeatureSpec
 from conveyor.errors import BadInputError
 from conveyor.tables import write_json, write_table
@@ -191,7 +191,7 @@ def prepare(df: pd.DataFrame, spec: FeatureSpec, outputs: FeatureOutputs) -> Pre
         "rows": rows,
         "positive_rate": rate,
     }
-    profile = drift.profile_frame(
+    profile = distributions.profile_frame(
         frames["train"], [*spec.numeric, *spec.categorical], bins=spec.profile_bins
     )
     profile["source"] = "train split"

@@ -24,7 +24,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from conveyor import __version__, drift
+from conveyor import __version__, distributions
 from conveyor.config import TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, TrainingError
 from conveyor.evaluation import check_threshold, classification_metrics
@@ -166,9 +166,9 @@ def reference_profile(
 ) -> dict[str, Any]:
     """What check_drift compares a later batch with: the model's input features on its train
     split, and its scores on the validation split (rows it did not fit)."""
-    profile = drift.profile_frame(
+    profile = distributions.profile_frame(
         train_df, [*feature_spec["numeric"], *feature_spec["categorical"]]
     )
     profile["source"] = "train split (features), validation split (scores)"
-    profile["score"] = drift.profile_column(pd.Series(scores, name="score"))
+    profile["score"] = distributions.profile_column(pd.Series(scores, name="score"))
     return profile

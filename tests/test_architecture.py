@@ -15,7 +15,8 @@ PACKAGE = ROOT / "conveyor"
 # Floor of every module (ARCHITECTURE.md): a module may import its own floor and lower ones.
 FLOORS: dict[int, tuple[str, ...]] = {
     0: (  # foundations: no Conveyor imports but each other
-        "conveyor", "conveyor.errors", "conveyor.lifecycle", "conveyor.sample", "conveyor.drift",
+        "conveyor", "conveyor.errors", "conveyor.lifecycle", "conveyor.sample",
+        "conveyor.distributions",
         "conveyor.serving", "conveyor.serving.client", "conveyor.rollout",
         "conveyor.rollout.kserve_status",
     ),
@@ -29,8 +30,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
     ),
     3: ("conveyor.contracts", "conveyor.features", "conveyor.model"),  # data and the model
     4: (  # judgement: the training-side stages' logic
-        "conveyor.training", "conveyor.evaluation", "conveyor.gate", "conveyor.drift_check",
-        "conveyor.retrain",
+        "conveyor.training", "conveyor.evaluation", "conveyor.gate", "conveyor.drift",
+        "conveyor.trigger",
     ),
     5: (  # serving a model
         "conveyor.serving.isvc", "conveyor.serving.smoke", "conveyor.serving.server",
@@ -81,7 +82,7 @@ def _imports(path: Path) -> Iterator[tuple[str, int]]:
                 yield alias.name, node.lineno
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             yield node.module, node.lineno
-            for alias in node.names:  # `from conveyor import drift` names a module
+            for alias in node.names:  # `from conveyor import distributions` names a module
                 if f"{node.module}.{alias.name}" in MODULES:
                     yield f"{node.module}.{alias.name}", node.lineno
 

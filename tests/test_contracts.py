@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conveyor import contracts, drift
+from conveyor import contracts, distributions
 from conveyor.errors import BadInputError, ContractViolationError
 from tests.conftest import AS_OF
 
@@ -158,7 +158,7 @@ def test_datetime_strings_from_csv_are_parsed(small_df, contract):
 def test_drift_against_reference_profile(contract):
     from conveyor.sample import generate
 
-    ref = drift.profile_frame(generate(20_000, seed=1, as_of=AS_OF))
+    ref = distributions.profile_frame(generate(20_000, seed=1, as_of=AS_OF))
     clean = run(generate(20_000, seed=2, as_of=AS_OF), contract, ref)
     assert clean["passed"], clean["violations"]
     assert all(d["band"] == "stable" for d in clean["drift"].values())
@@ -171,7 +171,7 @@ def test_drift_against_reference_profile(contract):
 
 
 def test_per_column_drift_bound_overrides_default(small_df, contract):
-    ref = drift.profile_frame(small_df)
+    ref = distributions.profile_frame(small_df)
     shifted = small_df.copy()
     shifted["amount"] = shifted["amount"] * 1.6
     report = run(shifted, contract, ref)

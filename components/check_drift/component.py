@@ -1,5 +1,5 @@
 """KFP component: has the batch drifted from the champion's training data? (logic:
-conveyor.drift_check)."""
+conveyor.drift)."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output

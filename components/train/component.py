@@ -38,7 +38,7 @@ def train(
         mlflow_artifact_root: Artifact folder for a local (sqlite) store; empty on a server.
         data_sha256: Fingerprint of the validated batch (from validate_data), for lineage.
         threshold: Decision threshold for the validation metrics.
-        training_key: Fingerprint of data, code, config and seed (conveyor.retrain), tagged on
+        training_key: Fingerprint of data, code, config and seed (conveyor.trigger), tagged on
             the run so an unchanged re-run can be skipped.
 
     Returns:

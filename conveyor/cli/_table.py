@@ -44,6 +44,7 @@ class Command:
     dest: str = ""  # where the chosen subcommand's name goes
     epilog: str | None = None
     raw: bool = False  # keep the description's and epilog's own line breaks
+    aliases: Sequence[str] = ()  # other spellings that run it (``analyse`` for ``analyze``)
 
 
 def _add(parser: argparse.ArgumentParser, items: Sequence[Arg | Exclusive]) -> None:
@@ -63,6 +64,7 @@ def _subcommands(
     for c in commands:
         p = sub.add_parser(
             c.name,
+            aliases=list(c.aliases),
             help=c.help,
             description=c.description,
             epilog=c.epilog,

@@ -91,16 +91,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from conveyor import drift_check
+    from conveyor import drift
 
-    policy = drift_check.policy_for(args.config, args.features, args.psi_threshold)
-    report = drift_check.compare(
+    policy = drift.policy_for(args.config, args.features, args.psi_threshold)
+    report = drift.compare(
         args.reference, args.current, policy, model=args.model, scores=not args.no_scores,
         tracking_uri=_registry_uri(args),
     )  # fmt: skip
     if args.report_dir:
-        drift_check.write_reports(report, args.report_dir)
-    _print(report, args, drift_check.render_text(report))
+        drift.write_reports(report, args.report_dir)
+    _print(report, args, drift.render_text(report))
     return DRIFT_EXIT if report["decision"] == "drift" else 0
 
 

@@ -377,6 +377,7 @@ VERBS: list[Command] = [
     Command("analyze", "judge the running canary from online metrics: step up, promote, hold "
             "or roll back, one line per interval", cmd_analyze,
             description="Run the rollout plan's analysis until promote, hold or rollback.",
+            aliases=["analyse"],  # the stage's spelling (analyse_rollout) works too
             args=[*COMMON, NAME,
                   arg("--plan", help="rollout plan YAML (default: the built-in plan)"),
                   arg("--prometheus", help="Prometheus URL (default: PROMETHEUS_URL)"),

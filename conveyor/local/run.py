@@ -63,14 +63,14 @@ def unchanged(
 ) -> tuple[str, str]:
     """The run's training key, and why training is skipped ("" when it is not): an earlier
     run already trained on the same data, code, config and seed (``force`` trains anyway)."""
-    from conveyor import retrain
+    from conveyor import trigger
     from conveyor.tables import probe_table, sha256_file
 
     data_sha256 = sha256_file(probe_table(data_uri))  # an unreadable batch: exit 2, named
-    key = retrain.training_key(
+    key = trigger.training_key(
         data_sha256,
         git_commit=context.git_commit(),
-        **retrain.key_inputs(retrain.pipeline_inputs(config)),
+        **trigger.key_inputs(trigger.pipeline_inputs(config)),
     )
     if force or not config.retrain.skip_if_unchanged:
         return key, ""
@@ -79,12 +79,12 @@ def unchanged(
         return key, ""  # no store yet, so nothing trained before (and none is made for a look)
     from conveyor.registry import ModelRegistry
 
-    match = retrain.find_unchanged(ModelRegistry(tracking_uri), config.model_name, key)
+    match = trigger.find_unchanged(ModelRegistry(tracking_uri), config.model_name, key)
     if match is None:
         return key, ""
     return key, (
         f"skipped: unchanged inputs: data, code, config and seed match "
-        f"{retrain.describe(match, config.model_name)}; nothing to train "
+        f"{trigger.describe(match, config.model_name)}; nothing to train "
         "(conveyor run --force trains anyway)"
     )
 
@@ -95,7 +95,7 @@ def reference_profile(
     """The reference profile for the drift checks (its path, "" for none) and what to say:
     ``reference``, else the config's, else one built from a reference sample of the shipped
     generator (when the batch is that generator's too)."""
-    from conveyor import drift
+    from conveyor import distributions
     from conveyor.sample import generate
     from conveyor.tables import write_json
 
@@ -107,7 +107,7 @@ def reference_profile(
         s = config.data.sample
         ref_df = generate(s.rows, seed=s.reference_seed, start_id=10_000_000)
         columns = [*config.features.numeric, *config.features.categorical]
-        profile = drift.profile_frame(ref_df, columns, bins=config.features.profile_bins)
+        profile = distributions.profile_frame(ref_df, columns, bins=config.features.profile_bins)
         profile["source"] = f"conveyor sample seed {s.reference_seed}"
         path = str(write_json(profile, folder / "reference_profile.json"))
         return path, f"reference profile: built from a reference sample -> {path}"

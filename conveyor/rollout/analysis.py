@@ -336,21 +336,21 @@ class Analysis:
                 return result
             import pandas as pd
 
-            from conveyor import drift
+            from conveyor import distributions
 
             if hasattr(self.scores, "fractions"):  # binned sources (a Prometheus histogram)
                 a, b = self.scores.fractions("champion"), self.scores.fractions("candidate")
                 if a is None or b is None:
                     result.note = "no prediction scores yet"
                     return result
-                result.value = drift.psi(*merge_sparse_bins(np.asarray(a), np.asarray(b)))
+                result.value = distributions.psi(*merge_sparse_bins(np.asarray(a), np.asarray(b)))
             else:
                 new, old = self.scores.scores("candidate"), self.scores.scores("champion")
                 if new is None or old is None or len(new) == 0 or len(old) == 0:
                     result.note = "no prediction scores yet"
                     return result
-                profile = drift.profile_column(pd.Series(old, name="score"))
-                result.value = drift.column_psi(profile, pd.Series(new, name="score"))
+                profile = distributions.profile_column(pd.Series(old, name="score"))
+                result.value = distributions.column_psi(profile, pd.Series(new, name="score"))
             result.passed = _compare(check, result.value, None)
             return result
         if check.exclude_warmup and interval < self.spec.warmup_intervals + check.window:

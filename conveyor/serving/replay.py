@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conveyor import drift
+from conveyor import distributions
 from conveyor.errors import BadInputError, ServingError
 from conveyor.serving.client import ModelClient, percentile_ms, v1_payload
 
@@ -58,8 +58,8 @@ def shadow_replay(
         lat_old = _latency(a, frame, latency_calls)
         lat_new = _latency(b, frame, latency_calls)
     agree = float(np.mean((old >= threshold) == (new >= threshold)))
-    profile = drift.profile_column(pd.Series(old, name="score"))
-    score_psi = drift.column_psi(profile, pd.Series(new, name="score"))
+    profile = distributions.profile_column(pd.Series(old, name="score"))
+    score_psi = distributions.column_psi(profile, pd.Series(new, name="score"))
     return {
         "rows": len(frame),
         "threshold": threshold,
@@ -67,7 +67,7 @@ def shadow_replay(
         "flipped": int(np.sum((old >= threshold) != (new >= threshold))),
         "mean_abs_score_diff": float(np.mean(np.abs(old - new))),
         "score_psi": score_psi,
-        "score_psi_band": drift.band(score_psi),
+        "score_psi_band": distributions.band(score_psi),
         "positive_rate": {"champion": float(np.mean(old >= threshold)),
                           "candidate": float(np.mean(new >= threshold))},
         "latency_ms": {"champion": lat_old, "candidate": lat_new,

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor import context, drift_check
+from conveyor import context, drift
 from conveyor.config import DriftPolicy
 from conveyor.stages._parts import spec
 from conveyor.tables import read_table
@@ -30,7 +30,7 @@ class Result:
     @property
     def metrics(self) -> dict[str, float]:
         """``psi_<feature>``, ``score_psi`` and ``drifted_features`` for the KFP UI."""
-        return drift_check.metric_values(self.report)
+        return drift.metric_values(self.report)
 
 
 def run(
@@ -47,13 +47,13 @@ def run(
     the champion's training run logged, the champion (sha256-checked) scoring the batch."""
     parsed = spec(DriftPolicy, policy, "policy")
     if reference_profile is not None:
-        profile = drift_check.load_reference(reference_profile)
-        report = drift_check.check_drift(profile, read_table(batch), parsed)
+        profile = drift.load_reference(reference_profile)
+        report = drift.check_drift(profile, read_table(batch), parsed)
     else:
         from conveyor.registry import ModelRegistry
 
         registry = ModelRegistry(context.tracking_uri(tracking_uri))
         champion = registry.by_alias(model_name, "champion")
-        report = drift_check.against_champion(str(batch), model_name, parsed, registry, champion)
-    drift_check.write_report_files(report, drift_json, report_md, report_html)
+        report = drift.against_champion(str(batch), model_name, parsed, registry, champion)
+    drift.write_report_files(report, drift_json, report_md, report_html)
     return Result(report)

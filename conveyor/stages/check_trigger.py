@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor import context, drift_check, retrain
+from conveyor import context, drift, trigger
 from conveyor.config import RetrainPolicy
 from conveyor.stages._parts import spec
 from conveyor.tables import resolve_table, sha256_file, write_text
@@ -38,7 +38,7 @@ class Result:
     @property
     def drift_metrics(self) -> dict[str, float]:
         """The drift check's values for the KFP UI (none when it did not run)."""
-        return drift_check.metric_values(self.drift) if self.drift else {}
+        return drift.metric_values(self.drift) if self.drift else {}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,16 +68,16 @@ def run(
 
     parsed = spec(RetrainPolicy, policy, "policy")
     data_sha256 = sha256_file(resolve_table(batch))
-    key = retrain.training_key(data_sha256, git_commit=git_commit, **asdict(key_inputs))
+    key = trigger.training_key(data_sha256, git_commit=git_commit, **asdict(key_inputs))
     registry = ModelRegistry(context.tracking_uri(tracking_uri))
     champion = registry.by_alias(model_name, "champion")
     unchanged = (
-        retrain.find_unchanged(registry, model_name, key) if parsed.skip_if_unchanged else None
+        trigger.find_unchanged(registry, model_name, key) if parsed.skip_if_unchanged else None
     )
-    drift: dict[str, Any] | None = None
+    drift_report: dict[str, Any] | None = None
     if check_drift:
         if drift_decision:
-            drift = drift_check.not_measured(
+            drift_report = drift.not_measured(
                 drift_decision, f"given by the caller: {drift_decision}"
             )
         elif force or unchanged is not None or not parsed.on_drift or champion is None:
@@ -85,13 +85,13 @@ def run(
                 "forced" if force else "unchanged inputs" if unchanged is not None
                 else "on_drift is off" if not parsed.on_drift else "no champion"
             )  # fmt: skip
-            drift = drift_check.not_measured("not_checked", f"not checked: {why}")
+            drift_report = drift.not_measured("not_checked", f"not checked: {why}")
         else:
-            drift = drift_check.against_champion(
+            drift_report = drift.against_champion(
                 str(batch), model_name, parsed.drift, registry, champion
             )
-            drift_decision = str(drift["decision"])
-    decided = retrain.decide(
+            drift_decision = str(drift_report["decision"])
+    decided = trigger.decide(
         parsed,
         data_sha256=data_sha256,
         champion=champion,
@@ -102,7 +102,7 @@ def run(
     )
     result = Result(
         decided["decision"], list(decided["reasons"]), decided["skipped_because"], key,
-        data_sha256, drift, decided.get("unchanged"),
+        data_sha256, drift_report, decided.get("unchanged"),
     )  # fmt: skip
     if reports is not None:
         reports.write(result)
@@ -120,7 +120,9 @@ class Reports:
     training_key: PathLike
 
     def write(self, result: Result) -> None:
-        drift = result.drift or drift_check.not_measured("not_checked", "not checked")
-        drift_check.write_report_files(drift, self.drift_json, self.drift_md, self.drift_html)
-        write_text(retrain.render_markdown(result.to_dict(), drift["summary"]), self.markdown)
+        drift_report = result.drift or drift.not_measured("not_checked", "not checked")
+        drift.write_report_files(drift_report, self.drift_json, self.drift_md, self.drift_html)
+        write_text(
+            trigger.render_markdown(result.to_dict(), drift_report["summary"]), self.markdown
+        )
         write_text(result.training_key, self.training_key)

@@ -19,7 +19,7 @@ from conveyor.components.train.component import train
 from conveyor.components.validate_data.component import validate_data
 from conveyor.config import PipelineConfig
 from conveyor.pipelines.platform import configure
-from conveyor.retrain import pipeline_inputs
+from conveyor.trigger import pipeline_inputs
 
 
 def build_pipeline(

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.cli import main
-from conveyor.drift import profile_frame
+from conveyor.distributions import profile_frame
 from conveyor.sample import generate
 from conveyor.tables import write_json, write_table
 from tests.conftest import copy_examples

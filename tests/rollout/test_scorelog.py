@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conveyor import drift
+from conveyor import distributions
 from conveyor.errors import MetricsError, ScoreLogError
 from conveyor.lifecycle import free_port
 from conveyor.local.prometheus import PrometheusServer, tools_dir
@@ -402,9 +402,9 @@ def test_prometheus_scrapes_the_receiver_and_psi_sees_the_shift(
     assert mixed[9] == pytest.approx(expected_b[9] + 0.5 * (1 - expected_b[9]), abs=0.01)
 
     # score_psi's bound is 0.2: the shifted candidate fails it, a fresh draw passes
-    assert drift.psi(a, b) > 0.2
-    assert drift.psi(*merge_sparse_bins(a, b)) > 0.2  # as the analysis computes it
-    assert drift.psi(*merge_sparse_bins(a, c)) < 0.1
+    assert distributions.psi(a, b) > 0.2
+    assert distributions.psi(*merge_sparse_bins(a, b)) > 0.2  # as the analysis computes it
+    assert distributions.psi(*merge_sparse_bins(a, c)) < 0.1
 
 
 # ----------------------------------------------------------------------------- feedback

@@ -3,13 +3,13 @@ MLflow sqlite registry."""
 
 import pytest
 
-from conveyor import retrain
+from conveyor import trigger
 from conveyor.config import RetrainPolicy
 from conveyor.registry import ModelRegistry
 from conveyor.sample import generate
 from conveyor.stages import check_trigger
 from conveyor.tables import sha256_file, write_table
-from tests.test_retrain import AS_OF, INPUTS, KEYS, _tag
+from tests.test_trigger import AS_OF, INPUTS, KEYS, _tag
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def batch(tmp_path) -> str:
 
 
 def test_skips_an_unchanged_batch(registry_uri, batch):
-    key = retrain.training_key(sha256_file(batch), git_commit="abc123", **INPUTS)
+    key = trigger.training_key(sha256_file(batch), git_commit="abc123", **INPUTS)
     _tag(registry_uri, "2", key)
     result = check_trigger.run(
         batch,
@@ -49,7 +49,7 @@ def test_skips_an_unchanged_batch(registry_uri, batch):
 
 
 def test_retrains_when_anything_changed(registry_uri, batch):
-    key = retrain.training_key(sha256_file(batch), git_commit="abc123", **INPUTS)
+    key = trigger.training_key(sha256_file(batch), git_commit="abc123", **INPUTS)
     _tag(registry_uri, "2", key)
     common = {"model_name": "fraud", "tracking_uri": registry_uri, "key_inputs": KEYS}
     # Another commit: a different key; the fixture registry has no champion.

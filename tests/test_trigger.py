@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conveyor import retrain
+from conveyor import trigger
 from conveyor.config import RetrainPolicy, model_from_data
 from conveyor.errors import BadInputError
 from conveyor.registry import TRAINING_KEY_TAG, ModelRegistry
@@ -32,7 +32,7 @@ KEYS = check_trigger.KeyInputs(**INPUTS)
 
 
 def _key(data_sha256: str = SHA, git_commit: str = "abc123", **overrides: str) -> str:
-    return retrain.training_key(data_sha256, git_commit=git_commit, **{**INPUTS, **overrides})
+    return trigger.training_key(data_sha256, git_commit=git_commit, **{**INPUTS, **overrides})
 
 
 def _ms(when: datetime) -> int:
@@ -107,7 +107,7 @@ def _decide(policy: RetrainPolicy | None = None, **kwargs) -> dict:
         "drift_decision": "stable",
         "now": NOW,
     }
-    return retrain.decide(policy or RetrainPolicy(), **{**args, **kwargs})
+    return trigger.decide(policy or RetrainPolicy(), **{**args, **kwargs})
 
 
 MATCH = {"kind": "version", "version": "3", "run_id": "r1", "status": "approved",
@@ -215,7 +215,7 @@ def test_no_trigger_fired_names_the_champion_and_what_was_checked():
 
 
 def test_render_markdown_shows_the_decision_and_reasons():
-    text = retrain.render_markdown(
+    text = trigger.render_markdown(
         {**_decide(drift_decision="drift"), "training_key": "k" * 64}, drift_summary="drift: x"
     )
     assert text.startswith("# Retrain trigger: RETRAIN\n")
@@ -271,14 +271,14 @@ def test_find_unchanged_returns_the_tagged_version(registry_uri):
     key = _key()
     _tag(registry_uri, "1", key)
     registry = ModelRegistry(registry_uri)
-    match = retrain.find_unchanged(registry, "fraud", key)
+    match = trigger.find_unchanged(registry, "fraud", key)
     assert match is not None
     assert match["kind"] == "version"
     assert match["version"] == "1"
     assert match["status"] == "approved"
     assert match["run_id"] == registry.get("fraud", "1")["run_id"]
-    assert retrain.find_unchanged(registry, "fraud", _key(git_commit="other")) is None
-    assert retrain.find_unchanged(registry, "no-such-model", key) is None
+    assert trigger.find_unchanged(registry, "fraud", _key(git_commit="other")) is None
+    assert trigger.find_unchanged(registry, "no-such-model", key) is None
 
 
 def test_find_unchanged_falls_back_to_a_finished_run(registry_uri):
@@ -289,11 +289,11 @@ def test_find_unchanged_falls_back_to_a_finished_run(registry_uri):
     key = _key(training=json.dumps({"estimator": "x", "seed": 1}))
     running = client.create_run(experiment).info.run_id
     client.set_tag(running, TRAINING_KEY_TAG, key)
-    assert retrain.find_unchanged(registry, "fraud", key) is None  # not finished: no match
+    assert trigger.find_unchanged(registry, "fraud", key) is None  # not finished: no match
     rejected = client.create_run(experiment).info.run_id
     client.set_tag(rejected, TRAINING_KEY_TAG, key)
     client.set_tag(rejected, "gate.verdict", "reject")  # as the quality gate tags it
     client.set_terminated(rejected, "FINISHED")
-    match = retrain.find_unchanged(registry, "fraud", key)
+    match = trigger.find_unchanged(registry, "fraud", key)
     assert match == {"kind": "run", "run_id": rejected, "status": "reject"}
-    assert "gate verdict reject, not registered" in retrain.describe(match, "fraud")
+    assert "gate verdict reject, not registered" in trigger.describe(match, "fraud")

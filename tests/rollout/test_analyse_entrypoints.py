@@ -49,7 +49,8 @@ def test_plugin_analyze_once_then_to_the_end(canary, prometheus, tmp_path, capsy
     code = main(["analyze", "fraud", "--plan", path, "--prometheus", prometheus.url, "--once"])
     out = capsys.readouterr().out
     assert code == 0 and "interval   1" in out and "inconclusive (1/2)" in out
-    code = main(["analyze", "fraud", "--plan", path, "--prometheus", prometheus.url])
+    # the stage's spelling (analyse_rollout) is the same command
+    code = main(["analyse", "fraud", "--plan", path, "--prometheus", prometheus.url])
     out = capsys.readouterr().out
     assert code == 3  # held for a person
     assert "hold" in out and "candidate requests in the interval < min 20" in out

@@ -66,7 +66,7 @@ def training_key(
 
 def pipeline_inputs(config: PipelineConfig) -> dict[str, str]:
     """The config as the pipeline's string parameters (one-line JSON). The training key of an
-    unchanged re-run is computed from exactly these strings (conveyor.retrain.training_key)."""
+    unchanged re-run is computed from exactly these strings (conveyor.trigger.training_key)."""
     from conveyor.contracts import load_contract
     from conveyor.gate import load_policy
     from conveyor.golden import component_inputs
