@@ -35,7 +35,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     ),
     5: (  # serving a model
         "conveyor.serving.isvc", "conveyor.serving.smoke", "conveyor.serving.server",
-        "conveyor.serving.replay", "conveyor.serving.runtime",
+        "conveyor.serving.replay", "conveyor.serving.runtime", "conveyor.serving.payload",
     ),
     6: (  # the cluster-facing rollout
         "conveyor.rollout.cluster", "conveyor.rollout.plan", "conveyor.rollout.prometheus",

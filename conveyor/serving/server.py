@@ -68,14 +68,15 @@ class Faults:
 def _model_class() -> type:
     """Build the kserve.Model subclass lazily: importing kserve parses sys.argv and is slow."""
     import numpy as np
-    import pandas as pd
     from kserve import Model
     from kserve.errors import InferenceError, InvalidInput
     from kserve.protocol.infer_type import InferRequest, InferResponse
-    from kserve.utils.utils import get_predict_input, get_predict_response
+    from kserve.utils.utils import get_predict_response
     from prometheus_client import Counter, Histogram
 
+    from conveyor.errors import BadInputError
     from conveyor.model import load_model
+    from conveyor.serving.payload import Features, Rows, Tensor, from_v1, from_v2
 
     # Exposed on the server's /metrics (kserve serves prometheus_client's default registry):
     # what the rollout analysis reads locally, per model version.
@@ -92,12 +93,23 @@ def _model_class() -> type:
     score = Histogram(
         SCORE_METRIC, "Positive-class scores", ["model", "version"], buckets=SCORE_BUCKETS
     )
+    unseen = Counter(
+        "conveyor_unseen_categories",
+        "Categorical values the model never saw in training (scored as infrequent/unknown)",
+        ["model", "version", "feature"],
+    )
     faults = Faults.from_env()
+
+    def _data(tensor: Any) -> Any:
+        """A V2 input's values as JSON sent them (binary-extension tensors decoded)."""
+        if tensor.data is not None:
+            return tensor.data
+        return tensor.as_numpy().tolist()
 
     class ConveyorModel(Model):
         """Positive-class probabilities (``predict_proba``, as PREDICT_PROBA=true on the
-        cluster runtime) for rows given as V1 ``instances`` of column -> list, or V2 tensors
-        with ``parameters.content_type = "pd"``."""
+        cluster runtime) for rows in any shape ``conveyor.serving.payload`` reads: V1 records,
+        columns or positional rows, or V2 tensors, one per feature."""
 
         def __init__(self, name: str, model_dir: str, version: str, max_batch: int) -> None:
             super().__init__(name)
@@ -107,8 +119,9 @@ def _model_class() -> type:
 
         def load(self) -> bool:
             self.model, spec = load_model(self.model_dir)  # sha256 checked before unpickling
-            self.numeric = list(spec.get("numeric", []))
-            self.categorical = list(spec.get("categorical", []))
+            self.features = Features.from_spec(spec, self.max_batch)
+            self.numeric = list(self.features.numeric)
+            self.categorical = list(self.features.categorical)
             self.ready = True
             return True
 
@@ -120,34 +133,18 @@ def _model_class() -> type:
         def get_output_types(self) -> list[dict[str, Any]]:
             return [{"name": "output-0", "datatype": "FP64", "shape": [-1, 2]}]
 
-        def _frame(self, payload: dict | InferRequest) -> pd.DataFrame:
-            raw = get_predict_input(payload)
-            if isinstance(raw, np.ndarray) and raw.size == 0:
-                return pd.DataFrame(columns=self.numeric + self.categorical)
-            if not isinstance(raw, pd.DataFrame):
-                raise InvalidInput(
-                    "rows must name their features: V1 `instances` as objects of column -> "
-                    'list, or V2 tensors per column with parameters.content_type = "pd"'
-                )
-            missing = [c for c in self.numeric + self.categorical if c not in raw.columns]
-            if missing:
-                raise InvalidInput(f"missing feature(s) {missing}; the model needs all of them")
-            if len(raw) > self.max_batch:
-                raise InvalidInput(f"batch of {len(raw)} rows exceeds the maximum {self.max_batch}")
-            out = pd.DataFrame(index=range(len(raw)))
-            for col in self.numeric:
-                values = raw[col].reset_index(drop=True)
-                numbers = pd.to_numeric(values, errors="coerce")
-                bad = numbers.isna() & values.notna()
-                if bad.any():
-                    raise InvalidInput(
-                        f"feature {col!r}: value {values[bad].iloc[0]!r} is not a number"
-                    )
-                out[col] = numbers.astype(np.float64)
-            for col in self.categorical:
-                values = raw[col].reset_index(drop=True).astype(object)
-                out[col] = values.mask(values.isna(), np.nan)
-            return out
+        def _rows(self, payload: dict | InferRequest) -> Rows:
+            """Every client mistake is InvalidInput (400), never a 500 the rollout counts."""
+            try:
+                if isinstance(payload, InferRequest):
+                    tensors = [
+                        Tensor(t.name, t.datatype, list(t.shape or []), _data(t))
+                        for t in payload.inputs or []
+                    ]
+                    return from_v2(tensors, self.features)
+                return from_v1(payload, self.features)
+            except BadInputError as exc:
+                raise InvalidInput(str(exc)) from None
 
         async def predict(
             self,
@@ -160,7 +157,8 @@ def _model_class() -> type:
             start = time.perf_counter()
             labels = {"model": self.name, "version": self.version}
             try:
-                frame = self._frame(payload)
+                rows = self._rows(payload)
+                frame = rows.frame
                 faults.apply_before()
                 if len(frame) == 0:
                     result = np.empty((0, 2))
@@ -178,6 +176,8 @@ def _model_class() -> type:
                     raise
                 raise InferenceError(f"{type(exc).__name__}: {exc}") from exc
             requests.labels(**labels, code="200").inc()
+            for feature, count in rows.unseen.items():
+                unseen.labels(**labels, feature=feature).inc(count)
             seconds.labels(**labels).observe(time.perf_counter() - start)
             for value in result[:, 1] if len(result) else ():
                 score.labels(**labels).observe(float(value))

@@ -84,7 +84,7 @@ def test_bad_requests_get_400_naming_the_feature(servers) -> None:
         reply = client.v1({"instances": [{"amount": ["x"]}]})
         assert reply.status == 400 and "missing feature(s)" in str(reply.body)
         reply = client.v1({"instances": [[1.0, 2.0]]})
-        assert reply.status == 400 and "rows must name their features" in str(reply.body)
+        assert reply.status == 400 and "a positional row has exactly 16" in str(reply.body)
 
 
 def test_shadow_replay_compares_champion_and_candidate(servers, fraud_models) -> None:
