@@ -19,8 +19,8 @@ from conveyor.components.check_trigger.component import check_trigger
 from conveyor.config import PipelineConfig
 from conveyor.pipelines.platform import configure
 from conveyor.pipelines.training.pipeline import build_pipeline as build_training
-from conveyor.trigger import key_inputs, pipeline_inputs
 from conveyor.rollout.plan import RolloutPlan
+from conveyor.trigger import key_inputs, pipeline_inputs
 
 
 def build_pipeline(
