@@ -272,7 +272,7 @@ def _check_column(
             lo = "-inf" if rule.min is None else f"{rule.min:g}"
             hi = "inf" if rule.max is None else f"{rule.max:g}"
             found = f"min {np.nanmin(arr):g}, max {np.nanmax(arr):g}"
-            out.add(name, "range", bad, f"[{lo}, {hi}]", found, _examples(arr, out_of_range))
+            out.add(name, "range", bad, f"[{lo}, {hi}]", found, _examples(series, out_of_range))
     if rule.allowed is not None:
         allowed = pd.Index(rule.allowed)
         ok = series.isin(allowed).to_numpy()

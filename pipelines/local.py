@@ -4,18 +4,149 @@ Lives beside the pipelines (not in the engine) because it drives kfp; ``conveyor
 ``conveyor retrain`` call it.
 """
 
+import contextlib
 import glob
+import re
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kfp import local
 
-__all__ = ["PipelineFailedError", "find_output", "run_continuous", "run_training", "task_parameter"]
+__all__ = [
+    "Output",
+    "PipelineFailedError",
+    "TaskLog",
+    "find_output",
+    "run_continuous",
+    "run_training",
+    "task_parameter",
+]
 
+from conveyor import errors
 from conveyor.config import PipelineConfig
 from conveyor.errors import PipelineFailedError
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STARTED = re.compile(r"Executing task '([^']+)'")
+FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+OUTPUT = re.compile(r"^ {4}(\w+): (.+)$")  # one output parameter in kfp's "outputs:" block
+RAISED = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit|Interrupt)): (.+)$")
+HASH = re.compile(r"^'?[0-9a-f]{32,64}'?$")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a local run's chatter goes: the log file always (no ANSI codes); the terminal
+    gets one ``progress`` line per task, or with ``verbose`` kfp's raw log as well."""
+
+    log: Path
+    progress: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class TaskLog:
+    """sys.stdout and sys.stderr while kfp.local runs a pipeline. kfp prints each task's
+    streamed logs and its outputs; this keeps all of it in the log file and turns a task's
+    start, outputs and end into one line (task, seconds, result), and remembers the error a
+    failed task raised, so the command can end with it rather than kfp's ``Inner task
+    failed``."""
+
+    out: Output
+    file: TextIO
+    terminal: TextIO
+    raised: dict[str, str] = field(default_factory=dict)  # task -> the last error it raised
+    _partial: str = ""
+    _task: str = ""
+    _started: float = 0.0
+    _finished: tuple[str, str, float] | None = None
+    _results: list[str] = field(default_factory=list)
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        plain = ANSI.sub("", text)
+        self.file.write(plain)
+        if self.out.verbose:
+            self.terminal.write(text if self.terminal.isatty() else plain)
+        lines = (self._partial + plain).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.terminal.flush()
+
+    def _line(self, line: str) -> None:
+        if (started := STARTED.search(line)) is not None:
+            self.close_task()
+            self._task, self._started = started.group(1), time.monotonic()
+        elif (finished := FINISHED.search(line)) is not None:
+            self._finished = (finished.group(1), finished.group(2), time.monotonic())
+        elif self._finished and (output := OUTPUT.match(line)) is not None:
+            name, value = output.groups()
+            value = value.strip()
+            if len(value) <= 24 and not HASH.match(value) and "(" not in value:  # no artifacts
+                value = value.strip("'")
+                self._results.append(value if name == "Output" else f"{name} {value}")
+        elif line.startswith("-" * 20) or "Pipeline '" in line:
+            self.close_task()
+        elif self._task and (raised := RAISED.match(line)) is not None:
+            self.raised[self._task] = f"{raised.group(1)}: {raised.group(2).strip()}"
+
+    def close_task(self) -> None:
+        """One progress line for the task that just finished (importers are not stages)."""
+        if self._finished is None:
+            return
+        task, status, ended = self._finished
+        self._finished, self._task = None, ""
+        results, self._results = ", ".join(self._results), []
+        if not self.out.progress or task.startswith("importer"):
+            return
+        seconds = ended - self._started
+        said = "" if status == "SUCCESS" else f"{status.lower()}  "
+        self.terminal.write(f"      {task:<18} {seconds:6.1f}s  {said}{results}".rstrip() + "\n")
+        self.terminal.flush()
+
+    def failure(self) -> tuple[str, str] | None:
+        """(task, its error) of the task that failed, if it raised one."""
+        return next(iter(self.raised.items()), None)
+
+
+@contextlib.contextmanager
+def _captured(out: Output | None) -> Iterator[TaskLog | None]:
+    """kfp.local's prints and logging go to the log (kfp logs to sys.stdout as it is when a
+    run starts, and prints task output through print())."""
+    if out is None:
+        yield None
+        return
+    out.log.parent.mkdir(parents=True, exist_ok=True)
+    with out.log.open("a", encoding="utf-8") as file:
+        sink = TaskLog(out, file, sys.stdout)
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            try:
+                yield sink
+            finally:
+                if sink._partial:
+                    sink._line(sink._partial)
+                sink.close_task()
+                sink.flush()
+
+
+def _error_class(text: str) -> type[errors.ConveyorError]:
+    """The Conveyor error a task raised, by its class name (a task's exit code is always 1)."""
+    found = getattr(errors, text.split(":", 1)[0], None)
+    if isinstance(found, type) and issubclass(found, errors.ConveyorError):
+        return found
+    return PipelineFailedError
 
 
 def _init(pipeline_root: Path) -> Path:
@@ -37,14 +168,23 @@ def _init(pipeline_root: Path) -> Path:
     return own
 
 
-def _run(pipeline: Any, own_root: Path, **arguments: Any) -> tuple[Any, Path]:
-    try:
-        task = pipeline(**arguments)
-    except RuntimeError as exc:
-        run_dir = _run_dir(own_root)
-        raise PipelineFailedError(
-            f"pipeline failed: {exc} (outputs under {run_dir or own_root})", run_dir
-        ) from exc
+def _run(
+    pipeline: Any, own_root: Path, output: Output | None = None, **arguments: Any
+) -> tuple[Any, Path]:
+    with _captured(output) as sink:
+        try:
+            task = pipeline(**arguments)
+        except RuntimeError as exc:
+            run_dir = _run_dir(own_root)
+            failed = sink.failure() if sink else None
+            if failed is None:
+                raise PipelineFailedError(
+                    f"pipeline failed: {exc} (outputs under {run_dir or own_root})", run_dir
+                ) from exc
+            task_name, error = failed  # the stage's own error, and its exit code
+            raised = PipelineFailedError(f"{task_name}: {error.split(': ', 1)[-1]}", run_dir)
+            raised.exit_code = _error_class(error).exit_code
+            raise raised from exc
     run_dir = _run_dir(own_root)
     if run_dir is None:
         raise PipelineFailedError(f"pipeline finished but wrote no run folder under {own_root}")
@@ -58,9 +198,11 @@ def run_training(
     pipeline_root: Path,
     tracking_uri: str,
     artifact_root: str,
+    output: Output | None = None,
     **arguments: Any,
 ) -> dict[str, Any]:
-    """Run the training pipeline locally; returns the run id, verdict and the run folder."""
+    """Run the training pipeline locally; returns the run id, verdict and the run folder.
+    With ``output`` kfp's log goes to its file and the terminal gets a line per task."""
     from conveyor.pipelines.training.pipeline import build_pipeline
 
     own_root = _init(pipeline_root)
@@ -71,7 +213,7 @@ def run_training(
         tracking_uri=tracking_uri,
         artifact_root=artifact_root,
     )
-    task, run_dir = _run(pipeline, own_root, **arguments)
+    task, run_dir = _run(pipeline, own_root, output, **arguments)
     run_id = task_parameter(run_dir, "train", "run_id")
     if run_id is None:
         raise PipelineFailedError(f"pipeline finished without a train run id (under {run_dir})")
@@ -84,6 +226,7 @@ def run_continuous(
     pipeline_root: Path,
     tracking_uri: str,
     artifact_root: str,
+    output: Output | None = None,
     **arguments: Any,
 ) -> dict[str, Any]:
     """Run the continuous_training pipeline locally (no rollout: no cluster here).
@@ -95,7 +238,7 @@ def run_continuous(
     pipeline = build_pipeline(
         config, data_uri=data_uri, tracking_uri=tracking_uri, artifact_root=artifact_root
     )
-    task, run_dir = _run(pipeline, own_root, **arguments)
+    task, run_dir = _run(pipeline, own_root, output, **arguments)
     return {
         "decision": task.output,
         "run_dir": run_dir,

@@ -48,6 +48,14 @@ def test_all_violations_are_collected_not_first_fail(contract):
     assert err.value.exit_code == 4
 
 
+def test_range_examples_of_an_int_column_print_as_ints(small_df, contract):
+    small_df.loc[[4, 8], "hour_of_day"] = [24, 31]
+    (v,) = run(small_df, contract)["violations"]
+    assert (v["column"], v["examples"]) == ("hour_of_day", [24, 31])
+    assert all(type(e) is int for e in v["examples"])
+    assert "e.g. 24, 31" in v["message"]
+
+
 def test_range_violation_names_column_bound_count_and_examples(small_df, contract):
     small_df.loc[[3, 9, 27], "merchant_risk_score"] = [1.5, 2.0, -0.1]
     (v,) = run(small_df, contract)["violations"]

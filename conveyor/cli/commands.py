@@ -14,12 +14,21 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor import __version__, context
 from conveyor.cli._table import Arg, Command, Exclusive, arg, build
 from conveyor.context import EMBEDDED_TRACKING, tracking_uri
-from conveyor.errors import BadInputError, ContractViolationError, ConveyorError
+from conveyor.errors import (
+    BadInputError,
+    ContractViolationError,
+    ConveyorError,
+    PipelineFailedError,
+)
 from conveyor.lifecycle import Terminated, stop_on_sigterm
+
+if TYPE_CHECKING:
+    from conveyor.pipelines.local import Output
 
 __all__ = ["COMMANDS", "DEFAULT_CONFIG", "DRIFT_EXIT", "SIM_SCENARIOS", "build_parser", "main"]
 
@@ -237,16 +246,16 @@ def _run(args: argparse.Namespace) -> int:
     probe_table(data_uri)
     if reference:
         load_profile(reference)
-    _progress(3, total, "training pipeline on kfp.local: validate, prepare, train, evaluate, "
-              "gate, register")  # fmt: skip
+    output = _output(args, work, "run")
+    _progress(3, total, f"training pipeline on kfp.local (log: {output.log})")
     try:
         result = run_training(
             config, data_uri, reference, work / "pipeline_root", store,
-            str(Path(config.tracking.artifact_root).resolve()),
+            str(Path(config.tracking.artifact_root).resolve()), output,
             git_commit=context.git_commit(), training_key=key,
         )  # fmt: skip
     except PipelineFailedError as exc:
-        return _explain_failure(exc)
+        return _explain_failure(exc, output)
     run_dir: Path = result["run_dir"]
     _progress(4, total, f"training pipeline done in {time.monotonic() - started:.0f}s")
     evaluation_path = find_output(run_dir, "evaluate", "evaluation")
@@ -283,14 +292,11 @@ def _run(args: argparse.Namespace) -> int:
                 *serving,
                 "",
                 f"holdout: {headline}",
-                f"gate report       : {find_output(run_dir, 'quality-gate', 'report')}",
-                f"validation report : {find_output(run_dir, 'validate-data', 'report')}",
-                f"evaluation        : {evaluation_path}",
-                f"evaluation report : {find_output(run_dir, 'evaluate', 'report')}",
-                f"model             : {find_output(run_dir, 'train', 'model')}",
-                f"MLflow run        : {result['run_id']} (experiment {config.tracking.experiment})",
-                f"MLflow store      : {store}",
-                "open the MLflow UI: make ui   (then browse http://127.0.0.1:5000)",
+                f"reports : {run_dir}/  (validate-data/report, evaluate/report, "
+                "quality-gate/report, train/model)",
+                f"MLflow  : run {result['run_id']} in {store} (experiment "
+                f"{config.tracking.experiment}); open it with `make ui`",
+                f"log     : {output.log}",
             ]
         )
     )
@@ -318,7 +324,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def _retrain(args: argparse.Namespace) -> int:
     from conveyor.config import load_pipeline_config
     from conveyor.local import run as local_run
-    from conveyor.pipelines.local import PipelineFailedError, find_output, run_continuous
+    from conveyor.pipelines.local import (
+        PipelineFailedError,
+        find_output,
+        run_continuous,
+        task_parameter,
+    )
     from conveyor.tables import probe_table
 
     config = load_pipeline_config(args.config)
@@ -326,15 +337,16 @@ def _retrain(args: argparse.Namespace) -> int:
     started = time.monotonic()
     data_uri = local_run.batch(config, args.data, work / "data", _progress, 3)
     probe_table(data_uri)
-    _progress(2, 3, "continuous_training on kfp.local: check drift, check trigger, train if due")
+    output = _output(args, work, "retrain")
+    _progress(2, 3, f"continuous_training on kfp.local (log: {output.log})")
     try:
         result = run_continuous(
             config, data_uri, work / "pipeline_root", context.own_store(config.tracking.uri),
-            str(Path(config.tracking.artifact_root).resolve()),
+            str(Path(config.tracking.artifact_root).resolve()), output,
             git_commit=context.git_commit(), force=args.force,
         )  # fmt: skip
     except PipelineFailedError as exc:
-        return _explain_failure(exc)
+        return _explain_failure(exc, output)
     run_dir: Path = result["run_dir"]
     _progress(3, 3, f"{result['decision']} in {time.monotonic() - started:.0f}s")
     for task, name in (("check-trigger", "drift_report"), ("check-trigger", "report")):
@@ -342,16 +354,39 @@ def _retrain(args: argparse.Namespace) -> int:
         if path is not None:
             print(path.read_text().strip(), f"\n({path})\n")
     if result["run_id"]:
-        print(f"trained: MLflow run {result['run_id']} (outputs under {run_dir})")
+        verdict = task_parameter(run_dir, "quality-gate", "Output") or "unknown"
+        version = task_parameter(run_dir, "register-model", "version")
+        status = task_parameter(run_dir, "register-model", "status")
+        registered = (
+            f"registered {config.model_name} v{version} ({status})"
+            if version
+            else "nothing registered"
+        )
+        print(
+            f"trained: MLflow run {result['run_id']}; gate verdict {verdict}; {registered} "
+            f"(outputs under {run_dir})"
+        )
     return 0
 
 
-def _explain_failure(exc: ConveyorError) -> int:
-    """Point at the validation report when the data contract stopped the run."""
+def _output(args: argparse.Namespace, work: Path, kind: str) -> "Output":
+    """kfp's task logs to a file of this run; a line per task on the terminal."""
+    import os
+
+    from conveyor.pipelines.local import Output
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log = work / "logs" / f"{kind}-{stamp}-{os.getpid()}.log"
+    return Output(log, verbose=args.verbose)
+
+
+def _explain_failure(exc: PipelineFailedError, output: "Output") -> int:
+    """Point at the validation report when the data contract stopped the run; otherwise end
+    with the failed stage's own error (kfp's ``Inner task failed`` says nothing)."""
     from conveyor.contracts import render_text
     from conveyor.pipelines.local import find_output
 
-    run_dir = Path(str(exc).rsplit("outputs under ", 1)[-1].rstrip(")"))
+    run_dir = exc.run_dir or Path(".")
     report_path = find_output(run_dir, "validate-data", "report_json")
     if report_path and report_path.is_file():
         report = json.loads(report_path.read_text())
@@ -363,7 +398,8 @@ def _explain_failure(exc: ConveyorError) -> int:
                 file=sys.stderr,
             )
             return ContractViolationError.exit_code
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"outputs under {run_dir}; the tasks' full log: {output.log}", file=sys.stderr)
+    print(f"error: {exc}", file=sys.stderr)  # the stage's own error, last
     return exc.exit_code
 
 
@@ -436,6 +472,11 @@ TRACKING_URI = arg(
 )
 CONFIG = arg("--config", default=DEFAULT_CONFIG, help=f"pipeline config (default {DEFAULT_CONFIG})")
 NAME = arg("name", help="registered model name")
+VERBOSE = arg(
+    "--verbose",
+    action="store_true",
+    help="also print kfp's raw task logs (they always go to the run's log file)",
+)
 
 
 def _reason(required: bool = False, what: str = "why, recorded on the version") -> Arg:
@@ -589,6 +630,7 @@ COMMANDS: list[Command] = [
                 "PR checks"),
             arg("--force", action="store_true",
                 help="train even when an earlier run had the same data, code, config and seed"),
+            VERBOSE,
         ],
     ),
     Command(
@@ -601,6 +643,7 @@ COMMANDS: list[Command] = [
             CONFIG,
             arg("--data", help="the incoming batch (default: the config's data source)"),
             arg("--force", action="store_true", help="retrain whatever the policy says"),
+            VERBOSE,
         ],
     ),
     Command(
@@ -673,6 +716,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConveyorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `conveyor ... | head`: the reader left; no traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except Terminated:
         print(
             "terminated (SIGTERM): running tasks and servers were stopped, the MLflow run "

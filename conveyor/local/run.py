@@ -128,13 +128,11 @@ def release_summary(
     lines: list[str] = []
     evaluation = json.loads(evaluation_path.read_text()) if evaluation_path else {}
     champion = evaluation.get("champion")
-    if champion:
-        lines.append(f"compared against the champion {champion['model']['sha256'][:12]}:")
-        lines.append(f"  {'metric':<22} {'candidate':>10} {'champion':>10}")
-        for key in ("roc_auc", "pr_auc", "recall", "precision", "log_loss"):
-            cand, champ = evaluation["metrics"].get(key), champion["metrics"].get(key)
-            if cand is not None and champ is not None:
-                lines.append(f"  {key:<22} {cand:>10.4f} {champ:>10.4f}")
+    if champion:  # the gate's rule lines below show each metric beside the champion's
+        lines.append(
+            f"compared against the champion (model sha256 {champion['model']['sha256'][:12]}) "
+            "on the same holdout"
+        )
     else:
         lines.append("no champion yet: champion comparisons were skipped")
     verdict = "unknown"
@@ -190,8 +188,8 @@ def settle(
         )
         return [
             f"registry: no champion existed, so this local run promoted v{mine['version']} to "
-            "champion after its smoke test passed; the next run on new data (or `make run "
-            "ARGS=--force`) is compared against it (on a cluster, promotion is `conveyor "
+            "champion after its smoke test passed; the next run on new data (or `conveyor run "
+            "--force`) is compared against it (on a cluster, promotion is `conveyor "
             "models promote` after a rollout)"
         ]
     return []

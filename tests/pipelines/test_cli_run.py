@@ -30,12 +30,24 @@ def _small_config(workdir: Path) -> Path:
 
 
 def _outputs(out: str) -> dict[str, Path]:
-    found = {}
-    for line in out.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model", "evaluation") and value:
-            found[key.strip()] = Path(value.strip())
-    return found
+    """The run folder's model and evaluation, from the summary's ``reports`` line."""
+    line = next(x for x in out.splitlines() if x.startswith("reports :"))
+    run_dir = Path(line.split(":", 1)[1].split()[0])
+    return {"model": run_dir / "train" / "model", "evaluation": run_dir / "evaluate" / "evaluation"}
+
+
+def _assert_quiet(out: str) -> None:
+    """A successful run prints progress and a summary, not kfp's task logs: under 40 lines,
+    one line per stage, no ANSI codes; the logs are in the file the summary names."""
+    lines = out.splitlines()
+    assert len(lines) < 40, out
+    assert "\x1b[" not in out and "Streamed logs" not in out and "executor" not in out.lower()
+    for task in ("validate-data", "prepare-features", "train", "evaluate", "quality-gate"):
+        assert sum(1 for x in lines if x.split()[:1] == [task]) == 1, (task, out)
+    assert any(x.split()[:1] == ["register-model"] and "status approved" in x for x in lines)
+    log = Path(next(x for x in lines if x.startswith("log     :")).split(":", 1)[1].strip())
+    text = log.read_text()
+    assert "Executing task 'train'" in text and "\x1b[" not in text
 
 
 def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
@@ -57,6 +69,7 @@ def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
     assert main(["run", "--config", str(config), "--force"]) == 0
     out = capsys.readouterr().out
     second = _outputs(out)
+    _assert_quiet(out)
     assert "[5/5] done" in out and "make ui" in out
     # v2 is byte-identical to the champion v1: the replay must show perfect agreement
     assert "shadow replay     : v2 vs champion v1" in out
@@ -115,6 +128,20 @@ def test_run_on_a_corrupt_batch_exits_4_and_trains_nothing(workdir, capsys):
         client = MlflowClient(f"sqlite:///{db}")
         exps = client.search_experiments()
         assert not client.search_runs([e.experiment_id for e in exps])
+
+
+def test_a_failed_stage_ends_the_run_with_its_own_error_and_exit_code(workdir, capsys):
+    config = _small_config(workdir)
+    text = config.read_text().replace("max_iter: 200", "max_iter: -3")
+    config.write_text(text)
+    code = main(["run", "--config", str(config), "--force"])
+    captured = capsys.readouterr()
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("error: train: "), captured.err[-3000:]
+    assert "max_iter" in last and "Inner task failed" not in captured.err
+    assert "the tasks' full log:" in captured.err
+    assert "training.params for hist_gradient_boosting" in last
+    assert code == 2, last  # the stage raised BadInputError: bad input, exit 2
 
 
 def test_a_version_that_fails_its_local_smoke_test_is_never_left_a_candidate(
