@@ -88,6 +88,9 @@ ROLLOUT = """\
 strategy: canary
 steps: [5, 25, 50, 100]
 require_approval: false
+smoke:                   # before any traffic; `conveyor run` holds its local smoke test to it
+  max_p99_ms: 250        # single-row V1 p99 bound; raise it on a slow or shared machine
+  max_batch_rows: 1000
 """
 
 

@@ -6,9 +6,13 @@ first baseline, and serve and smoke test the result. The pipeline itself runs on
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor import context
 from conveyor.config import PipelineConfig
+
+if TYPE_CHECKING:
+    from conveyor.serving.smoke import SmokePolicy
 
 __all__ = [
     "Progress",
@@ -195,11 +199,22 @@ def settle(
     return []
 
 
+def smoke_policy(config: PipelineConfig) -> "SmokePolicy":
+    """The smoke bounds of the config's rollout plan (its ``smoke`` block), so the local
+    smoke test holds a version to what its canary will be held to; defaults without a plan."""
+    from conveyor.rollout.plan import load_plan
+    from conveyor.serving.smoke import SmokePolicy
+
+    path = config.resolve(config.rollout) if config.rollout else None
+    return load_plan(path).smoke if path else SmokePolicy()
+
+
 def serve_locally(
     config: PipelineConfig, tracking_uri: str, run_id: str, holdout: Path | None, out: Path
 ) -> tuple[list[str], bool]:
     """Serve this run's registered version as the cluster would, smoke test it, and replay
-    the holdout against the champion (when another version is champion)."""
+    the holdout against the champion (when another version is champion). Reports go under
+    ``out/<model name>/v<N>/``: two teams' v1 never share a folder."""
     from conveyor.local.release import serve_and_check
     from conveyor.registry import ModelRegistry
     from conveyor.tables import read_table
@@ -212,8 +227,8 @@ def serve_locally(
     if holdout is None:
         return ["serving: skipped (no holdout split in this run)"], True
     lines, reports = serve_and_check(
-        registry, mine, config.name, read_table(holdout), out,
-        threshold=config.evaluation.threshold,
+        registry, mine, config.name, read_table(holdout), out / config.model_name,
+        threshold=config.evaluation.threshold, policy=smoke_policy(config),
     )  # fmt: skip
     lines.append(f"serve it again    : conveyor serve {config.model_name} {mine['version']}")
     return lines, bool(reports["smoke"]["passed"])

@@ -77,6 +77,7 @@ def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
     assert "agreement 100.00%, score PSI 0.0000 (stable)" in replay, replay
     smoke_md = next(line for line in out.splitlines() if line.startswith("smoke report"))
     assert "Smoke test PASSED" in Path(smoke_md.split(":", 1)[1].strip()).read_text()
+    assert "/serving/fraud/v2/smoke.md" in smoke_md  # under the model's name
     assert "compared against the champion" in out
     assert "registry: fraud v2 approved, aliases candidate" in out
 
