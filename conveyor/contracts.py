@@ -59,6 +59,13 @@ class ColumnRule(StrictModel):
             raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
         if (self.min is not None or self.max is not None) and self.dtype not in ("int", "float"):
             raise ValueError(f"min/max apply to int and float columns, not {self.dtype}")
+        flags = [v for v in self.allowed or [] if isinstance(v, bool)]
+        if self.dtype == "string" and flags:
+            raise ValueError(
+                f"allowed: {flags} were read from YAML as booleans (unquoted yes/no, on/off, "
+                "true/false), and a string column never holds them: quote the values, e.g. "
+                "allowed: ['Yes', 'No']"
+            )
         return self
 
 

@@ -50,15 +50,58 @@ __all__ = [
     "group_fairness",
     "load_golden",
     "measure_latency",
+    "metric_paths",
     "render_markdown",
     "resolve_slices",
     "roc",
+    "unknown_metric",
 ]
 
 
 ROC_POINTS = 101  # KFP's ROC view gets slow past a few hundred points
 FAIRNESS_METRICS = ("recall", "precision", "selection_rate")
 MLFLOW_BATCH = 900  # MLflow's log_batch takes at most 1000 metrics per call
+
+
+CLASSIFICATION = ("rows", "positive_rate", "predicted_positive_rate", "accuracy", "precision",
+                  "recall", "f1", "roc_auc", "pr_auc", "log_loss")  # fmt: skip
+LATENCY = ("p50", "p95", "p99", "batch_p50", "batch_p95", "batch_p99")
+
+
+def metric_paths(spec: EvaluationSpec) -> list[str]:
+    """Every number evaluation.json holds for this config, as the dotted paths gate rules
+    name; ``*`` stands for a value known only from the data (a ``by`` slice's values, a
+    fairness group)."""
+    paths = [f"metrics.{m}" for m in (*CLASSIFICATION, "majority_class_share",
+                                      "golden_agreement")]  # fmt: skip
+    paths += [f"latency_ms.{m}" for m in LATENCY]
+    paths += ["model.batch_peak_memory_mb", "model.size_bytes", "sanity.majority_class_share",
+              "sanity.golden_agreement", "sanity.golden_rows", "holdout.rows"]  # fmt: skip
+    for s in spec.slices:
+        name = s.name if s.where is not None else f"{s.name}_*"
+        paths += [f"slices.{name}.rows", *(f"slices.{name}.metrics.{m}" for m in CLASSIFICATION)]
+    for col in spec.fairness:
+        paths += [f"fairness.{col}.disparate_impact"]
+        paths += [f"fairness.{col}.max_gap.{m}" for m in FAIRNESS_METRICS]
+        paths += [f"fairness.{col}.by_group.*.{m}" for m in ("rows", *FAIRNESS_METRICS)]
+    return paths
+
+
+def unknown_metric(path: str, spec: EvaluationSpec) -> str | None:
+    """Why no evaluation of this config can hold ``path`` (the nearest name suggested), or
+    None when it can. A gate rule on such a path would always find its evidence missing."""
+    import difflib
+    import fnmatch
+
+    known = metric_paths(spec)
+    if any(fnmatch.fnmatchcase(path, p) for p in known):
+        return None
+    near = difflib.get_close_matches(path, known, n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+    if not near and path.startswith(("slices.", "fairness.")):
+        what = "evaluation.slices" if path.startswith("slices.") else "evaluation.fairness"
+        hint = f"; add it under {what} in the pipeline config"
+    return f"{path!r} is not a metric the evaluate stage produces for this config{hint}"
 
 
 def check_threshold(threshold: float) -> None:

@@ -68,11 +68,27 @@ version: 1
 key: [id]
 rows: {{min: 500}}
 drift: {{max_psi: 0.25}}
-columns:
-  id:      {{dtype: int, min: 1}}
-  label:   {{dtype: int, min: 0, max: 1}}
-  amount:  {{dtype: float, min: 0}}
-  channel: {{dtype: string, allowed: [pos, online, atm, phone]}}
+columns:                  # every column pipeline.yaml names must be declared here
+  id:                     {{dtype: int, min: 1}}
+  event_time:             {{dtype: datetime}}
+  label:                  {{dtype: int, min: 0, max: 1}}
+  amount:                 {{dtype: float, min: 0}}
+  customer_age:           {{dtype: float, nullable: true, min: 18, max: 120}}
+  account_age_days:       {{dtype: float, min: 0}}
+  txn_count_24h:          {{dtype: int, min: 0}}
+  avg_amount_30d:         {{dtype: float, nullable: true, min: 0}}
+  distance_from_home_km:  {{dtype: float, nullable: true, min: 0}}
+  minutes_since_last_txn: {{dtype: float, min: 0}}
+  credit_limit:           {{dtype: float, min: 0}}
+  merchant_risk_score:    {{dtype: float, min: 0, max: 1}}
+  hour_of_day:            {{dtype: int, min: 0, max: 23}}
+  device_trust_score:     {{dtype: float, nullable: true, min: 0, max: 1}}
+  cards_on_account:       {{dtype: int, min: 1}}
+  merchant_category:      {{dtype: string}}
+  channel:                {{dtype: string, allowed: [pos, online, atm, phone]}}
+  country:                {{dtype: string}}
+  card_type:              {{dtype: string, allowed: [debit, credit, prepaid]}}
+  group:                  {{dtype: string}}
 """
 
 GATE = """\

@@ -14,51 +14,11 @@ import yaml
 from kfp import compiler
 
 from conveyor.config import PipelineConfig
-from conveyor.errors import BadInputError, ConveyorError
-from conveyor.pipelines.platform import check_steps, set_image, settings
+from conveyor.errors import BadInputError
+from conveyor.pipelines.checks import problems
+from conveyor.pipelines.platform import set_image, settings
 
 PIPELINES = ("training", "rollout", "continuous_training")
-
-
-def problems(config: PipelineConfig) -> list[str]:
-    """Everything wrong with a config beyond its own schema: the files it names (contract,
-    gate policy, rollout plan, golden set) must load, and step names must exist."""
-    from conveyor.contracts import load_contract
-    from conveyor.evaluation import component_inputs
-    from conveyor.gate import load_policy
-    from conveyor.rollout.plan import load_plan
-
-    found: list[str] = []
-    checks: list[tuple[str, Any, str | None]] = [
-        ("contract", load_contract, config.contract),
-        ("gate_policy", load_policy, config.gate_policy),
-        ("rollout", load_plan, config.rollout),
-    ]
-    for field, load, path in checks:
-        if path is None:
-            continue
-        try:
-            load(config.resolve(path))
-        except ConveyorError as exc:
-            found.append(f"{field}: {exc}")
-    try:
-        component_inputs(config.evaluation, config.resolve(config.evaluation.golden_set))
-    except ConveyorError as exc:
-        found.append(f"evaluation.golden_set: {exc}")
-    found += check_steps(config.cluster)
-    drift_features = config.retrain.drift.features or []
-    model_inputs = {*config.features.numeric, *config.features.categorical}
-    for name in drift_features:
-        if name not in model_inputs:
-            found.append(
-                f"retrain.drift.features: {name!r} is not a model input "
-                f"(features.numeric / features.categorical)"
-            )
-    if config.data.source == "file" and config.data.path and "://" not in config.data.path:
-        path = config.resolve(config.data.path)
-        if path and not Path(path).is_file():
-            found.append(f"data.path: {path} does not exist")
-    return found
 
 
 def describe(config: PipelineConfig) -> list[str]:

@@ -532,3 +532,36 @@ def test_latency_is_timed_with_the_serving_runtimes_threads(threads):
     lat = evaluation.measure_latency(Probe(), pd.DataFrame({"a": [1.0, 2.0]}), spec)  # type: ignore[arg-type]
     assert lat["single_calls"] == 3
     assert seen and set(seen) == {threads}
+
+
+def test_metric_paths_are_exactly_the_numbers_an_evaluation_holds(trained, config):
+    """validate-config checks gate rules against metric_paths: it must list every number an
+    evaluation writes (so no valid rule is refused) and nothing it does not (so a typo is
+    caught)."""
+    import fnmatch
+
+    spec = fast_evaluation(
+        config, golden_set=None, min_slice_rows=1, fairness=["group"],
+        slices=[SliceSpec(name="cheap", where="amount < 20"),
+                SliceSpec(name="card", by="card_type")],
+    )  # fmt: skip
+    block = evaluation.evaluate(trained["model"], trained["prep"].holdout, spec)
+
+    def numbers(node, path=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from numbers(v, f"{path}.{k}" if path else k)
+        elif node is None or (isinstance(node, int | float) and not isinstance(node, bool)):
+            yield path  # null: a number this data left undefined (no golden set, one class)
+
+    echoes = ("roc", "confusion_matrix", "champion", "threshold")  # plots, the champion, config
+    written = set(numbers({k: v for k, v in block.items() if k not in echoes}))
+    written -= {p for p in written if p.endswith((".note", ".where", "golden_version"))}
+    written -= {
+        p for p in written if p.startswith("latency_ms.") and p.endswith(("_calls", "rows"))
+    }
+    patterns = evaluation.metric_paths(spec)
+    assert [p for p in written if not any(fnmatch.fnmatchcase(p, q) for q in patterns)] == []
+    assert [q for q in patterns if not any(fnmatch.fnmatchcase(p, q) for p in written)] == []
+    assert evaluation.unknown_metric("slices.card_debit.metrics.recall", spec) is None
+    assert "did you mean 'metrics.recall'" in evaluation.unknown_metric("metrics.recal", spec)

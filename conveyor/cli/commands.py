@@ -28,6 +28,7 @@ from conveyor.errors import (
 from conveyor.lifecycle import Terminated, stop_on_sigterm
 
 if TYPE_CHECKING:
+    from conveyor.config import PipelineConfig
     from conveyor.pipelines.local import Output
 
 __all__ = ["COMMANDS", "DEFAULT_CONFIG", "DRIFT_EXIT", "SIM_SCENARIOS", "build_parser", "main"]
@@ -149,7 +150,8 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
     from conveyor.config import load_pipeline_config
-    from conveyor.pipelines.template import describe, problems
+    from conveyor.pipelines.checks import problems
+    from conveyor.pipelines.template import describe
 
     try:
         config = load_pipeline_config(args.config)
@@ -228,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.smoke:
         config = config.smoke_profile()
     load_contract(config.resolve(config.contract) or "")  # an invalid contract stops here (exit 2)
+    _preflight(args.config, config)
     work = Path(config.workdir).resolve()
     total, started = 5, time.monotonic()
     data_uri = local_run.batch(config, args.data, work / "data", _progress, total, args.smoke)
@@ -316,6 +319,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preflight(path: str, config: "PipelineConfig") -> None:
+    """What validate-config finds stops a run before it reads data or trains (exit 2)."""
+    from conveyor.pipelines.checks import problems
+
+    found = problems(config)
+    if found:
+        raise BadInputError(
+            f"{path}: {len(found)} problem(s), nothing was run (`conveyor validate-config` "
+            "shows the same):\n" + "\n".join(f"{path}: {p}" for p in found)
+        )
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     with stop_on_sigterm(forward=True):
         return _retrain(args)
@@ -333,6 +348,7 @@ def _retrain(args: argparse.Namespace) -> int:
     from conveyor.tables import probe_table
 
     config = load_pipeline_config(args.config)
+    _preflight(args.config, config)
     work = Path(config.workdir).resolve()
     started = time.monotonic()
     data_uri = local_run.batch(config, args.data, work / "data", _progress, 3)

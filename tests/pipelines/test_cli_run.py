@@ -131,6 +131,16 @@ def test_run_on_a_corrupt_batch_exits_4_and_trains_nothing(workdir, capsys):
         assert not client.search_runs([e.experiment_id for e in exps])
 
 
+def test_a_config_mistake_stops_the_run_before_any_data_is_read(workdir, capsys):
+    config = _small_config(workdir)
+    config.write_text(config.read_text().replace("numeric: [amount,", "numeric: [chekcs, amount,"))
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "1 problem(s), nothing was run" in err
+    assert f"{config}: features.numeric: 'chekcs' is not a column of contract" in err
+    assert not (workdir / ".conveyor" / "data").exists()
+
+
 def test_a_failed_stage_ends_the_run_with_its_own_error_and_exit_code(workdir, capsys):
     config = _small_config(workdir)
     text = config.read_text().replace("max_iter: 200", "max_iter: -3")

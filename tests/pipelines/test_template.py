@@ -179,7 +179,7 @@ def _set(path: str, value: Any):
         *parents, last = path.split(".")
         node: Any = data
         for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
         node[last] = value
 
     return mutate
@@ -226,6 +226,31 @@ INVALID = {
         _set("retrain.max_age_days", 0),
         r"retrain\.max_age_days: Input should be greater than or equal to 1 \(got 0\)",
     ),
+    "feature-not-in-contract": (
+        _set("features.numeric", ["chekcs", "amount"]),
+        r"features\.numeric: 'chekcs' is not a column of contract 'payments-transactions'",
+    ),
+    "feature-typo": (
+        _set("features.numeric", ["amout"]),
+        r"features\.numeric: 'amout' is not a column of contract .*; did you mean 'amount'\?",
+    ),
+    "fairness-not-kept": (
+        _set("evaluation.fairness", ["event_time"]),
+        r"evaluation\.fairness: 'event_time' is not kept in the splits; add it to "
+        r"features\.passthrough",
+    ),
+    "slice-by-not-kept": (
+        _set("evaluation.slices", [{"name": "when", "by": "event_time"}]),
+        r"evaluation\.slices\[0\] \(when\)\.by: 'event_time' is not kept in the splits",
+    ),
+    "slice-where-unparsable": (
+        _set("evaluation.slices", [{"name": "big", "where": "amount >="}]),
+        r"evaluation\.slices\[0\] \(big\)\.where: cannot parse 'amount >=' \(invalid syntax\)",
+    ),
+    "slice-where-typo": (
+        _set("evaluation.slices", [{"name": "big", "where": "amout >= 5 and `channel` == 'x'"}]),
+        r"\(big\)\.where: 'amout' is not kept in the splits; did you mean 'amount'",
+    ),
 }
 
 
@@ -259,6 +284,43 @@ def test_problems_is_empty_for_the_scaffold_and_lists_every_problem(scaffolded, 
         "cluster.resources.trian",
         "retrain.drift.features",
     ]
+
+
+def test_validate_config_checks_gate_rules_and_contract_values(scaffolded, base, capsys):
+    """A gate rule on a metric evaluate never writes held every model on missing evidence;
+    YAML's Yes/No read as booleans failed every row of a string column."""
+    (scaffolded / "typo-policy.yaml").write_text(
+        "rules:\n"
+        "  - {metric: metrics.auc, min: 0.5}\n"
+        "  - {metric: fairness.race.disparate_impact, min: 0.8}\n"
+        "  - {metric: metrics.recall, min: 0.1}\n"
+    )
+    contract = (scaffolded / "contract.yaml").read_text()
+    assert "  channel:" in contract
+    lines = [
+        "  channel: {dtype: string, allowed: [Yes, No]}" if x.startswith("  channel:") else x
+        for x in contract.splitlines()
+    ]
+    (scaffolded / "yesno-contract.yaml").write_text("\n".join(lines) + "\n")
+    data = copy.deepcopy(base)
+    data["gate_policy"] = "typo-policy.yaml"
+    path = _write_variant(scaffolded, "gate-typos", data)
+    assert main(["validate-config", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[1:] == [
+        f"{path}: gate_policy rules[0].metric: 'metrics.auc' is not a metric the evaluate stage "
+        "produces for this config; did you mean 'metrics.pr_auc' or 'metrics.roc_auc'?",
+        f"{path}: gate_policy rules[1].metric: 'fairness.race.disparate_impact' is not a metric "
+        "the evaluate stage produces for this config; add it under evaluation.fairness in the "
+        "pipeline config",
+    ]
+    data = copy.deepcopy(base)
+    data["contract"] = "yesno-contract.yaml"
+    path = _write_variant(scaffolded, "yes-no", data)
+    assert main(["validate-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "columns.channel: Value error, allowed: [True, False] were read from YAML as " in err
+    assert "quote the values, e.g. allowed: ['Yes', 'No']" in err
 
 
 def test_platform_check_steps_and_settings_refuse_unknown_steps():
