@@ -197,6 +197,11 @@ class SplitSpec(StrictModel):
 
 class FeatureSpec(StrictModel):
     label: str = "label"
+    positive: str | int | None = Field(
+        None,
+        description="the label's positive-class value when the label is not already 0/1 (e.g. "
+        "'Yes', 'fraud'); rows with it become 1, the other value 0",
+    )
     key: str = "id"
     numeric: list[str] = Field(min_length=0)
     categorical: list[str] = Field(default_factory=list)

@@ -26,6 +26,7 @@ __all__ = [
     "SPLITS",
     "FeatureOutputs",
     "PreparedFeatures",
+    "binary_label",
     "feature_frame",
     "prepare",
     "split_positions",
@@ -48,10 +49,38 @@ def check_columns(df: pd.DataFrame, spec: FeatureSpec) -> None:
         )
     values = df[spec.label].dropna().unique()
     labels = sorted((v.item() if hasattr(v, "item") else v for v in values), key=str)
+    if spec.positive is not None:
+        if len(labels) != 2 or str(spec.positive) not in map(str, labels):
+            raise BadInputError(
+                f"features.positive {spec.positive!r}: the label {spec.label!r} must hold exactly "
+                f"two values, one of them the positive class; found {labels[:10]}"
+            )
+        if df[spec.label].isna().any():
+            raise BadInputError(
+                f"features.label {spec.label!r}: {int(df[spec.label].isna().sum())} row(s) have "
+                "no label; a row without its class cannot train or score"
+            )
+        return
     if not set(labels) <= {0, 1} or len(labels) < 2:
-        raise BadInputError(
-            f"features.label {spec.label!r}: expected both classes 0 and 1, found {labels[:10]}"
+        hint = (
+            f"; to use these values, set features.positive to the positive one (e.g. "
+            f"{labels[-1]!r})"
+            if len(labels) == 2
+            else ""
         )
+        raise BadInputError(
+            f"features.label {spec.label!r}: expected both classes 0 and 1, found "
+            f"{labels[:10]}{hint}"
+        )
+
+
+def binary_label(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """The table with its label as 0/1: ``positive`` -> 1, the other value -> 0 (compared as
+    text, so YAML's 1 and a CSV's "1" agree). Unchanged when the label is already 0/1."""
+    if spec.positive is None:
+        return df
+    hit = df[spec.label].astype(str) == str(spec.positive)
+    return df.assign(**{spec.label: hit.astype(np.int64)})
 
 
 def split_positions(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -151,6 +180,7 @@ class FeatureOutputs:
 def prepare(df: pd.DataFrame, spec: FeatureSpec, outputs: FeatureOutputs) -> PreparedFeatures:
     """Split ``df``, fit preprocessing on train only, and write every output."""
     check_columns(df, spec)
+    df = binary_label(df, spec)
     keep = list(dict.fromkeys([spec.key, *spec.numeric, *spec.categorical, *spec.passthrough]))
     positions = split_positions(df, spec)
     rows: dict[str, int] = {}
@@ -178,6 +208,7 @@ def prepare(df: pd.DataFrame, spec: FeatureSpec, outputs: FeatureOutputs) -> Pre
     )
     feature_spec = {
         "label": spec.label,
+        "positive": spec.positive,  # the raw label value scored as 1 (None: already 0/1)
         "key": spec.key,
         "numeric": list(spec.numeric),
         "categorical": list(spec.categorical),

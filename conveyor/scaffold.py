@@ -4,7 +4,9 @@ The files run as written on the shipped sample generator (``conveyor validate-co
 ``conveyor run --smoke``); each field says what to change for the team's own data and cluster.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conveyor import COMPONENT_IMAGE
 from conveyor.errors import BadInputError
@@ -21,17 +23,7 @@ team: {team}
 contract: contract.yaml         # data contract of the incoming batch
 gate_policy: gate_policy.yaml   # approve / hold / reject rules
 rollout: rollout.yaml           # canary plan used by continuous_training after an approval
-data:
-  source: sample                # `file` + `path:` (a local file or s3://, gs://, minio:// URI)
-  sample: {{rows: 50000, seed: 7, reference_seed: 1007}}
-features:                       # replace with your columns
-  label: label
-  key: id
-  numeric: [amount, customer_age, account_age_days, txn_count_24h, avg_amount_30d,
-            distance_from_home_km, minutes_since_last_txn, credit_limit, merchant_risk_score,
-            hour_of_day, device_trust_score, cards_on_account]
-  categorical: [merchant_category, channel, country, card_type]
-  min_category_frequency: 20
+{data_and_features}
 training:
   estimator: hist_gradient_boosting   # or logistic_regression
   params: {{max_iter: 200, learning_rate: 0.1}}
@@ -45,7 +37,7 @@ retrain:                        # what starts a retraining run (continuous_train
   schedule: "0 2 * * 0"         # cron (UTC) for `conveyor schedule`: Sundays 02:00
   skip_if_unchanged: true       # same data, code, config and seed: skip, naming the version
   drift: {{psi_threshold: 0.25, ks_threshold: 0.1, score_psi_threshold: 0.25}}
-smoke: {{rows: 5000}}             # `conveyor run --smoke`: sampled rows, small estimator (PRs)
+{evaluation}smoke: {{rows: 5000}}             # `conveyor run --smoke`: few rows, small model (PRs)
 cluster:                        # compile-time environment: nothing is patched in compiled YAML
   image: {image}
   namespace: {team}
@@ -60,6 +52,19 @@ cluster:                        # compile-time environment: nothing is patched i
       env: {{username: MLFLOW_TRACKING_USERNAME, password: MLFLOW_TRACKING_PASSWORD}}
       steps: [check_drift, check_trigger, train, evaluate, quality_gate, register_model]
 """
+
+SAMPLE_DATA = """\
+data:
+  source: sample                # `file` + `path:` (a local file or s3://, gs://, minio:// URI)
+  sample: {rows: 50000, seed: 7, reference_seed: 1007}
+features:                       # replace with your columns
+  label: label
+  key: id
+  numeric: [amount, customer_age, account_age_days, txn_count_24h, avg_amount_30d,
+            distance_from_home_km, minutes_since_last_txn, credit_limit, merchant_risk_score,
+            hour_of_day, device_trust_score, cards_on_account]
+  categorical: [merchant_category, channel, country, card_type]
+  min_category_frequency: 20"""
 
 CONTRACT = """\
 # Data contract for team {team} (conveyor.contracts.Contract): replace with your columns.
@@ -110,9 +115,11 @@ smoke:                   # before any traffic; `conveyor run` holds its local sm
 """
 
 
-def scaffold(team: str, parent: str | Path = ".", force: bool = False) -> list[Path]:
+def scaffold(team: str, parent: str | Path = ".", force: bool = False, **data: Any) -> list[Path]:
     """Write ``<parent>/<team>/`` with pipeline, contract, gate policy, rollout plan and the
-    rollout's least-privilege Role."""
+    rollout's least-privilege Role. With ``data`` (``table``, ``label`` and optionally
+    ``positive``, ``key``, ``sensitive``) the contract, the columns and the gate come from
+    that table (see ``_from_table``); without, the template runs on the sample generator."""
     import re
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", team):
@@ -128,10 +135,17 @@ def scaffold(team: str, parent: str | Path = ".", force: bool = False) -> list[P
         "rollout.yaml": ROLLOUT,
     }
     # everything rendered before anything is written
+    table = _from_table(folder, team, **data) if data else None
+    blocks = {
+        "data_and_features": table.pipeline if table else SAMPLE_DATA,
+        "evaluation": table.evaluation if table else "",
+    }
     files = {
-        name: template.format(team=team, folder=folder, image=COMPONENT_IMAGE)
+        name: template.format(team=team, folder=folder, image=COMPONENT_IMAGE, **blocks)
         for name, template in templates.items()
     }
+    if table:
+        files["contract.yaml"], files["gate_policy.yaml"] = table.contract, table.gate
     files["rbac.yaml"] = _rbac(team)  # generated: conveyor.rollout.rbac
     existing = [name for name in files if (folder / name).exists()]
     if existing and not force:
@@ -167,3 +181,211 @@ def _rbac(team: str) -> str:
         f"#     --clusterrole={RUNTIME_READER} --serviceaccount={team}:pipeline-runner\n"
     )
     return head + yaml.safe_dump_all(rbac.manifests([team]), sort_keys=False)
+
+
+# ------------------------------------------------------------------- from the team's table
+
+MAX_ALLOWED = 30  # a string column with at most this many values gets an `allowed` list
+MAX_CATEGORIES = 100  # more distinct strings than this: an id or free text, not a feature
+MARGIN = 0.1  # ranges widened by this share of the observed span
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """The parts of a team's files a table decides."""
+
+    pipeline: str  # the data: and features: blocks
+    evaluation: str  # the evaluation: block (fairness on the sensitive columns), or ""
+    contract: str
+    gate: str
+
+
+def _dtype(series: Any) -> str:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        # a float column of whole numbers with nulls is an int column pandas widened
+        present = series.dropna()
+        return (
+            "int"
+            if len(present) and (present % 1 == 0).all() and present.abs().max() < 2**53
+            else "float"
+        )
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    return "string"
+
+
+def _num(x: float, dtype: str) -> str:
+    return str(int(x)) if dtype == "int" else f"{x:.6g}"
+
+
+def _yaml_value(v: Any) -> str:
+    import json
+
+    return json.dumps(v) if isinstance(v, str) else str(v)
+
+
+def _rule(series: Any, dtype: str, *, unique: bool = False) -> tuple[str, str]:
+    """(the contract rule as a flow mapping, a comment on what was seen)."""
+    import math
+
+    parts = [f"dtype: {dtype}"]
+    nulls = int(series.isna().sum())
+    if nulls:
+        parts.append("nullable: true")
+    seen = f"{nulls} null(s)" if nulls else "no nulls"
+    present = series.dropna()
+    if dtype in ("int", "float") and len(present):
+        lo, hi = float(present.min()), float(present.max())
+        pad = (hi - lo) * MARGIN or abs(hi) * MARGIN or 1.0
+        low = 0.0 if lo >= 0 and lo - pad < 0 else lo - pad
+        high = hi + pad
+        if dtype == "int":
+            low, high = math.floor(low), math.ceil(high)
+        parts += [f"min: {_num(low, dtype)}", f"max: {_num(high, dtype)}"]
+        seen += f", seen {_num(lo, dtype)}..{_num(hi, dtype)} (+{MARGIN:.0%} margin)"
+    elif dtype == "string":
+        values = sorted(present.astype(str).unique())
+        if len(values) <= MAX_ALLOWED and not unique:
+            parts.append("allowed: [" + ", ".join(_yaml_value(v) for v in values) + "]")
+        seen += f", {len(values)} distinct value(s)"
+    if unique:
+        parts.append("unique: true")
+    return "{" + ", ".join(parts) + "}", seen
+
+
+def _from_table(
+    folder: Path,
+    team: str,
+    *,
+    table: str,
+    label: str,
+    positive: str | None = None,
+    key: str | None = None,
+    sensitive: list[str] | None = None,
+) -> Inferred:
+    """Profile the team's table into a contract, the pipeline's columns and a gate whose
+    rules name metrics evaluate writes. Every bad choice is refused naming the column."""
+    import os
+
+    from conveyor.tables import read_table
+
+    path = Path(table)
+    df = read_table(path)
+    columns = [str(c) for c in df.columns]
+    sensitive = list(sensitive or [])
+    for what, name in [
+        ("--label", label),
+        ("--key", key),
+        *(("--sensitive", c) for c in sensitive),
+    ]:
+        if name is not None and name not in columns:
+            raise BadInputError(
+                f"{what} {name!r}: not a column of {path} (columns: {columns[:25]})"
+            )
+    labels = sorted(df[label].dropna().astype(str).unique())
+    if len(labels) != 2:
+        raise BadInputError(
+            f"--label {label!r}: a binary label has exactly two values; {path} has "
+            f"{len(labels)}: {labels[:10]}"
+        )
+    if positive is None and set(labels) != {"0", "1"}:
+        raise BadInputError(
+            f"--label {label!r} holds {labels}, not 0/1: name the positive class with "
+            f"--positive (e.g. --positive {labels[-1]})"
+        )
+    if positive is not None and positive not in labels:
+        raise BadInputError(f"--positive {positive!r}: the label holds {labels}")
+    if key is None:
+        unique = [c for c in columns if c not in (label, *sensitive) and df[c].is_unique
+                  and _dtype(df[c]) in ("int", "string") and df[c].notna().all()]  # fmt: skip
+        named = [c for c in unique if c.lower() == "id" or c.lower().endswith(("_id", "id"))]
+        if not named:
+            raise BadInputError(
+                f"{path}: no key column found (unique per row, named like *id); name one with "
+                f"--key{f' (unique columns: {unique[:5]})' if unique else ''}"
+            )
+        key = named[0]
+    elif not df[key].is_unique or df[key].isna().any():
+        raise BadInputError(f"--key {key!r}: not unique per row in {path}; a key names one row")
+
+    rules: list[str] = []
+    numeric: list[str] = []
+    categorical: list[str] = []
+    left_out: list[str] = []
+    for col in columns:
+        dtype = _dtype(df[col])
+        if col == label:
+            values = ", ".join(_yaml_value(v) for v in labels)
+            rule = f"{{dtype: {'int' if positive is None else 'string'}, allowed: [{values}]}}"
+            if positive is None:
+                rule = "{dtype: int, min: 0, max: 1}"
+            rules.append(f"  {col}: {rule}  # the label")
+            continue
+        rule, seen = _rule(df[col], dtype, unique=col == key)
+        rules.append(f"  {col}: {rule}  # {seen}")
+        if col == key or col in sensitive:
+            continue
+        distinct = df[col].nunique()
+        if dtype in ("int", "float"):
+            numeric.append(col)
+        elif dtype in ("string", "bool") and distinct <= MAX_CATEGORIES:
+            categorical.append(col)
+        else:
+            left_out.append(f"{col} ({dtype}, {distinct} distinct)")
+    if not numeric and not categorical:
+        raise BadInputError(f"{path}: no column can be a model input besides the key and label")
+    rows = len(df)
+    contract = (
+        f"# Data contract for team {team}, inferred from {path.name} ({rows:,} rows) by "
+        "`conveyor new --data`.\n"
+        "# Ranges carry a 10 % margin over what was seen; `allowed` lists every value seen in a\n"
+        "# column of few values. Tighten or widen them: a batch breaking a rule trains nothing.\n"
+        f"name: {team}-data\nversion: 1\nkey: [{key}]\n"
+        f"rows: {{min: {max(1, rows // 10)}}}           # a batch a tenth of this table's size\n"
+        "drift: {max_psi: 0.25}\ncolumns:\n" + "\n".join(rules) + "\n"
+    )
+    source = os.path.relpath(path.resolve(), folder.resolve())
+    lines = [
+        "data:",
+        "  source: file",
+        f"  path: {source}             # relative to this file; or an s3://, gs:// URI",
+        "features:",
+        f"  label: {label}",
+    ]
+    if positive is not None:
+        lines.append(
+            f"  positive: {_yaml_value(positive)}           # this label value is the class 1"
+        )
+    lines += [
+        f"  key: {key}",
+        f"  numeric: [{', '.join(numeric)}]",
+        f"  categorical: [{', '.join(categorical)}]",
+    ]
+    if sensitive:
+        lines.append(f"  passthrough: [{', '.join(sensitive)}]   # kept for fairness, not inputs")
+    if left_out:
+        lines.append(f"  # not model inputs: {', '.join(left_out)}")
+    evaluation = ""
+    gate = [
+        f"# Quality gate for team {team} (conveyor.gate.Policy): every rule names a number the",
+        "# evaluate stage writes (`conveyor validate-config` checks). Start lenient, then raise.",
+        "rules:",
+        "  - {metric: metrics.roc_auc, min: 0.6, max_drop: 0.02, on_fail: reject}",
+        "  - {metric: metrics.log_loss, max_increase_pct: 10, on_fail: hold}",
+    ]
+    if sensitive:
+        evaluation = (
+            "evaluation:\n"
+            f"  fairness: [{', '.join(sensitive)}]  # per-group recall, precision, selection\n"
+        )
+        gate += [
+            f"  - {{metric: fairness.{c}.disparate_impact, min: 0.8, on_fail: hold}}  # four-fifths"
+            for c in sensitive
+        ]
+    return Inferred("\n".join(lines), evaluation, contract, "\n".join(gate) + "\n")

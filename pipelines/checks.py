@@ -94,11 +94,17 @@ def _against_contract(config: PipelineConfig, contract: Any) -> list[str]:
             )
     label = columns.get(f.label)
     if label is not None and label.allowed is not None:
-        values = {str(v).lower() for v in label.allowed}
-        if not values <= {"0", "1", "true", "false"}:
+        allowed = [str(v) for v in label.allowed]
+        if f.positive is not None and str(f.positive) not in allowed:
             found.append(
-                f"features.label: contract allows {label.allowed!r} for {f.label!r}; the "
-                "label must be 0/1 (1 = the positive class): map it in the table"
+                f"features.positive: {f.positive!r} is not a value the contract allows for "
+                f"{f.label!r} ({allowed}){_near(str(f.positive), allowed)}"
+            )
+        elif f.positive is None and not {v.lower() for v in allowed} <= {"0", "1", "true", "false"}:
+            found.append(
+                f"features.label: contract allows {allowed} for {f.label!r}, not 0/1; set "
+                "features.positive to the positive class (e.g. features.positive: "
+                f"{allowed[-1]!r})"
             )
     return found
 

@@ -87,3 +87,23 @@ def test_feature_config_rules():
         SplitSpec(train=0.8, validation=0.15, holdout=0.15)
     with pytest.raises(ValueError, match="'label' is the label/key and cannot be a feature"):
         FeatureSpec(numeric=["label"])
+
+
+def test_a_label_of_two_named_values_trains_with_its_positive_class(tmp_path, small_df, config):
+    named = small_df.assign(label=small_df["label"].map({1: "Yes", 0: "No"}))
+    with pytest.raises(BadInputError, match=r"found \['No', 'Yes'\]; to use these values, set "
+                       r"features.positive to the positive one \(e.g. 'Yes'\)"):  # fmt: skip
+        features.prepare(named, config.features, tmp_path / "a")
+    spec = config.features.model_copy(update={"positive": "Yes"})
+    out = features.FeatureOutputs.under(tmp_path / "b")
+    result = features.prepare(named, spec, out)
+    expected = features.prepare(small_df, config.features, features.FeatureOutputs.under(tmp_path))
+    assert result.rows == expected.rows and result.positive_rate == expected.positive_rate
+    assert (
+        read_table(out.train)["label"].tolist() == read_table(tmp_path / "train")["label"].tolist()
+    )
+    assert json.loads((out.preprocessing / "feature_spec.json").read_text())["positive"] == "Yes"
+    wrong = config.features.model_copy(update={"positive": "yes"})
+    with pytest.raises(BadInputError, match=r"features.positive 'yes': the label 'label' must "
+                       r"hold exactly two values, one of them the positive class"):  # fmt: skip
+        features.prepare(named, wrong, tmp_path / "c")

@@ -137,7 +137,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_new(args: argparse.Namespace) -> int:
     from conveyor.scaffold import scaffold
 
-    written = scaffold(args.team, args.dir, force=args.force)
+    data = {}
+    if args.data and not args.label:
+        raise BadInputError("--data needs --label: the column the model learns to predict")
+    if args.data:
+        data = {"table": args.data, "label": args.label, "positive": args.positive,
+                "key": args.key, "sensitive": args.sensitive}  # fmt: skip
+    elif args.label or args.positive or args.key or args.sensitive:
+        raise BadInputError("--label, --positive, --key and --sensitive describe --data TABLE")
+    written = scaffold(args.team, args.dir, force=args.force, **data)
     folder = written[0].parent
     print("\n".join(f"wrote {p}" for p in written))
     print(
@@ -562,6 +570,13 @@ COMMANDS: list[Command] = [
             arg("team", help="team name (lowercase, digits, '-'): names pipeline and model"),
             arg("--dir", default=".", help="parent folder (default: current)"),
             arg("--force", action="store_true", help="overwrite existing files"),
+            arg("--data", help="the team's table (CSV or Parquet): profile it into the contract, "
+                "the pipeline's columns and a gate (needs --label)"),
+            arg("--label", help="the label column (two values)"),
+            arg("--positive", help="the label value of the positive class, when it is not 0/1"),
+            arg("--key", help="the column unique per row (default: a unique column named *id)"),
+            arg("--sensitive", nargs="+", help="group columns to check fairness on (kept in the "
+                "splits, not model inputs)"),
         ],
     ),
     Command(
