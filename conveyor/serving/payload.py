@@ -192,20 +192,21 @@ def _frame(features: Features, columns: Mapping[str, Sequence[Any]], rows: int) 
 # ---------------------------------------------------------------------------------- V1
 
 
+def _has_every_feature(features: Features, i: int, item: Any, shape: str) -> None:
+    """instances[i] is an object naming every feature (``shape`` says what one looks like)."""
+    if not isinstance(item, dict):
+        raise BadInputError(f"instances[{i}] is a {type(item).__name__}; {shape}")
+    absent = [c for c in features.order if c not in item]
+    if absent:
+        raise BadInputError(
+            f"instances[{i}]: missing feature(s) {absent}; the model needs all of {features.order}"
+        )
+
+
 def _records(features: Features, instances: list[Any]) -> Rows:
     columns: dict[str, list[Any]] = {c: [] for c in features.order}
     for i, row in enumerate(instances):
-        if not isinstance(row, dict):
-            raise BadInputError(
-                f"instances[{i}] is a {type(row).__name__}; every row must be an object of "
-                "feature -> value like instances[0]"
-            )
-        absent = [c for c in features.order if c not in row]
-        if absent:
-            raise BadInputError(
-                f"instances[{i}]: missing feature(s) {absent}; the model needs all of "
-                f"{features.order}"
-            )
+        _has_every_feature(features, i, row, "every row must be an object of feature -> value")
         for col in features.order:
             value = row[col]
             if isinstance(value, list | dict):
@@ -223,10 +224,8 @@ def _columns(features: Features, instances: list[Any]) -> Rows:
     total = 0
     for i, block in enumerate(instances):
         if not isinstance(block, dict):
-            raise BadInputError(
-                f"instances[{i}] is a {type(block).__name__}; in the column shape every "
-                "element is an object of column -> list"
-            )
+            _has_every_feature(features, i, block, "in the column shape every element is an "
+                               "object of column -> list")  # fmt: skip
         lengths = {c: len(block[c]) for c in features.order if isinstance(block.get(c), list)}
         scalar = [c for c in features.order if c in block and not isinstance(block[c], list)]
         if scalar:
@@ -236,12 +235,7 @@ def _columns(features: Features, instances: list[Any]) -> Rows:
                 f"({', '.join(scalar[:SHOWN])}); give one value per feature in each row object, "
                 "or one list per feature (one value per row) in a column object"
             )
-        absent = [c for c in features.order if c not in block]
-        if absent:
-            raise BadInputError(
-                f"instances[{i}]: missing feature(s) {absent}; the model needs all of "
-                f"{features.order}"
-            )
+        _has_every_feature(features, i, block, "")
         if len(set(lengths.values())) > 1:
             shown = ", ".join(f"{c} {n}" for c, n in lengths.items())
             raise BadInputError(
