@@ -22,6 +22,7 @@ The quality gate's verdicts (``hold`` 3, ``reject`` 4) and ``kubectl conveyor an
 decisions are outcomes, not errors: see ``gate.EXIT_CODES`` and ``cli.kubectl.ANALYZE_EXIT``.
 """
 
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
@@ -41,7 +42,17 @@ __all__ = [
     "ServingError",
     "TrackingError",
     "TrainingError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """``; did you mean 'x' or 'y'?`` for the nearest of ``names``, or "" when none is near:
+    the tail of a message that names a misspelt field, column or metric."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(names), n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
 
 
 class ConveyorError(Exception):

@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from conveyor.config import EvaluationSpec, LatencySpec, SliceSpec
-from conveyor.errors import BadInputError
+from conveyor.errors import BadInputError, did_you_mean
 from conveyor.golden import (  # noqa: F401  (re-exported: evaluation's public API)
     GOLDEN_TARGET,
     check_golden,
@@ -90,15 +90,13 @@ def metric_paths(spec: EvaluationSpec) -> list[str]:
 def unknown_metric(path: str, spec: EvaluationSpec) -> str | None:
     """Why no evaluation of this config can hold ``path`` (the nearest name suggested), or
     None when it can. A gate rule on such a path would always find its evidence missing."""
-    import difflib
     import fnmatch
 
     known = metric_paths(spec)
     if any(fnmatch.fnmatchcase(path, p) for p in known):
         return None
-    near = difflib.get_close_matches(path, known, n=2, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
-    if not near and path.startswith(("slices.", "fairness.")):
+    hint = did_you_mean(path, known)
+    if not hint and path.startswith(("slices.", "fairness.")):
         what = "evaluation.slices" if path.startswith("slices.") else "evaluation.fairness"
         hint = f"; add it under {what} in the pipeline config"
     return f"{path!r} is not a metric the evaluate stage produces for this config{hint}"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.config import PipelineConfig
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, did_you_mean
 from conveyor.pipelines.platform import check_steps
 
 __all__ = ["problems"]
@@ -60,13 +60,6 @@ def problems(config: PipelineConfig) -> list[str]:
     return found
 
 
-def _near(name: str, names: Any) -> str:
-    import difflib
-
-    near = difflib.get_close_matches(name, list(names), n=2, cutoff=0.6)
-    return f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
-
-
 def _against_contract(config: PipelineConfig, contract: Any) -> list[str]:
     """Every column the config names is declared in the contract, with a type its role
     can use: a typo here used to fail the run in prepare_features, after validation."""
@@ -85,7 +78,7 @@ def _against_contract(config: PipelineConfig, contract: Any) -> list[str]:
         if col not in columns:
             found.append(
                 f"{field}: {col!r} is not a column of contract {contract.name!r}"
-                + _near(col, columns)
+                + did_you_mean(col, columns)
             )
         elif columns[col].dtype not in dtypes:
             found.append(
@@ -98,7 +91,7 @@ def _against_contract(config: PipelineConfig, contract: Any) -> list[str]:
         if f.positive is not None and str(f.positive) not in allowed:
             found.append(
                 f"features.positive: {f.positive!r} is not a value the contract allows for "
-                f"{f.label!r} ({allowed}){_near(str(f.positive), allowed)}"
+                f"{f.label!r} ({allowed}){did_you_mean(str(f.positive), allowed)}"
             )
         elif f.positive is None and not {v.lower() for v in allowed} <= {"0", "1", "true", "false"}:
             found.append(
@@ -152,10 +145,8 @@ def _kept_through_splits(config: PipelineConfig) -> list[str]:
                 continue
             for name in dict.fromkeys(names):
                 if name not in kept:
-                    found.append(
-                        f"{field}.where: {name!r} is not kept in the splits{_near(name, kept)}; "
-                        f"{fix}"
-                    )
+                    hint = did_you_mean(name, kept)
+                    found.append(f"{field}.where: {name!r} is not kept in the splits{hint}; {fix}")
     return found
 
 

@@ -42,10 +42,9 @@ HASH = re.compile(r"^'?[0-9a-f]{32,64}'?$")
 @dataclass(frozen=True)
 class Output:
     """Where a local run's chatter goes: the log file always (no ANSI codes); the terminal
-    gets one ``progress`` line per task, or with ``verbose`` kfp's raw log as well."""
+    gets one line per task, and with ``verbose`` kfp's raw log as well."""
 
     log: Path
-    progress: bool = True
     verbose: bool = False
 
 
@@ -60,7 +59,7 @@ class TaskLog:
     out: Output
     file: TextIO
     terminal: TextIO
-    raised: dict[str, str] = field(default_factory=dict)  # task -> the last error it raised
+    raised: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (class, message)
     _partial: str = ""
     _task: str = ""
     _started: float = 0.0
@@ -100,7 +99,7 @@ class TaskLog:
         elif line.startswith("-" * 20) or "Pipeline '" in line:
             self.close_task()
         elif self._task and (raised := RAISED.match(line)) is not None:
-            self.raised[self._task] = f"{raised.group(1)}: {raised.group(2).strip()}"
+            self.raised[self._task] = (raised.group(1), raised.group(2).strip())
 
     def close_task(self) -> None:
         """One progress line for the task that just finished (importers are not stages)."""
@@ -109,16 +108,24 @@ class TaskLog:
         task, status, ended = self._finished
         self._finished, self._task = None, ""
         results, self._results = ", ".join(self._results), []
-        if not self.out.progress or task.startswith("importer"):
+        if task.startswith("importer"):
             return
         seconds = ended - self._started
         said = "" if status == "SUCCESS" else f"{status.lower()}  "
         self.terminal.write(f"      {task:<18} {seconds:6.1f}s  {said}{results}".rstrip() + "\n")
         self.terminal.flush()
 
-    def failure(self) -> tuple[str, str] | None:
-        """(task, its error) of the task that failed, if it raised one."""
-        return next(iter(self.raised.items()), None)
+    def finish(self) -> None:
+        """The last line (kfp may end without a newline) and the last task's progress line."""
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        self.close_task()
+        self.flush()
+
+    def failure(self) -> tuple[str, str, str] | None:
+        """(task, error class, message) of the task that failed, if it raised one."""
+        return next(((task, *error) for task, error in self.raised.items()), None)
 
 
 @contextlib.contextmanager
@@ -135,15 +142,12 @@ def _captured(out: Output | None) -> Iterator[TaskLog | None]:
             try:
                 yield sink
             finally:
-                if sink._partial:
-                    sink._line(sink._partial)
-                sink.close_task()
-                sink.flush()
+                sink.finish()
 
 
-def _error_class(text: str) -> type[errors.ConveyorError]:
+def _error_class(name: str) -> type[errors.ConveyorError]:
     """The Conveyor error a task raised, by its class name (a task's exit code is always 1)."""
-    found = getattr(errors, text.split(":", 1)[0], None)
+    found = getattr(errors, name, None)
     if isinstance(found, type) and issubclass(found, errors.ConveyorError):
         return found
     return PipelineFailedError
@@ -181,9 +185,9 @@ def _run(
                 raise PipelineFailedError(
                     f"pipeline failed: {exc} (outputs under {run_dir or own_root})", run_dir
                 ) from exc
-            task_name, error = failed  # the stage's own error, and its exit code
-            raised = PipelineFailedError(f"{task_name}: {error.split(': ', 1)[-1]}", run_dir)
-            raised.exit_code = _error_class(error).exit_code
+            task_name, error_class, message = failed  # the stage's own error and exit code
+            raised = PipelineFailedError(f"{task_name}: {message}", run_dir)
+            raised.exit_code = _error_class(error_class).exit_code
             raise raised from exc
     run_dir = _run_dir(own_root)
     if run_dir is None:

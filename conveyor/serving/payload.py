@@ -23,6 +23,7 @@ all-zero one-hot) and counted in ``Rows.unseen``, so monitoring can see it.
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -67,13 +68,24 @@ class Features:
         """Positional rows and the V2 metadata list the features in this order."""
         return [*self.numeric, *self.categorical]
 
-    def known(self, column: str) -> set[str]:
-        return {c for c in self.categories.get(column, ()) if c != MISSING_CATEGORY}
+    @cached_property
+    def _known(self) -> dict[str, frozenset[str]]:
+        return {
+            col: frozenset(c for c in self.categories.get(col, ()) if c != MISSING_CATEGORY)
+            for col in self.categorical
+        }
+
+    @cached_property
+    def _codes(self) -> dict[str, bool]:
+        return {col: bool(k) and all(map(_is_number_text, k)) for col, k in self._known.items()}
+
+    def known(self, column: str) -> frozenset[str]:
+        """The categories the model was trained on (computed once: read for every value)."""
+        return self._known.get(column, frozenset())
 
     def codes(self, column: str) -> bool:
         """The model was trained on numeric codes for this categorical (e.g. 1, 2, 3)."""
-        known = self.known(column)
-        return bool(known) and all(_is_number_text(c) for c in known)
+        return self._codes.get(column, False)
 
 
 @dataclass(frozen=True)

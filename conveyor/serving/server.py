@@ -114,21 +114,18 @@ def _model_class() -> type:
         def __init__(self, name: str, model_dir: str, version: str, max_batch: int) -> None:
             super().__init__(name)
             self.model_dir, self.version, self.max_batch = model_dir, version, max_batch
-            self.numeric: list[str] = []
-            self.categorical: list[str] = []
+            self.features = Features([], [])
 
         def load(self) -> bool:
             self.model, spec = load_model(self.model_dir)  # sha256 checked before unpickling
             self.features = Features.from_spec(spec, self.max_batch)
-            self.numeric = list(self.features.numeric)
-            self.categorical = list(self.features.categorical)
             self.ready = True
             return True
 
         def get_input_types(self) -> list[dict[str, Any]]:
-            return [{"name": c, "datatype": "FP64", "shape": [-1]} for c in self.numeric] + [
-                {"name": c, "datatype": "BYTES", "shape": [-1]} for c in self.categorical
-            ]
+            return [
+                {"name": c, "datatype": "FP64", "shape": [-1]} for c in self.features.numeric
+            ] + [{"name": c, "datatype": "BYTES", "shape": [-1]} for c in self.features.categorical]
 
         def get_output_types(self) -> list[dict[str, Any]]:
             return [{"name": "output-0", "datatype": "FP64", "shape": [-1, 2]}]
