@@ -180,11 +180,14 @@ def stop_on_sigterm(*, forward: bool = False) -> Iterator[None]:
         yield
         return
 
+    forwarded: list[int] = []
+
     def handler(signum: int, frame: object) -> None:
         if forward:
             for child in descendants(os.getpid()):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(child, signal.SIGTERM)
+                    forwarded.append(child)
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -192,3 +195,32 @@ def stop_on_sigterm(*, forward: bool = False) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        # Popen's __exit__ waits only 0.25 s on an interrupt: the stopped tasks may still be
+        # closing their MLflow runs when we return. The caller said "nothing left running".
+        _await_exit(forwarded, TERM_GRACE)
+
+
+TERM_GRACE = 20.0  # seconds a forwarded SIGTERM gets before SIGKILL
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a child of ours is reaped here)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _await_exit(pids: list[int], grace: float) -> None:
+    """Wait up to ``grace`` seconds for ``pids`` to exit, then SIGKILL what is left."""
+    deadline = time.monotonic() + grace
+    alive = [p for p in pids if _running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _running(p)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
