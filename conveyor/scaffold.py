@@ -304,7 +304,7 @@ def _from_table(
     if key is None:
         unique = [c for c in columns if c not in (label, *sensitive) and df[c].is_unique
                   and _dtype(df[c]) in ("int", "string") and df[c].notna().all()]  # fmt: skip
-        named = [c for c in unique if c.lower() == "id" or c.lower().endswith(("_id", "id"))]
+        named = [c for c in unique if c.lower().endswith("id")]
         if not named:
             raise BadInputError(
                 f"{path}: no key column found (unique per row, named like *id); name one with "
@@ -321,10 +321,12 @@ def _from_table(
     for col in columns:
         dtype = _dtype(df[col])
         if col == label:
-            values = ", ".join(_yaml_value(v) for v in labels)
-            rule = f"{{dtype: {'int' if positive is None else 'string'}, allowed: [{values}]}}"
-            if positive is None:
-                rule = "{dtype: int, min: 0, max: 1}"
+            rule = "{dtype: int, min: 0, max: 1}"
+            if positive is not None:  # the two values seen, typed as the column is
+                typed = int if dtype == "int" else lambda v: v
+                values = sorted({typed(v.item() if hasattr(v, "item") else v)
+                                 for v in df[col].dropna()}, key=str)  # fmt: skip
+                rule = f"{{dtype: {dtype}, allowed: [{', '.join(map(_yaml_value, values))}]}}"
             rules.append(f"  {col}: {rule}  # the label")
             continue
         rule, seen = _rule(df[col], dtype, unique=col == key)

@@ -99,3 +99,14 @@ def test_bad_table_choices_are_named(workdir, capsys) -> None:
         assert not (workdir / "acme").exists(), "nothing written for a refused table"
     assert main(["new", "acme", "--label", "churn"]) == 2
     assert "--label, --positive, --key and --sensitive describe --data" in capsys.readouterr().err
+
+
+def test_a_coded_label_keeps_its_column_type_in_the_contract(workdir, capsys) -> None:
+    data = workdir / "coded.csv"
+    table = pd.read_csv(_customer_table(workdir / "customers.csv", rows=300))
+    table.assign(churn=table["churn"].map({"Yes": 2, "No": 1})).to_csv(data, index=False)
+    scaffold("acme", workdir, table=str(data), label="churn", positive="2")
+    contract = yaml.safe_load((workdir / "acme" / "contract.yaml").read_text())
+    assert contract["columns"]["churn"] == {"dtype": "int", "allowed": [1, 2]}
+    assert main(["validate-config", "acme/pipeline.yaml"]) == 0
+    assert main(["validate", "--contract", "acme/contract.yaml", str(data)]) == 0
