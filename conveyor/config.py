@@ -1,6 +1,8 @@
 """YAML configuration validated by pydantic; a bad file is rejected with the field path."""
 
+import itertools
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -20,6 +22,8 @@ from pydantic import (
 from conveyor.errors import BadInputError
 
 __all__ = [
+    "DEFAULT_FAIRNESS_BINS",
+    "MAX_FAIRNESS_VALUES",
     "ClusterSpec",
     "DriftPolicy",
     "EvaluationSpec",
@@ -202,7 +206,12 @@ class FeatureSpec(StrictModel):
         description="the label's positive-class value when the label is not already 0/1 (e.g. "
         "'Yes', 'fraud'); rows with it become 1, the other value 0",
     )
-    key: str = "id"
+    key: str | None = Field(
+        "id",
+        description="a column unique per row: the hash split keeps each row on its side as the "
+        "table grows; null: the row's position in the table stands in (stable only while new "
+        "rows are appended at the end)",
+    )
     numeric: list[str] = Field(min_length=0)
     categorical: list[str] = Field(default_factory=list)
     passthrough: list[str] = Field(
@@ -213,6 +222,11 @@ class FeatureSpec(StrictModel):
     min_category_frequency: int = Field(1, ge=1)
     profile_bins: int = Field(10, ge=2, le=100)
     split: SplitSpec = SplitSpec()
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The key as a list: empty when rows are identified by position."""
+        return [self.key] if self.key else []
 
     @model_validator(mode="after")
     def _disjoint(self) -> "FeatureSpec":
@@ -225,7 +239,7 @@ class FeatureSpec(StrictModel):
                     raise ValueError(f"column {col!r} is listed as both {seen[col]} and {role}")
                 seen[col] = role
         for special in (self.label, self.key):
-            if special in seen:
+            if special is not None and special in seen:
                 raise ValueError(f"column {special!r} is the label/key and cannot be a feature")
         return self
 
@@ -292,6 +306,10 @@ class LatencySpec(StrictModel):
     )
 
 
+DEFAULT_FAIRNESS_BINS = 4  # quartiles: groups large enough to compare on a typical holdout
+MAX_FAIRNESS_VALUES = 10  # a numeric column with more values is binned, not grouped by value
+
+
 class EvaluationSpec(StrictModel):
     threshold: float = Field(0.5, gt=0, lt=1)
     slices: list[SliceSpec] = Field(default_factory=list)
@@ -302,7 +320,29 @@ class EvaluationSpec(StrictModel):
     golden_set: str | None = Field(
         None, description="CSV of canonical examples, relative to the config file"
     )
+    fairness_bins: dict[str, int | list[float]] = Field(
+        default_factory=dict,
+        description="groups of a numeric fairness column: a number of quantile bins, or the "
+        "inner bin edges (e.g. age: [25, 40, 60] gives < 25, 25-40, 40-60, >= 60); default: "
+        f"{DEFAULT_FAIRNESS_BINS} quantile bins when a numeric column holds more than "
+        f"{MAX_FAIRNESS_VALUES} distinct values",
+    )
     min_slice_rows: int = Field(30, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _bins_of_fairness_columns(self) -> "EvaluationSpec":
+        for col, bins in self.fairness_bins.items():
+            where = f"evaluation.fairness_bins.{col}"
+            if col not in self.fairness:
+                raise ValueError(f"{where}: {col!r} is not listed in evaluation.fairness")
+            if isinstance(bins, int) and not 2 <= bins <= 20:
+                raise ValueError(f"{where}: {bins} bins; between 2 and 20 groups can be compared")
+            if isinstance(bins, list):
+                if not bins or not all(math.isfinite(e) for e in bins):
+                    raise ValueError(f"{where}: edges {bins} must be finite numbers, at least one")
+                if any(b <= a for a, b in itertools.pairwise(bins)):
+                    raise ValueError(f"{where}: edges {bins} must increase strictly")
+        return self
 
     @field_validator("slices")
     @classmethod

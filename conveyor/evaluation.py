@@ -8,6 +8,7 @@ DataFrame so the two blocks are comparable. Metrics that cannot be computed are 
 (JSON ``null``), never NaN.
 """
 
+import itertools
 import json
 import math
 import re
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from conveyor import progress
 from conveyor.config import EvaluationSpec, LatencySpec, SliceSpec
 from conveyor.errors import BadInputError, did_you_mean
 from conveyor.golden import (  # noqa: F401  (re-exported: evaluation's public API)
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MLFLOW_BATCH",
     "ROC_POINTS",
+    "bin_groups",
     "check_threshold",
     "classification_metrics",
     "component_inputs",
@@ -48,9 +51,11 @@ __all__ = [
     "golden_from_records",
     "golden_records_json",
     "group_fairness",
+    "group_order",
     "load_golden",
     "measure_latency",
     "metric_paths",
+    "natural_key",
     "render_markdown",
     "resolve_slices",
     "roc",
@@ -81,7 +86,7 @@ def metric_paths(spec: EvaluationSpec) -> list[str]:
         name = s.name if s.where is not None else f"{s.name}_*"
         paths += [f"slices.{name}.rows", *(f"slices.{name}.metrics.{m}" for m in CLASSIFICATION)]
     for col in spec.fairness:
-        paths += [f"fairness.{col}.disparate_impact"]
+        paths += [f"fairness.{col}.disparate_impact", f"fairness.{col}.rows_left_out"]
         paths += [f"fairness.{col}.max_gap.{m}" for m in FAIRNESS_METRICS]
         paths += [f"fairness.{col}.by_group.*.{m}" for m in ("rows", *FAIRNESS_METRICS)]
     return paths
@@ -260,19 +265,84 @@ def slice_metrics(
 # ------------------------------------------------------------------------------- fairness
 
 
+def natural_key(group: str) -> tuple[Any, ...]:
+    """Groups in the order a person reads them: numbers by value ('9' before '20'), text with
+    its digit runs compared as numbers ('grade 2' before 'grade 10'), 'null' last."""
+    if group == "null":
+        return (2,)
+    try:
+        return (0, float(group))
+    except ValueError:
+        parts = re.split(r"(\d+)", group.casefold())
+        return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts))
+
+
+def bin_names(edges: list[float]) -> list[str]:
+    """The groups inner ``edges`` make, lowest first."""
+    inner = [f"{a:g} to {b:g}" for a, b in itertools.pairwise(edges)]
+    return [f"< {edges[0]:g}", *inner, f">= {edges[-1]:g}"]
+
+
+def group_order(fairness: dict[str, Any]) -> list[str]:
+    """A fairness block's groups in reading order (bins lowest first, values naturally, null
+    last): JSON documents are written with sorted keys, so the order is not kept in them."""
+    rank = (
+        {g: (i,) for i, g in enumerate([*bin_names(fairness["bins"]), "null"])}
+        if fairness.get("bins")
+        else None
+    )
+    return sorted(fairness["by_group"], key=rank.__getitem__ if rank else natural_key)
+
+
+def bin_groups(
+    values: pd.Series, bins: int | list[float] | None
+) -> tuple[pd.Series, list[float] | None]:
+    """A numeric column of many values as interval groups (``< 25``, ``25 to 40``, ``>= 60``):
+    per-value groups of an age or an income are mostly too small to judge. ``bins`` is a count
+    of quantile bins or the inner edges; None bins only a column of many values. Returns the
+    groups and the edges (None when not binned)."""
+    from conveyor.config import DEFAULT_FAIRNESS_BINS, MAX_FAIRNESS_VALUES
+
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if bins is not None and not numeric:
+        raise BadInputError(
+            f"evaluation.fairness_bins.{values.name}: column {values.name!r} is "
+            f"{values.dtype}, not numeric; bins apply to numeric columns only"
+        )
+    if not numeric or (bins is None and values.nunique() <= MAX_FAIRNESS_VALUES):
+        return values, None
+    if isinstance(bins, list):
+        edges = [float(e) for e in bins]
+    else:
+        count = bins or DEFAULT_FAIRNESS_BINS
+        inner = np.nanquantile(values.to_numpy(dtype=float), np.linspace(0, 1, count + 1)[1:-1])
+        edges = sorted({float(f"{e:.4g}") for e in inner})
+    names = bin_names(edges)
+    codes = np.searchsorted(np.asarray(edges), values.to_numpy(dtype=float), side="right")
+    out = pd.Series(np.asarray(names, dtype=object)[codes], index=values.index, name=values.name)
+    return out.mask(values.isna()), edges
+
+
 def group_fairness(
-    groups: pd.Series, y: np.ndarray, pred: np.ndarray, min_rows: int
+    groups: pd.Series,
+    y: np.ndarray,
+    pred: np.ndarray,
+    min_rows: int,
+    bins: int | list[float] | None = None,
 ) -> dict[str, Any]:
     """Per-group recall, precision and selection rate (fairlearn MetricFrame), their max gap
-    and the disparate impact ratio (min / max selection rate) over groups of >= min_rows."""
+    and the disparate impact ratio (min / max selection rate) over groups of >= min_rows.
+    A numeric column of many values is grouped into bins (``bin_groups``)."""
     from fairlearn.metrics import MetricFrame, selection_rate
 
+    groups, edges = bin_groups(groups, bins)
     labels = groups.map(lambda v: "null" if pd.isna(v) else str(v)).to_numpy(dtype=object)
     counts = pd.Series(labels).value_counts()
-    eligible = sorted(str(g) for g in counts.index if counts[g] >= min_rows)
-    small = sorted(str(g) for g in counts.index if counts[g] < min_rows)
+    present = group_order({"bins": edges, "by_group": [str(g) for g in counts.index]})
+    eligible = [g for g in present if counts[g] >= min_rows]
+    small = [g for g in present if counts[g] < min_rows]
     by_group: dict[str, dict[str, Any]] = {
-        g: {"rows": int(counts[g]), **dict.fromkeys(FAIRNESS_METRICS)} for g in sorted(counts.index)
+        g: {"rows": int(counts[g]), **dict.fromkeys(FAIRNESS_METRICS)} for g in present
     }
     max_gap: dict[str, float | None] = dict.fromkeys(FAIRNESS_METRICS)
     disparate_impact: float | None = None
@@ -301,15 +371,20 @@ def group_fairness(
             low, high = float(frame.group_min()["selection_rate"]), float(rates.max())
             disparate_impact = _num(low / high) if high > 0 else None
     note = None
+    left_out = int(sum(counts[g] for g in small))
     if small:
+        shown = small if len(small) <= 8 else [*small[:8], f"... {len(small) - 8} more"]
         note = (
-            f"group(s) {small} have fewer than {min_rows} rows (min_slice_rows): metrics null, "
-            "left out of max_gap and disparate_impact"
+            f"{left_out} of {len(labels)} rows ({left_out / len(labels):.0%}) are in "
+            f"{len(small)} group(s) of fewer than {min_rows} rows (evaluation.min_slice_rows), "
+            f"left out of max_gap and disparate_impact: {', '.join(shown)}"
         )
     return {
         "by_group": by_group,
         "max_gap": max_gap,
         "disparate_impact": disparate_impact,
+        "bins": edges,
+        "rows_left_out": left_out,
         "note": note,
     }
 
@@ -325,7 +400,11 @@ def fairness_metrics(
                 f"(columns: {', '.join(map(str, holdout.columns))}); keep it in the splits with "
                 "features.passthrough"
             )
-        out[col] = group_fairness(holdout[col], y, pred, spec.min_slice_rows)
+        out[col] = group_fairness(
+            holdout[col], y, pred, spec.min_slice_rows, spec.fairness_bins.get(col)
+        )
+        if out[col]["note"]:
+            progress.warn(f"fairness across {col!r}: {out[col]['note']}")
     return out
 
 
@@ -447,6 +526,7 @@ def evaluate_model(
     holdout: pd.DataFrame,
     spec: EvaluationSpec,
     golden: pd.DataFrame | None,
+    who: str = "candidate",
 ) -> dict[str, Any]:
     """The evidence block of one model scored on ``holdout`` (sha256 verified before loading)."""
     from conveyor.model import MODEL_FILE, inputs, load_model
@@ -459,6 +539,7 @@ def evaluate_model(
         raise BadInputError(f"{model_dir}: holdout lacks column(s) {missing} the model needs")
     y = holdout[feature_spec["label"]].to_numpy().astype(int)
     x = inputs(holdout, feature_spec)
+    progress.step(f"{who}: scoring {len(x):,} holdout rows")
     proba = np.asarray(model.predict_proba(x)[:, 1])
     pred = (proba >= spec.threshold).astype(int)
 
@@ -474,7 +555,9 @@ def evaluate_model(
     metrics["majority_class_share"] = _num(share)
     metrics["golden_agreement"] = _num(agreement)
 
-    latency = measure_latency(model, x, spec.latency)
+    lat = spec.latency
+    progress.step(f"{who}: timing {lat.single_calls} single-row and {lat.batch_calls} batch calls")
+    latency = measure_latency(model, x, lat)
     batch = x.iloc[np.resize(np.arange(len(x)), spec.latency.batch_rows)]
     model_file = Path(model_dir) / MODEL_FILE
     return {
@@ -525,7 +608,7 @@ def evaluate(
     candidate = evaluate_model(model_dir, holdout, spec, golden)
     champion = None
     if champion_dir is not None:
-        champion = evaluate_model(champion_dir, holdout, spec, golden)
+        champion = evaluate_model(champion_dir, holdout, spec, golden, who="champion")
     return {
         **candidate,
         "threshold": spec.threshold,
@@ -656,7 +739,8 @@ def render_markdown(evaluation: dict[str, Any]) -> str:
             "| group | rows | " + " | ".join(FAIRNESS_METRICS) + " |",
             "|---|---:|---:|---:|---:|",
         ]
-        for g, v in f["by_group"].items():
+        for g in group_order(f):
+            v = f["by_group"][g]
             lines.append(
                 f"| {g} | {v['rows']} | " + " | ".join(_fmt(v[m]) for m in FAIRNESS_METRICS) + " |"
             )

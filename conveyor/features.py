@@ -17,7 +17,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from conveyor import distributions
+from conveyor import distributions, progress
 from conveyor.config import FeatureSpec
 from conveyor.errors import BadInputError
 from conveyor.tables import write_json, write_table
@@ -36,11 +36,16 @@ __all__ = [
 # A fixed key makes pandas' row hash reproducible across processes and machines.
 HASH_KEY = "conveyor-split-1"
 SPLITS = ("train", "validation", "holdout")
+POSITION_NOTE = (
+    "features.key is not set: each row is identified by its position in the table, so a row "
+    "keeps its split only while new rows are appended at the end; name a column unique per "
+    "row in features.key to make the split stable under any change"
+)
 
 
 def check_columns(df: pd.DataFrame, spec: FeatureSpec) -> None:
     """Fail early, naming every configured column the table lacks."""
-    needed = [spec.key, spec.label, *spec.numeric, *spec.categorical, *spec.passthrough]
+    needed = [*spec.key_columns, spec.label, *spec.numeric, *spec.categorical, *spec.passthrough]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise BadInputError(
@@ -87,10 +92,11 @@ def split_positions(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray
     """Row positions of each split, stratified on the label, sorted for stable output order."""
     s = spec.split
     if s.method == "hash":
-        hashed = pd.util.hash_pandas_object(
-            df[spec.key].astype(str), index=False, hash_key=HASH_KEY.ljust(16)[:16]
+        # without a key, the row's position stands in for it (see ``POSITION_NOTE``)
+        ids = df[spec.key].astype(str) if spec.key else pd.Series(np.arange(len(df)).astype(str))
+        order_key = pd.util.hash_pandas_object(
+            ids, index=False, hash_key=HASH_KEY.ljust(16)[:16]
         ).to_numpy()
-        order_key = hashed
     else:
         order_key = np.random.default_rng(s.seed).permutation(len(df)).astype(np.uint64)
     out: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
@@ -181,7 +187,10 @@ def prepare(df: pd.DataFrame, spec: FeatureSpec, outputs: FeatureOutputs) -> Pre
     """Split ``df``, fit preprocessing on train only, and write every output."""
     check_columns(df, spec)
     df = binary_label(df, spec)
-    keep = list(dict.fromkeys([spec.key, *spec.numeric, *spec.categorical, *spec.passthrough]))
+    if spec.key is None and spec.split.method == "hash":
+        progress.note(POSITION_NOTE)
+    kept = [*spec.key_columns, *spec.numeric, *spec.categorical, *spec.passthrough]
+    keep = list(dict.fromkeys(kept))
     positions = split_positions(df, spec)
     rows: dict[str, int] = {}
     rate: dict[str, float] = {}

@@ -305,12 +305,16 @@ def _from_table(
         unique = [c for c in columns if c not in (label, *sensitive) and df[c].is_unique
                   and _dtype(df[c]) in ("int", "string") and df[c].notna().all()]  # fmt: skip
         named = [c for c in unique if c.lower().endswith("id")]
-        if not named:
-            raise BadInputError(
-                f"{path}: no key column found (unique per row, named like *id); name one with "
-                f"--key{f' (unique columns: {unique[:5]})' if unique else ''}"
+        if named:
+            key = named[0]
+        else:
+            from conveyor import progress
+
+            progress.note(
+                f"{path}: no key column (unique per row, named like *id), so features.key is "
+                "null and a row's position in the table identifies it; name one with --key"
+                f"{f' (unique columns: {unique[:5]})' if unique else ''}"
             )
-        key = named[0]
     elif not df[key].is_unique or df[key].isna().any():
         raise BadInputError(f"--key {key!r}: not unique per row in {path}; a key names one row")
 
@@ -348,7 +352,7 @@ def _from_table(
         "`conveyor new --data`.\n"
         "# Ranges carry a 10 % margin over what was seen; `allowed` lists every value seen in a\n"
         "# column of few values. Tighten or widen them: a batch breaking a rule trains nothing.\n"
-        f"name: {team}-data\nversion: 1\nkey: [{key}]\n"
+        f"name: {team}-data\nversion: 1\nkey: [{key or ''}]\n"
         f"rows: {{min: {max(1, rows // 10)}}}           # a batch a tenth of this table's size\n"
         "drift: {max_psi: 0.25}\ncolumns:\n" + "\n".join(rules) + "\n"
     )
@@ -365,7 +369,9 @@ def _from_table(
             f"  positive: {_yaml_value(positive)}           # this label value is the class 1"
         )
     lines += [
-        f"  key: {key}",
+        f"  key: {key}"
+        if key
+        else "  key: null              # no key column: rows are known by position",
         f"  numeric: [{', '.join(numeric)}]",
         f"  categorical: [{', '.join(categorical)}]",
     ]

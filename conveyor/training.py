@@ -24,7 +24,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from conveyor import __version__, distributions
+from conveyor import __version__, distributions, progress
 from conveyor.config import TrackingSpec, TrainingSpec
 from conveyor.errors import BadInputError, TrainingError
 from conveyor.evaluation import check_threshold, classification_metrics
@@ -125,7 +125,10 @@ def train(
     )
     try:
         x_train = inputs(train_df, feature_spec)
+        shape = f"{len(x_train):,} rows x {x_train.shape[1]} inputs"
+        progress.step(f"fitting {spec.estimator} on {shape}")
         model.fit(x_train, train_df[label].to_numpy())
+        progress.step(f"scoring {len(val_df):,} validation rows")
         proba = model.predict_proba(inputs(val_df, feature_spec))[:, 1]
         val_metrics = classification_metrics(val_df[label].to_numpy(), proba, threshold)
         digest = save_model(model, feature_spec, out_dir)

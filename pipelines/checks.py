@@ -67,7 +67,7 @@ def _against_contract(config: PipelineConfig, contract: Any) -> list[str]:
     f = config.features
     roles: list[tuple[str, str, tuple[str, ...]]] = [
         ("features.label", f.label, ("int", "bool", "string")),
-        ("features.key", f.key, ("int", "string")),
+        *((("features.key", f.key, ("int", "string")),) if f.key else ()),
         *(("features.numeric", c, ("int", "float", "bool")) for c in f.numeric),
         *(("features.categorical", c, ("string", "int", "bool")) for c in f.categorical),
         *(("features.passthrough", c, ("int", "float", "bool", "string", "datetime"))

@@ -27,7 +27,7 @@ __all__ = [
     "task_parameter",
 ]
 
-from conveyor import errors
+from conveyor import errors, progress
 from conveyor.config import PipelineConfig
 from conveyor.errors import PipelineFailedError
 
@@ -65,6 +65,10 @@ class TaskLog:
     _started: float = 0.0
     _finished: tuple[str, str, float] | None = None
     _results: list[str] = field(default_factory=list)
+    _display: progress.Terminal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._display = progress.Terminal(self.terminal)
 
     def isatty(self) -> bool:
         return False
@@ -85,7 +89,11 @@ class TaskLog:
         self.terminal.flush()
 
     def _line(self, line: str) -> None:
-        if (started := STARTED.search(line)) is not None:
+        if (said := progress.LINE.match(line)) is not None and self._task:
+            if not self.out.verbose:  # verbose shows the line as it is already
+                self._display.label = f"{self._task:<18} "
+                self._display(*said.groups())
+        elif (started := STARTED.search(line)) is not None:
             self.close_task()
             self._task, self._started = started.group(1), time.monotonic()
         elif (finished := FINISHED.search(line)) is not None:
@@ -105,6 +113,7 @@ class TaskLog:
         """One progress line for the task that just finished (importers are not stages)."""
         if self._finished is None:
             return
+        self._display.clear()
         task, status, ended = self._finished
         self._finished, self._task = None, ""
         results, self._results = ", ".join(self._results), []

@@ -16,7 +16,7 @@ PACKAGE = ROOT / "conveyor"
 FLOORS: dict[int, tuple[str, ...]] = {
     0: (  # foundations: no Conveyor imports but each other
         "conveyor", "conveyor.errors", "conveyor.lifecycle", "conveyor.sample",
-        "conveyor.distributions",
+        "conveyor.distributions", "conveyor.progress",
         "conveyor.serving", "conveyor.serving.client", "conveyor.rollout",
         "conveyor.rollout.kserve_status",
     ),
@@ -46,10 +46,11 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "conveyor.stages", "conveyor.stages._parts", "conveyor.stages._rollout",
         *(f"conveyor.stages.{p.parent.name}" for p in (ROOT / "components").glob("*/component.py")),
     ),
-    8: (  # local stand-ins for cluster parts, and scaffolding
+    8: (  # local stand-ins for cluster parts, scaffolding, the config reference
         "conveyor.local", "conveyor.local.model_server", "conveyor.local.prometheus",
         "conveyor.local.alertmanager", "conveyor.local.router", "conveyor.local.sim",
         "conveyor.local.release", "conveyor.local.run", "conveyor.scaffold",
+        "conveyor.reference",
     ),
     9: (  # entry points: the command lines
         "conveyor.cli", "conveyor.cli.__main__", "conveyor.cli._table", "conveyor.cli.commands",

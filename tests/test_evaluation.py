@@ -292,7 +292,77 @@ def test_fairness_leaves_small_groups_out_of_gaps(trained, config):
     a, b = pred[groups == "A"].mean(), pred[groups == "B"].mean()
     assert fair["disparate_impact"] == pytest.approx(min(a, b) / max(a, b), abs=1e-6)
     assert fair["max_gap"]["selection_rate"] == pytest.approx(abs(a - b), abs=1e-6)
-    assert "['C'] have fewer than 100 rows" in fair["note"]
+    share = counts["C"] / len(holdout)
+    assert fair["note"].startswith(
+        f"{counts['C']} of {len(holdout)} rows ({share:.0%}) are in 1 group(s) of fewer than 100"
+    )
+    assert fair["note"].endswith("left out of max_gap and disparate_impact: C")
+    assert fair["rows_left_out"] == counts["C"]
+
+
+def test_fairness_warns_with_the_share_of_rows_left_out(trained, config, capsys):
+    spec = fast_evaluation(config, golden_set=None, slices=[], min_slice_rows=100)
+    evaluation.evaluate_model(trained["model"], trained["holdout"], spec, None)
+    err = capsys.readouterr().err
+    assert "conveyor: warning: fairness across 'group': " in err
+    assert "rows (" in err and "evaluation.min_slice_rows" in err
+
+
+def test_a_numeric_column_of_many_values_is_grouped_in_quantile_bins():
+    rng = np.random.default_rng(3)
+    age = pd.Series(rng.integers(18, 90, 2000), name="age")
+    y = rng.integers(0, 2, 2000)
+    pred = (age.to_numpy() > 50).astype(int)  # selection depends on age
+    fair = evaluation.group_fairness(age, y, pred, min_rows=30)
+    assert len(fair["bins"]) == 3  # the default: quartiles
+    first, *_, last = fair["by_group"]
+    assert list(fair["by_group"]) == [
+        f"< {fair['bins'][0]:g}",
+        f"{fair['bins'][0]:g} to {fair['bins'][1]:g}",
+        f"{fair['bins'][1]:g} to {fair['bins'][2]:g}",
+        f">= {fair['bins'][2]:g}",
+    ]
+    assert sum(g["rows"] for g in fair["by_group"].values()) == 2000
+    for rows in (g["rows"] for g in fair["by_group"].values()):
+        assert 400 <= rows <= 600  # quantile bins hold about a quarter each
+    assert fair["by_group"][first]["selection_rate"] == 0.0
+    assert fair["by_group"][last]["selection_rate"] == 1.0
+    assert fair["disparate_impact"] == 0.0
+    assert fair["note"] is None
+
+
+def test_fairness_bins_by_edges_and_nulls_last():
+    age = pd.Series([17, 30, 30, 45, 70, None, 64, 25], name="age")
+    y = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    fair = evaluation.group_fairness(age, y, y, min_rows=1, bins=[25, 40, 65])
+    assert {g: v["rows"] for g, v in fair["by_group"].items()} == {
+        "< 25": 1, "25 to 40": 3, "40 to 65": 2, ">= 65": 1, "null": 1,
+    }  # fmt: skip
+    with pytest.raises(BadInputError, match=r"fairness_bins\.sex: column 'sex' is object"):
+        evaluation.group_fairness(pd.Series(["F", "M"], name="sex"), y[:2], y[:2], 1, bins=3)
+
+
+def test_groups_sort_as_a_person_reads_them():
+    values = pd.Series([9.0, 20.0, 9.0, 100.0, 20.0, None], name="n")  # few values: not binned
+    fair = evaluation.group_fairness(values, np.ones(6), np.ones(6), min_rows=1)
+    assert list(fair["by_group"]) == ["9.0", "20.0", "100.0", "null"]
+    names = ["grade 10", "grade 2", "Grade 1", "b", "a"]
+    assert sorted(names, key=evaluation.natural_key) == ["a", "b", "Grade 1", "grade 2", "grade 10"]
+
+
+def test_fairness_bins_are_checked_at_load(config):
+    from pydantic import ValidationError
+
+    from conveyor.config import EvaluationSpec
+
+    for bins, message in [
+        ({"age": 3}, "'age' is not listed in evaluation.fairness"),
+        ({"sex": 1}, "1 bins; between 2 and 20"),
+        ({"sex": [30, 20]}, "must increase strictly"),
+        ({"sex": []}, "must be finite numbers, at least one"),
+    ]:
+        with pytest.raises(ValidationError, match=message):
+            EvaluationSpec(fairness=["sex"], fairness_bins=bins)
 
 
 def test_fairness_edge_cases_are_null_not_nan():
@@ -556,7 +626,7 @@ def test_metric_paths_are_exactly_the_numbers_an_evaluation_holds(trained, confi
 
     echoes = ("roc", "confusion_matrix", "champion", "threshold")  # plots, the champion, config
     written = set(numbers({k: v for k, v in block.items() if k not in echoes}))
-    written -= {p for p in written if p.endswith((".note", ".where", "golden_version"))}
+    written -= {p for p in written if p.endswith((".note", ".where", ".bins", "golden_version"))}
     written -= {
         p for p in written if p.startswith("latency_ms.") and p.endswith(("_calls", "rows"))
     }

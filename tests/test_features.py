@@ -40,6 +40,34 @@ def test_hash_split_keeps_rows_on_their_side_when_the_table_grows(small_df, conf
     assert len(ids_before & ids_after) / len(ids_before) > 0.8
 
 
+def test_without_a_key_the_row_position_identifies_a_row_and_says_so(
+    tmp_path, small_df, config, capsys
+):
+    spec = config.features.model_copy(update={"key": None})
+    keyless = small_df.drop(columns="id")
+    first = features.split_positions(keyless, spec)
+    assert sorted(np.concatenate(list(first.values()))) == list(range(len(keyless)))
+    # appended rows leave the existing rows' sides mostly as they were, as a key would
+    grown = features.split_positions(concat_rows(keyless, keyless.head(1000)), spec)
+    kept = set(first["holdout"]) & set(grown["holdout"])
+    assert len(kept) / len(first["holdout"]) > 0.8
+    # a reordered table does not: the position is the identity, as the note says
+    shuffled = features.split_positions(keyless.iloc[::-1].reset_index(drop=True), spec)
+    assert not np.array_equal(shuffled["holdout"], first["holdout"])
+
+    result = features.prepare(keyless, spec, features.FeatureOutputs.under(tmp_path))
+    assert sum(result.rows.values()) == len(keyless)
+    assert result.feature_spec["key"] is None
+    assert "id" not in read_table(tmp_path / "train").columns
+    assert f"conveyor: note: {features.POSITION_NOTE}" in capsys.readouterr().err
+
+
+def concat_rows(a, b):
+    import pandas as pd
+
+    return pd.concat([a, b], ignore_index=True)
+
+
 def test_random_split_depends_on_seed(small_df, config):
     spec = config.features.model_copy(deep=True)
     spec.split.method = "random"

@@ -2,6 +2,7 @@
 tests (one all numeric, one with string categoricals and a Yes/No label), goes to an approved,
 served, smoke-tested version with no hand editing."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import yaml
 
 from conveyor.cli import main
 from conveyor.errors import BadInputError
+from conveyor.evaluation import group_order
 from conveyor.scaffold import scaffold
 
 pytestmark = pytest.mark.integration
@@ -21,7 +23,6 @@ def _numeric_table(path: Path, rows: int = 1500) -> Path:
     x = rng.normal(size=(rows, 4))
     score = x[:, 0] * 1.5 - x[:, 1] + rng.normal(0, 0.7, rows)
     df = pd.DataFrame(x, columns=["temp", "pressure", "flow", "vibration"])
-    df.insert(0, "reading_id", np.arange(1, rows + 1))
     df["cycles"] = rng.integers(0, 5000, rows)
     df["failed"] = (score > 0.8).astype(int)
     df.to_parquet(path, index=False)
@@ -48,37 +49,51 @@ def _customer_table(path: Path, rows: int = 1500) -> Path:
     ("table", "args"),
     [
         (_numeric_table, ["--label", "failed"]),
-        (_customer_table, ["--label", "churn", "--positive", "Yes", "--sensitive", "sex"]),
+        (_customer_table, ["--label", "churn", "--positive", "Yes", "--sensitive", "sex", "age"]),
     ],
-    ids=["numeric", "categorical-yes-no"],
+    ids=["numeric-keyless", "categorical-yes-no"],
 )
 def test_a_new_table_goes_to_a_served_champion_with_no_hand_editing(
     workdir, capsys, table, args
 ) -> None:
     name = "readings.parquet" if table is _numeric_table else "customers.csv"
-    data = table(workdir / name)
+    # 3,000 customers: a holdout whose four age groups are large enough for the 4/5 rule
+    data = table(workdir / name) if table is _numeric_table else table(workdir / name, 3000)
     assert main(["new", "acme", "--data", str(data), *args]) == 0
+    said = capsys.readouterr().err
     assert main(["validate-config", "acme/pipeline.yaml"]) == 0
     capsys.readouterr()
     config = yaml.safe_load(Path("acme/pipeline.yaml").read_text())
     contract = yaml.safe_load(Path("acme/contract.yaml").read_text())
     if table is _numeric_table:
-        assert config["features"]["key"] == "reading_id"
+        assert config["features"]["key"] is None and contract["key"] == []
+        assert "no key column" in said and "a row's position in the table identifies it" in said
         assert config["features"]["numeric"] == ["temp", "pressure", "flow", "vibration", "cycles"]
         assert contract["columns"]["cycles"]["dtype"] == "int"
     else:
         assert config["features"]["positive"] == "Yes"
         assert config["features"]["categorical"] == ["region", "plan"]
-        assert config["features"]["passthrough"] == ["sex"]
-        assert config["evaluation"]["fairness"] == ["sex"]
+        assert config["features"]["key"] == "customer_id"
+        assert config["features"]["passthrough"] == ["sex", "age"]
+        assert config["evaluation"]["fairness"] == ["sex", "age"]
         assert contract["columns"]["income"]["nullable"] is True
         assert contract["columns"]["churn"]["allowed"] == ["No", "Yes"]
 
     assert main(["run", "--config", "acme/pipeline.yaml"]) == 0
     out = capsys.readouterr().out
+    assert len(out.splitlines()) < 40
     assert "registry: acme v1 approved" in out and "promoted v1 to champion" in out
     assert "smoke test passed" in out
     assert (workdir / ".conveyor" / "serving" / "acme" / "v1" / "smoke.md").is_file()
+    if table is _numeric_table:  # said once, on the terminal, by the stage that splits
+        assert out.count("prepare-features   note: features.key is not set") == 1
+    else:  # age (72 values) is compared by quartile bins, in order, not by 72 text values
+        report = next(workdir.glob(".conveyor/pipeline_root/run-*/*/evaluate/evaluation"))
+        age = json.loads(report.read_text())["fairness"]["age"]
+        order = group_order(age)
+        assert len(order) == 4 and order[0].startswith("< ") and order[-1].startswith(">= ")
+        markdown = (report.parent / "report").read_text()
+        assert markdown.index(f"| {order[0]} |") < markdown.index(f"| {order[1]} |")
 
 
 def test_bad_table_choices_are_named(workdir, capsys) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor import __version__, context
+from conveyor import __version__, context, progress
 from conveyor.cli._table import Arg, Command, Exclusive, arg, build
 from conveyor.context import EMBEDDED_TRACKING, tracking_uri
 from conveyor.errors import (
@@ -278,10 +278,11 @@ def _run(args: argparse.Namespace) -> int:
     release = local_run.release_summary(config, store, result["run_id"], evaluation_path, gate_path)
     _progress(5, total, "serving: kserve.ModelServer on 127.0.0.1, smoke test, shadow replay")
     try:
-        serving, served_ok = local_run.serve_locally(
-            config, store, result["run_id"], find_output(run_dir, "prepare-features", "holdout"),
-            work / "serving",
-        )  # fmt: skip
+        with progress.showing(progress.Terminal(sys.stdout)):
+            serving, served_ok = local_run.serve_locally(
+                config, store, result["run_id"],
+                find_output(run_dir, "prepare-features", "holdout"), work / "serving",
+            )  # fmt: skip
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: never leave an unsmoked candidate behind
         for line in local_run.settle(
             config,

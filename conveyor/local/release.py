@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from conveyor import progress
 from conveyor.local.model_server import LocalServer
 from conveyor.model import SPEC_FILE
 from conveyor.registry import CHAMPION, ModelRegistry
@@ -37,7 +38,9 @@ def serve_and_check(
     spec = json.loads((candidate_dir / SPEC_FILE).read_text(encoding="utf-8"))
     lines: list[str] = []
     reports: dict[str, Any] = {}
+    progress.step(f"starting kserve.ModelServer for v{number}")
     with LocalServer(candidate_dir, served_name, number, log=out / f"v{number}.log") as server:
+        progress.step(f"smoke test of v{number}")
         report = smoke.smoke_test(
             server.url, served_name, holdout, spec, expected_version=number, policy=policy
         )
@@ -56,6 +59,7 @@ def serve_and_check(
             lines.append("shadow replay     : skipped (no other champion to compare with)")
             return lines, reports
         champion_dir = registry.download(champion, out / f"v{champion['version']}")
+        progress.step(f"starting kserve.ModelServer for champion v{champion['version']}")
         with LocalServer(
             champion_dir, served_name, champion["version"],
             log=out / f"v{champion['version']}.log",

@@ -11,16 +11,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conveyor import distributions
+from conveyor import distributions, progress
 from conveyor.errors import BadInputError, ServingError
 from conveyor.serving.client import ModelClient, percentile_ms, v1_payload
 
 __all__ = ["render_markdown", "shadow_replay"]
 
 
-def _scores(client: ModelClient, frame: pd.DataFrame, batch: int) -> np.ndarray:
+def _scores(client: ModelClient, frame: pd.DataFrame, batch: int, who: str) -> np.ndarray:
     parts = []
     for start in range(0, len(frame), batch):
+        progress.step(f"shadow replay: {who} scored rows", start, len(frame))
         reply, scores = client.predict(frame.iloc[start : start + batch], "v1")
         if not reply.ok:
             raise ServingError(
@@ -28,6 +29,7 @@ def _scores(client: ModelClient, frame: pd.DataFrame, batch: int) -> np.ndarray:
                 f"{start}..{start + batch - 1}: {str(reply.body)[:200]}"
             )
         parts.append(scores)
+    progress.step(f"shadow replay: {who} scored rows", len(frame), len(frame))
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -54,7 +56,8 @@ def shadow_replay(
     if frame.empty:
         raise BadInputError("rows: the shadow replay needs at least one row")
     with ModelClient(*champion) as a, ModelClient(*candidate) as b:
-        old, new = _scores(a, frame, batch), _scores(b, frame, batch)
+        old, new = _scores(a, frame, batch, "champion"), _scores(b, frame, batch, "candidate")
+        progress.step(f"shadow replay: timing {latency_calls} single-row calls to each")
         lat_old = _latency(a, frame, latency_calls)
         lat_new = _latency(b, frame, latency_calls)
     agree = float(np.mean((old >= threshold) == (new >= threshold)))

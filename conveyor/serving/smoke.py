@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from conveyor import progress
 from conveyor.config import StrictModel
 from conveyor.errors import BadInputError
 from conveyor.serving.client import ModelClient, Reply, percentile_ms, v1_payload, v2_payload
@@ -160,6 +161,7 @@ def smoke_test(
         for _ in range(policy.warmup):
             client.v1(body)
         failures = 0
+        progress.step(f"smoke test: timing {policy.latency_requests} single-row calls")
         for _ in range(policy.latency_requests):
             reply: Reply = client.v1(body)
             latencies.append(reply.ms)

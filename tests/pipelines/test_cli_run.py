@@ -48,6 +48,7 @@ def _assert_quiet(out: str) -> None:
     log = Path(next(x for x in lines if x.startswith("log     :")).split(":", 1)[1].strip())
     text = log.read_text()
     assert "Executing task 'train'" in text and "\x1b[" not in text
+    assert "conveyor: progress: fitting " in text  # long steps say where they are, in the log
 
 
 def test_run_twice_is_reproducible_and_tracked(workdir, capsys):
