@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (0: one process); wall-clock tests share one worker.
 PYTEST_WORKERS ?= 2
 
-.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui
+.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui reference
 
 venv: $(STAMP)
 
@@ -38,6 +38,12 @@ test: $(STAMP) tools lint typecheck
 
 compile: $(STAMP)
 	$(BIN)/python -m conveyor.pipelines.compile
+
+# docs/reference.md from the pydantic models (a test fails when the committed file is stale).
+reference: $(STAMP)
+	@mkdir -p docs
+	$(BIN)/python -m conveyor.reference > docs/reference.md.tmp
+	@mv docs/reference.md.tmp docs/reference.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
