@@ -7,7 +7,7 @@ per-feature profile (bin edges for later drift checks) are written next to the s
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -22,6 +22,9 @@ from conveyor.config import FeatureSpec
 from conveyor.errors import BadInputError
 from conveyor.tables import write_json, write_table
 
+if TYPE_CHECKING:
+    from conveyor.contracts import Contract
+
 __all__ = [
     "SPLITS",
     "FeatureOutputs",
@@ -29,6 +32,7 @@ __all__ = [
     "binary_label",
     "feature_frame",
     "prepare",
+    "served_rules",
     "split_positions",
 ]
 
@@ -183,7 +187,28 @@ class FeatureOutputs:
                    r / "feature_profile.json")  # fmt: skip
 
 
-def prepare(df: pd.DataFrame, spec: FeatureSpec, outputs: FeatureOutputs) -> PreparedFeatures:
+def served_rules(spec: FeatureSpec, contract: "Contract | None") -> dict[str, Any]:
+    """What the data contract says of each model input, for the model server: a category
+    outside ``allowed`` or a null where the contract allows none never reached training, so
+    the server refuses it (400) instead of scoring it. Without a contract: nothing refused."""
+    rules = {c: r for c in (*spec.numeric, *spec.categorical)
+             if contract is not None and (r := contract.columns.get(c)) is not None}  # fmt: skip
+    return {
+        "allowed": {
+            c: [str(v) for v in r.allowed]
+            for c, r in rules.items()
+            if c in spec.categorical and r.allowed is not None
+        },
+        "not_null": [c for c, r in rules.items() if not r.nullable],
+    }
+
+
+def prepare(
+    df: pd.DataFrame,
+    spec: FeatureSpec,
+    outputs: FeatureOutputs,
+    contract: "Contract | None" = None,
+) -> PreparedFeatures:
     """Split ``df``, fit preprocessing on train only, and write every output."""
     check_columns(df, spec)
     df = binary_label(df, spec)
@@ -228,6 +253,7 @@ def prepare(df: pd.DataFrame, spec: FeatureSpec, outputs: FeatureOutputs) -> Pre
             col: [str(c) for c in cats] for col, cats in zip(spec.categorical, onehot, strict=True)
         },
         "split": spec.split.model_dump(),
+        **served_rules(spec, contract),
         "rows": rows,
         "positive_rate": rate,
     }

@@ -15,6 +15,7 @@ def prepare_features(
     holdout: Output[Dataset],
     preprocessing: Output[Model],
     feature_profile: Output[Artifact],
+    contract: str = "",
 ):
     """Split deterministically (stratified on the label) and fit preprocessing on train only.
 
@@ -29,6 +30,9 @@ def prepare_features(
             ``feature_spec.json``.
         feature_profile: Per-feature statistics and bin edges of the training rows, the
             reference for later drift checks.
+        contract: The data contract the batch passed (YAML or JSON text; empty: none). Its
+            ``allowed`` values and nullability of each input go into ``feature_spec.json``,
+            so the model server refuses what the contract forbids.
     """
     from pathlib import Path
 
@@ -41,7 +45,7 @@ def prepare_features(
         Path(preprocessing.path),
         Path(feature_profile.path),
     )
-    result = run(dataset.path, features, outputs)
+    result = run(dataset.path, features, outputs, contract)
     for name, artifact in (("train", train), ("validation", validation), ("holdout", holdout)):
         artifact.metadata.update(
             {"rows": result.rows[name], "positive_rate": result.positive_rate[name]}

@@ -18,6 +18,11 @@ string (or a number when the model was trained on numeric codes); ``null`` is a 
 which the model imputes as in training. Fields that are not features are ignored (clients send
 keys and ids). A category the model never saw is scored as in training (an infrequent or
 all-zero one-hot) and counted in ``Rows.unseen``, so monitoring can see it.
+
+The data contract the model was trained under has the last word (``feature_spec.json``'s
+``allowed`` and ``not_null``, written by prepare_features): a category outside a column's
+``allowed`` list, or a null in a column the contract says is never null, is a 400, since no
+such row reached training. A column without ``allowed`` is open: new values are counted.
 """
 
 import math
@@ -53,6 +58,8 @@ class Features:
     categorical: Sequence[str]
     categories: Mapping[str, Sequence[str]] = field(default_factory=dict)
     max_batch: int = 10_000
+    allowed: Mapping[str, Sequence[str]] = field(default_factory=dict)  # the contract's
+    not_null: Sequence[str] = ()  # inputs the contract says are never null
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], max_batch: int) -> "Features":
@@ -61,6 +68,8 @@ class Features:
             list(spec.get("categorical", [])),
             {k: list(v) for k, v in spec.get("categories", {}).items()},
             max_batch,
+            {k: list(v) for k, v in (spec.get("allowed") or {}).items()},
+            list(spec.get("not_null") or []),
         )
 
     @property
@@ -86,6 +95,29 @@ class Features:
     def codes(self, column: str) -> bool:
         """The model was trained on numeric codes for this categorical (e.g. 1, 2, 3)."""
         return self._codes.get(column, False)
+
+    @cached_property
+    def _allowed(self) -> dict[str, frozenset[str]]:
+        return {col: frozenset(values) for col, values in self.allowed.items()}
+
+    def refuse(self, column: str, values: Sequence[Any]) -> None:
+        """A 400 for the first value (as typed: NaN is null) the data contract forbids: a
+        null where it allows none, a category outside its ``allowed`` list."""
+        allowed = self._allowed.get(column)
+        for i, v in enumerate(values):
+            if isinstance(v, float) and math.isnan(v):
+                if column in self.not_null:
+                    raise BadInputError(
+                        f"feature {column!r} (row {i}): null, but the data contract says "
+                        f"{column!r} is never null; send a value"
+                    )
+            elif allowed is not None and str(v) not in allowed:
+                shown = ", ".join(map(repr, sorted(allowed)[:8]))
+                more = f" and {len(allowed) - 8} more" if len(allowed) > 8 else ""
+                raise BadInputError(
+                    f"feature {column!r} (row {i}): {_show(v)} is not a value the data "
+                    f"contract allows ({shown}{more})"
+                )
 
 
 @dataclass(frozen=True)
@@ -188,9 +220,11 @@ def _frame(features: Features, columns: Mapping[str, Sequence[Any]], rows: int) 
         out[col] = np.array(
             [_number(col, v, f" (row {i})") for i, v in enumerate(columns[col])], dtype=np.float64
         )
+        features.refuse(col, out[col].tolist())
     unseen: dict[str, int] = {}
     for col in features.categorical:
         values = [_category(features, col, v, f" (row {i})") for i, v in enumerate(columns[col])]
+        features.refuse(col, values)
         known = features.known(col)
         if known:
             count = sum(1 for v in values if isinstance(v, str | int | float) and v == v

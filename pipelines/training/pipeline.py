@@ -90,7 +90,9 @@ def build_pipeline(
             "mlflow_artifact_root": mlflow_artifact_root,
         }
         prepared = configure(
-            prepare_features(dataset=validated.outputs["dataset"], features=features)
+            prepare_features(
+                dataset=validated.outputs["dataset"], features=features, contract=contract
+            )
         ).set_display_name("prepare features")
         trained = configure(
             train(

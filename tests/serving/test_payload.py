@@ -164,3 +164,38 @@ def test_a_model_trained_on_numeric_codes_takes_numbers_for_them() -> None:
     assert FEATURES.codes("tier") and not FEATURES.codes("merchant")
     rows = from_v2(_swap("tier", datatype="INT64", data=[1, 4]), FEATURES)
     assert rows.frame["tier"].tolist() == [1, 4] and rows.unseen == {"tier": 1}
+
+
+CLOSED = Features(
+    numeric=["amount", "age"],
+    categorical=["merchant", "tier"],
+    categories=FEATURES.categories,
+    allowed={"merchant": ["grocery", "travel", "pharmacy"]},  # tier: open in the contract
+    not_null=["age", "tier"],
+)
+
+
+def test_the_data_contract_has_the_last_word_on_categories_and_nulls() -> None:
+    base = {"amount": None, "age": 30, "merchant": "grocery", "tier": "9"}
+    rows = from_v1({"instances": [base, {**base, "merchant": "pharmacy", "tier": "2"}]}, CLOSED)
+    # pharmacy: allowed but never in training -> counted; tier 9: an open column -> counted
+    assert rows.unseen == {"merchant": 1, "tier": 1}
+    refused = [
+        ({**base, "merchant": "casino"}, "feature 'merchant' (row 0): 'casino' is not a value "
+         "the data contract allows ('grocery', 'pharmacy', 'travel')"),
+        ({**base, "age": None}, "feature 'age' (row 0): null, but the data contract says 'age' "
+         "is never null; send a value"),
+        ({**base, "tier": None}, "feature 'tier' (row 0): null, but the data contract says"),
+    ]  # fmt: skip
+    for row, message in refused:
+        with pytest.raises(BadInputError) as exc:
+            from_v1({"instances": [base, row]}, CLOSED)
+        assert message.replace("(row 0)", "(row 1)") in str(exc.value)
+    with pytest.raises(BadInputError, match="'casino' is not a value the data contract allows"):
+        from_v2([_tensor("amount", "FP64", [1.0]), _tensor("age", "INT32", [30]),
+                 _tensor("merchant", "BYTES", ["casino"]), _tensor("tier", "BYTES", ["1"])],
+                CLOSED)  # fmt: skip
+    # a model trained before contracts reached the server refuses nothing it did not before
+    spec = {"numeric": ["amount", "age"], "categorical": ["merchant", "tier"]}
+    assert Features.from_spec(spec, 10).allowed == {}
+    assert list(Features.from_spec({**spec, "not_null": ["age"]}, 10).not_null) == ["age"]
