@@ -22,6 +22,7 @@ __all__ = [
     "REFERENCE_PATH",
     "SKLEARN_VERSION_TAG",
     "TRAINING_KEY_TAG",
+    "UNVERIFIED_TAG",
     "MemoryTracker",
     "MlflowTracker",
     "ModelRegistry",
@@ -300,6 +301,9 @@ SERVING_PATH = "serving"  # run artifact folder holding model.joblib + model.sha
 REFERENCE_PATH = "reference"  # run artifact folder holding the drift reference profile
 PROFILE_FILE = "profile.json"
 TRAINING_KEY_TAG = "conveyor.training_key"  # data, code, config and seed of a training run
+# "true" on a version whose run was stopped before its smoke test: never verified, so a re-run
+# with the same inputs trains again instead of skipping onto it.
+UNVERIFIED_TAG = "conveyor.unverified"
 # The scikit-learn that pickled the model (run and version tag): deploy compares it with the
 # serving runtime's conveyor.io/sklearn-version annotation.
 SKLEARN_VERSION_TAG = "model.sklearn_version"
@@ -546,9 +550,12 @@ class ModelRegistry:
         self.client.set_model_version_tag(name, version, "conveyor.deployable", "False")
         self._event(name, version, event, reason or "no reason given")
 
-    def reject_candidate(self, name: str, version: str, reason: str) -> dict[str, Any]:
+    def reject_candidate(
+        self, name: str, version: str, reason: str, *, unverified: bool = False
+    ) -> dict[str, Any]:
         """A canary or shadow of ``version`` failed online: it is no longer deployable and
-        loses ``candidate``; ``champion`` is untouched (it never moved)."""
+        loses ``candidate``; ``champion`` is untouched (it never moved). ``unverified``: it
+        was stopped before any test could judge it (``UNVERIFIED_TAG``)."""
         v = self.get(name, version)
         if CHAMPION in v["aliases"]:
             raise BadInputError(
@@ -560,6 +567,8 @@ class ModelRegistry:
                 f"delete alias {CANDIDATE!r}",
                 lambda: self.client.delete_registered_model_alias(name, CANDIDATE),
             )
+        if unverified:
+            self.client.set_model_version_tag(name, str(version), UNVERIFIED_TAG, "true")
         self._mark_rolled_back(name, str(version), "canary rolled back", reason)
         return self.get(name, version)
 

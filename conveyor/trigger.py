@@ -12,9 +12,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor import __version__
+from conveyor import __version__, progress
 from conveyor.config import PipelineConfig, RetrainPolicy, one_line_json
-from conveyor.registry import TRAINING_KEY_TAG
+from conveyor.registry import TRAINING_KEY_TAG, UNVERIFIED_TAG
 
 __all__ = [
     "decide",
@@ -102,19 +102,29 @@ def key_inputs(inputs: dict[str, str]) -> dict[str, str]:
 
 
 def find_unchanged(registry: Any, model_name: str, key: str) -> dict[str, Any] | None:
-    """The registered version, or else the finished training run, with this training key."""
+    """The registered version, or else the finished training run, with this training key.
+    A version stopped before its smoke test (``UNVERIFIED_TAG``) is no match, nor its run:
+    the same inputs train again rather than skip onto a model nothing has checked."""
     if not key:
         return None
+    unverified: set[str] = set()
     for v in registry.versions(model_name):
-        if v["tags"].get(TRAINING_KEY_TAG) == key:
+        if v["tags"].get(TRAINING_KEY_TAG) == key and v["tags"].get(UNVERIFIED_TAG) == "true":
+            unverified.add(v["run_id"])
+            progress.note(
+                f"{model_name} v{v['version']} had these inputs but was stopped before its "
+                "smoke test, so it was never verified: training again"
+            )
+        elif v["tags"].get(TRAINING_KEY_TAG) == key:
             status = v["status"] or "registered"
             return {"kind": "version", "version": v["version"], "run_id": v["run_id"],
                     "status": status, "aliases": v["aliases"]}  # fmt: skip
     runs = registry.client.search_runs(
         experiment_ids=[e.experiment_id for e in registry.client.search_experiments()],
         filter_string=f"tags.`{TRAINING_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-        max_results=1,
+        max_results=len(unverified) + 1,
     )
+    runs = [r for r in runs if r.info.run_id not in unverified]
     if runs:
         verdict = runs[0].data.tags.get("gate.verdict", "no verdict")
         return {"kind": "run", "run_id": runs[0].info.run_id, "status": verdict}

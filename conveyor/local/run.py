@@ -159,12 +159,15 @@ def release_summary(
     return lines
 
 
+SMOKE_FAILED = "it failed its local smoke test"
+
+
 def settle(
     config: PipelineConfig,
     tracking_uri: str,
     run_id: str,
     smoke_passed: bool,
-    why: str = "it failed its local smoke test",
+    why: str = SMOKE_FAILED,
 ) -> list[str]:
     """After the local smoke test: a version that failed it is rejected (not deployable, no
     ``candidate`` alias), so no path leaves an untested or failed candidate; one that passed
@@ -177,7 +180,8 @@ def settle(
     if mine is None or mine["status"] != "approved":
         return []
     if not smoke_passed:
-        registry.reject_candidate(name, mine["version"], why)
+        # stopped before the test (no verdict): a re-run with the same inputs trains again
+        registry.reject_candidate(name, mine["version"], why, unverified=why != SMOKE_FAILED)
         return [
             f"registry: {name} v{mine['version']} rejected: {why}, so it is not deployable "
             "and lost the candidate alias (the champion is unchanged)"

@@ -233,3 +233,60 @@ def test_sigterm_during_training_stops_the_whole_run(workdir):
         versions = con.execute("select count(*) from model_versions").fetchone()[0]
     assert statuses == ["FAILED"], statuses
     assert versions == 0
+
+
+def _serves(pid: int) -> bool:
+    """The process is a Conveyor model server (and still there)."""
+    try:
+        return b"conveyor.serving.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_sigterm_during_serving_leaves_no_server_and_the_rerun_trains_again(workdir):
+    """Stopped while its version is served for the smoke test: the model server goes with the
+    run, the version loses ``candidate`` (never smoke-tested, never deployable), and a plain
+    re-run on the same inputs trains again instead of "skipping" onto it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conveyor.lifecycle import descendants
+    from conveyor.registry import ModelRegistry
+
+    config = _small_config(workdir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli", "run", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the summary comes after serving: read up to step 5
+        if line.startswith("[5/5] serving"):
+            break
+    else:
+        raise AssertionError(proc.communicate())
+    deadline = time.monotonic() + 60
+    server: list[int] = []
+    while not server:
+        server = [p for p in descendants(proc.pid) if _serves(p)]
+        assert time.monotonic() < deadline, "no model server was started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    time.sleep(1)
+    assert not [p for p in server if Path(f"/proc/{p}").exists()], "the model server was left"
+    registry = ModelRegistry(f"sqlite:///{workdir / '.conveyor' / 'mlflow.db'}")
+    (v1,) = registry.versions("fraud")
+    assert v1["aliases"] == [] and v1["status"] == "rolled_back", v1
+    assert "stopped before its local smoke test" in err
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "conveyor.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "skipped" not in rerun.stdout
+    assert "v1 had these inputs but was stopped before its smoke test" in rerun.stderr
+    assert "smoke test passed" in rerun.stdout and "promoted v2 to champion" in rerun.stdout
