@@ -161,18 +161,44 @@ def model_from_yaml(model: type[M], text: str, source: str) -> M:
 
 
 class SampleSpec(StrictModel):
-    rows: int = Field(50_000, ge=100, le=50_000_000)
-    seed: int = 7
-    reference_seed: int = 1007
+    """The batch the shipped sample generator makes (``data.source: sample``)."""
+
+    rows: int = Field(
+        50_000,
+        ge=100,
+        le=50_000_000,
+        description="rows generated for the batch and for the reference sample; the smoke "
+        "profile caps it at smoke.rows",
+    )
+    seed: int = Field(7, description="the generator's seed for the batch")
+    reference_seed: int = Field(
+        1007,
+        description="the generator's seed for the reference sample conveyor run profiles for "
+        "the drift checks when no reference_profile is given",
+    )
 
 
 class DataSpec(StrictModel):
     """Where the batch comes from: a file, or the shipped sample generator."""
 
-    source: Literal["sample", "file"] = "sample"
-    path: str | None = None
-    reference_profile: str | None = None
-    sample: SampleSpec = SampleSpec()
+    source: Literal["sample", "file"] = Field(
+        "sample",
+        description="sample: the shipped fraud-transactions generator (data.sample); file: the "
+        "table at path",
+    )
+    path: str | None = Field(
+        None,
+        description="the batch for source: file, a CSV or Parquet file relative to this file "
+        "or an s3://, gs://, minio:// URI; also the compiled pipelines' default batch when "
+        "cluster.data_uri is empty",
+    )
+    reference_profile: str | None = Field(
+        None,
+        description="conveyor run only: the profile JSON (from conveyor profile) validate_data "
+        "checks drift against, relative to this file; null: one built from a reference sample "
+        "when the batch is the generator's, else no drift checks",
+    )
+    sample: SampleSpec = Field(SampleSpec(), description="the generator's settings")
 
     @model_validator(mode="after")
     def _path_for_file(self) -> "DataSpec":
@@ -182,11 +208,34 @@ class DataSpec(StrictModel):
 
 
 class SplitSpec(StrictModel):
-    method: Literal["hash", "random"] = "hash"
-    seed: int = 42
-    train: float = Field(0.7, gt=0, lt=1)
-    validation: float = Field(0.15, gt=0, lt=1)
-    holdout: float = Field(0.15, gt=0, lt=1)
+    """How rows are split into train, validation and holdout (stratified on the label)."""
+
+    method: Literal["hash", "random"] = Field(
+        "hash",
+        description="hash: a row's split follows from a hash of its features.key, so it stays "
+        "put as the table grows; random: a seeded shuffle of the rows",
+    )
+    seed: int = Field(42, description="seed of the random method (the hash method ignores it)")
+    train: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="share (0-1) of each class's rows the model is fitted on; the three "
+        "shares must sum to 1",
+    )
+    validation: float = Field(
+        0.15,
+        gt=0,
+        lt=1,
+        description="share (0-1) of rows train scores for its validation metrics and the "
+        "reference profile's score distribution",
+    )
+    holdout: float = Field(
+        0.15,
+        gt=0,
+        lt=1,
+        description="share (0-1) of rows evaluate scores the candidate and the champion on",
+    )
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "SplitSpec":
@@ -200,7 +249,12 @@ class SplitSpec(StrictModel):
 
 
 class FeatureSpec(StrictModel):
-    label: str = "label"
+    """Which columns are the label, the key and the model inputs, and how inputs are prepared."""
+
+    label: str = Field(
+        "label",
+        description="the label column: 0/1, or two values with positive naming the class 1",
+    )
     positive: str | int | None = Field(
         None,
         description="the label's positive-class value when the label is not already 0/1 (e.g. "
@@ -212,16 +266,43 @@ class FeatureSpec(StrictModel):
         "table grows; null: the row's position in the table stands in (stable only while new "
         "rows are appended at the end)",
     )
-    numeric: list[str] = Field(min_length=0)
-    categorical: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(
+        min_length=0,
+        description="numeric model inputs: gaps filled (impute_numeric), then standardised "
+        "when scale is on; at least one numeric or categorical input is required",
+    )
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="categorical model inputs, one-hot encoded with a missing value as a "
+        "category of its own; a category unseen in training encodes as none (or as the "
+        "infrequent one, see min_category_frequency)",
+    )
     passthrough: list[str] = Field(
         default_factory=list, description="columns kept in the splits (slices, fairness)"
     )
-    impute_numeric: Literal["median", "mean"] = "median"
-    scale: bool = True
-    min_category_frequency: int = Field(1, ge=1)
-    profile_bins: int = Field(10, ge=2, le=100)
-    split: SplitSpec = SplitSpec()
+    impute_numeric: Literal["median", "mean"] = Field(
+        "median",
+        description="what fills a missing numeric value: the training split's median or mean",
+    )
+    scale: bool = Field(
+        True,
+        description="standardise numeric inputs after imputing (a StandardScaler fitted on the "
+        "training split); false: raw values",
+    )
+    min_category_frequency: int = Field(
+        1,
+        ge=1,
+        description="categories in fewer training rows than this are merged into one "
+        "infrequent category, which unseen categories join too; 1: every category is kept",
+    )
+    profile_bins: int = Field(
+        10,
+        ge=2,
+        le=100,
+        description="bins per input in prepare_features' profile of the training rows "
+        "(feature_profile) and in the reference profile conveyor run builds from a sample",
+    )
+    split: SplitSpec = Field(SplitSpec(), description="how rows are split")
 
     @property
     def key_columns(self) -> list[str]:
@@ -245,15 +326,37 @@ class FeatureSpec(StrictModel):
 
 
 class TrainingSpec(StrictModel):
-    estimator: Literal["logistic_regression", "hist_gradient_boosting"] = "hist_gradient_boosting"
-    params: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 42
+    """The scikit-learn estimator the train stage fits after the prepared preprocessing."""
+
+    estimator: Literal["logistic_regression", "hist_gradient_boosting"] = Field(
+        "hist_gradient_boosting",
+        description="LogisticRegression or HistGradientBoostingClassifier",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the estimator, over Conveyor's defaults for it; a "
+        "name or value the estimator refuses stops train before it reads any data",
+    )
+    seed: int = Field(42, description="the estimator's random_state")
 
 
 class TrackingSpec(StrictModel):
-    uri: str = "sqlite:///.conveyor/mlflow.db"
-    artifact_root: str = ".conveyor/mlartifacts"
-    experiment: str = "conveyor"
+    """The MLflow store runs, metrics and models are logged to."""
+
+    uri: str = Field(
+        "sqlite:///.conveyor/mlflow.db",
+        description="MLflow tracking URI of conveyor run and retrain (a relative sqlite path is "
+        "from the current folder); compiled pipelines use cluster.mlflow_tracking_uri instead",
+    )
+    artifact_root: str = Field(
+        ".conveyor/mlartifacts",
+        description="local folder for the artifacts of an experiment the run creates (not "
+        "used with an http(s) tracking server); relative to the current folder",
+    )
+    experiment: str = Field(
+        "conveyor",
+        description="MLflow experiment the runs are logged under (the smoke profile adds -smoke)",
+    )
 
     @field_validator("uri", "artifact_root")
     @classmethod
@@ -268,7 +371,12 @@ class TrackingSpec(StrictModel):
 class SliceSpec(StrictModel):
     """A holdout subset scored on its own: ``where`` (one slice) or ``by`` (one per value)."""
 
-    name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
+    name: str = Field(
+        pattern=r"^[a-z0-9_]+$",
+        max_length=64,
+        description="the slice's key under slices in evaluation.json, the prefix of each name "
+        "a by slice makes",
+    )
     where: str | None = Field(
         None, description="pandas DataFrame.query boolean expression, e.g. amount >= 1000"
     )
@@ -292,10 +400,29 @@ class SliceSpec(StrictModel):
 class LatencySpec(StrictModel):
     """How many predict calls are timed (after ``warmup`` untimed ones)."""
 
-    single_calls: int = Field(200, ge=1, le=100_000)
-    batch_rows: int = Field(1000, ge=1, le=1_000_000)
-    batch_calls: int = Field(20, ge=1, le=10_000)
-    warmup: int = Field(20, ge=0, le=10_000)
+    single_calls: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        description="timed single-row predict_proba calls on holdout rows in turn: "
+        "latency_ms.p50, p95 and p99 (ms)",
+    )
+    batch_rows: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="rows per timed batch call (the holdout repeated when shorter), also the "
+        "batch whose peak memory is measured",
+    )
+    batch_calls: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="timed batch calls: latency_ms.batch_p50, batch_p95 and batch_p99 (ms)",
+    )
+    warmup: int = Field(
+        20, ge=0, le=10_000, description="untimed calls before each series (single-row, batch)"
+    )
     threads: int = Field(
         1,
         ge=1,
@@ -311,12 +438,28 @@ MAX_FAIRNESS_VALUES = 10  # a numeric column with more values is binned, not gro
 
 
 class EvaluationSpec(StrictModel):
-    threshold: float = Field(0.5, gt=0, lt=1)
-    slices: list[SliceSpec] = Field(default_factory=list)
+    """What the evaluate stage measures on the holdout, for the candidate and the champion."""
+
+    threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="score at or above which a row counts as positive: accuracy, precision, "
+        "recall, f1, fairness and golden-set agreement are computed at it (train's validation "
+        "metrics too)",
+    )
+    slices: list[SliceSpec] = Field(
+        default_factory=list,
+        description="holdout subsets scored on their own (slices.<name> in evaluation.json, "
+        "which gate rules can bound)",
+    )
     fairness: list[str] = Field(
         default_factory=list, description="group columns of the holdout to compare groups on"
     )
-    latency: LatencySpec = LatencySpec()
+    latency: LatencySpec = Field(
+        LatencySpec(),
+        description="how predict_proba is timed on the holdout (latency_ms in evaluation.json)",
+    )
     golden_set: str | None = Field(
         None, description="CSV of canonical examples, relative to the config file"
     )
@@ -327,7 +470,13 @@ class EvaluationSpec(StrictModel):
         f"{DEFAULT_FAIRNESS_BINS} quantile bins when a numeric column holds more than "
         f"{MAX_FAIRNESS_VALUES} distinct values",
     )
-    min_slice_rows: int = Field(30, ge=1, le=1_000_000)
+    min_slice_rows: int = Field(
+        30,
+        ge=1,
+        le=1_000_000,
+        description="a slice with fewer holdout rows gets null metrics, and fairness groups "
+        "this small are left out of max_gap and disparate_impact",
+    )
 
     @model_validator(mode="after")
     def _bins_of_fairness_columns(self) -> "EvaluationSpec":
@@ -387,7 +536,13 @@ class DriftPolicy(StrictModel):
     ks_threshold: float | None = Field(
         0.1, gt=0, le=1, description="numeric: also drifted when KS is above this and p < alpha"
     )
-    ks_alpha: float = Field(0.05, gt=0, lt=1)
+    ks_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="significance level of the KS test: a KS above ks_threshold counts only "
+        "when its p-value is below this",
+    )
     score_psi_threshold: float = Field(
         0.25, gt=0, description="the model's scores drifted when their PSI is above this"
     )
@@ -430,7 +585,9 @@ class RetrainPolicy(StrictModel):
     skip_if_unchanged: bool = Field(
         True, description="skip when data, code, config and seed match an earlier training run"
     )
-    drift: DriftPolicy = DriftPolicy()
+    drift: DriftPolicy = Field(
+        DriftPolicy(), description="when check_drift calls a batch drifted (for on_drift)"
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -445,9 +602,19 @@ class SmokeProfile(StrictModel):
     never adds versions to the real model."""
 
     rows: int = Field(5000, ge=500, le=1_000_000, description="rows sampled from the batch")
-    seed: int = 7
-    training: TrainingSpec = TrainingSpec(estimator="logistic_regression", params={"max_iter": 200})
-    latency: LatencySpec = LatencySpec(single_calls=20, batch_rows=200, batch_calls=3, warmup=2)
+    seed: int = Field(
+        7,
+        description="seed of the rows sampled from a file batch (a generated batch is made "
+        "with data.sample.seed)",
+    )
+    training: TrainingSpec = Field(
+        TrainingSpec(estimator="logistic_regression", params={"max_iter": 200}),
+        description="the estimator used instead of training",
+    )
+    latency: LatencySpec = Field(
+        LatencySpec(single_calls=20, batch_rows=200, batch_calls=3, warmup=2),
+        description="the latency timing used instead of evaluation.latency",
+    )
 
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -457,18 +624,46 @@ K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 class StepResources(StrictModel):
     """Requests and limits of one pipeline step (Kubernetes quantities)."""
 
-    cpu_request: str | None = Field(None, pattern=K8S_QUANTITY)
-    cpu_limit: str | None = Field(None, pattern=K8S_QUANTITY)
-    memory_request: str | None = Field(None, pattern=K8S_QUANTITY)
-    memory_limit: str | None = Field(None, pattern=K8S_QUANTITY)
-    timeout_seconds: int | None = Field(None, ge=1, le=7 * 24 * 3600)
+    cpu_request: str | None = Field(
+        None,
+        pattern=K8S_QUANTITY,
+        description="CPU the step's container requests, e.g. 500m or 2; null: the default "
+        "entry's, else none",
+    )
+    cpu_limit: str | None = Field(
+        None,
+        pattern=K8S_QUANTITY,
+        description="CPU limit of the step's container; null: the default entry's, else none",
+    )
+    memory_request: str | None = Field(
+        None,
+        pattern=K8S_QUANTITY,
+        description="memory the step's container requests, e.g. 1Gi; null: the default "
+        "entry's, else none",
+    )
+    memory_limit: str | None = Field(
+        None,
+        pattern=K8S_QUANTITY,
+        description="memory limit of the step's container; null: the default entry's, else none",
+    )
+    timeout_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="seconds the step's pod may run before Kubernetes stops it (kfp-kubernetes "
+        "set_timeout, at most a week); null: the default entry's, else no limit",
+    )
 
 
 class SecretRef(StrictModel):
     """A Kubernetes Secret by name, its keys exposed as environment variables (kfp-kubernetes
     ``use_secret_as_env``). Only the names are in the config and the compiled YAML."""
 
-    name: str = Field(pattern=K8S_NAME, max_length=253)
+    name: str = Field(
+        pattern=K8S_NAME,
+        max_length=253,
+        description="name of the Secret, in the namespace the pipeline's pods run in",
+    )
     env: dict[str, str] = Field(
         min_length=1, description="secret key -> environment variable, e.g. password: X_PASS"
     )
@@ -491,18 +686,34 @@ class ClusterSpec(StrictModel):
     image: str | None = Field(
         None, description="component image (default: the Conveyor image of this version)"
     )
-    namespace: str = Field("kubeflow", pattern=K8S_NAME, max_length=63)
+    namespace: str = Field(
+        "kubeflow",
+        pattern=K8S_NAME,
+        max_length=63,
+        description="namespace the compiled rollout deploys the InferenceService in, and that "
+        "of the Pipeline objects conveyor compile --format kubernetes writes",
+    )
     mlflow_tracking_uri: str = Field(
         "", description="MLflow on the cluster (empty: MLFLOW_TRACKING_URI in the pod)"
     )
     data_uri: str = Field("", description="default batch URI (s3://, gs://, minio://)")
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="node labels every step's pod is scheduled by, e.g. kubernetes.io/arch: amd64",
+    )
     resources: dict[str, StepResources] = Field(
         default_factory=dict,
         description="per step (validate_data, train, ...) or 'default' for every step",
     )
-    secrets: list[SecretRef] = Field(default_factory=list)
-    prometheus_url: str = ""
+    secrets: list[SecretRef] = Field(
+        default_factory=list,
+        description="Kubernetes Secrets whose keys become environment variables of the steps",
+    )
+    prometheus_url: str = Field(
+        "",
+        description="Prometheus the compiled rollout's analyse_rollout queries between steps; "
+        "empty: the canary steps are walked without analysis and promoted",
+    )
 
     @field_validator("mlflow_tracking_uri", "data_uri", "prometheus_url")
     @classmethod
@@ -521,21 +732,53 @@ class ClusterSpec(StrictModel):
 class PipelineConfig(StrictModel):
     """What a team writes to template the training pipeline (examples/fraud/pipeline.yaml)."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    contract: str
-    gate_policy: str | None = None
-    data: DataSpec = DataSpec()
-    features: FeatureSpec
-    training: TrainingSpec = TrainingSpec()
-    evaluation: EvaluationSpec = EvaluationSpec()
-    tracking: TrackingSpec = TrackingSpec()
-    registry: RegistrySpec = RegistrySpec()
-    retrain: RetrainPolicy = RetrainPolicy()
-    smoke: SmokeProfile = SmokeProfile()
-    team: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="names the pipelines (<name>-training, <name>-continuous-training), the "
+        "rollout's InferenceService and, unless registry.model_name is set, the model",
+    )
+    contract: str = Field(
+        description="data contract YAML, relative to this file, that validate_data checks "
+        "every batch against"
+    )
+    gate_policy: str | None = Field(
+        None,
+        description="gate policy YAML, relative to this file, that quality_gate applies; null: "
+        "no rules, so every candidate is held (the gate fails closed)",
+    )
+    data: DataSpec = Field(DataSpec(), description="where the batch comes from")
+    features: FeatureSpec = Field(description="the label, the key and the model inputs")
+    training: TrainingSpec = Field(TrainingSpec(), description="the estimator train fits")
+    evaluation: EvaluationSpec = Field(
+        EvaluationSpec(), description="what evaluate measures on the holdout"
+    )
+    tracking: TrackingSpec = Field(
+        TrackingSpec(), description="the MLflow store conveyor run and retrain log to"
+    )
+    registry: RegistrySpec = Field(
+        RegistrySpec(), description="where approved models are registered"
+    )
+    retrain: RetrainPolicy = Field(
+        RetrainPolicy(), description="what starts and what skips a training run"
+    )
+    smoke: SmokeProfile = Field(
+        SmokeProfile(), description="the conveyor run --smoke profile, for pull requests"
+    )
+    team: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="the owning team, shown by conveyor validate-config (null: name); "
+        "nothing else reads it",
+    )
     rollout: str | None = Field(None, description="rollout plan YAML (continuous_training)")
-    cluster: ClusterSpec = ClusterSpec()
-    workdir: str = ".conveyor"
+    cluster: ClusterSpec = Field(
+        ClusterSpec(), description="compile-time settings of the cluster the pipelines run on"
+    )
+    workdir: str = Field(
+        ".conveyor",
+        description="working folder of conveyor run and retrain (batches, pipeline outputs, "
+        "logs, serving reports), relative to the current folder, not to this file",
+    )
     base_dir: str = Field(".", exclude=True, description="folder the config file lives in")
 
     @property

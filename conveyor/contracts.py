@@ -44,13 +44,40 @@ EXAMPLES = 5
 
 
 class ColumnRule(StrictModel):
-    dtype: DType
-    nullable: bool = False
-    required: bool = True
-    min: float | None = None
-    max: float | None = None
-    allowed: list[str | int | bool] | None = None
-    unique: bool = False
+    """What every value of one column must be; each broken rule is a violation."""
+
+    dtype: DType = Field(
+        description="the type of every non-null value; text that reads as it (e.g. '3', an "
+        "ISO 8601 date) counts, anything else is a dtype violation"
+    )
+    nullable: bool = Field(
+        False,
+        description="false: each null is a not_null violation, and the model server refuses a "
+        "null for this input (HTTP 400)",
+    )
+    required: bool = Field(
+        True,
+        description="false: the column may be absent from the batch (its rules are then "
+        "skipped); true: an absent column is a violation",
+    )
+    min: float | None = Field(
+        None,
+        description="smallest value allowed, inclusive (int and float columns); a smaller one "
+        "is a range violation",
+    )
+    max: float | None = Field(
+        None,
+        description="largest value allowed, inclusive (int and float columns); a larger one is "
+        "a range violation",
+    )
+    allowed: list[str | int | bool] | None = Field(
+        None,
+        description="the only values allowed, nulls aside; another is an allowed_values "
+        "violation, and the model server refuses it for a categorical input (HTTP 400)",
+    )
+    unique: bool = Field(
+        False, description="true: a non-null value that appears twice is a unique violation"
+    )
     max_psi: float | None = Field(None, gt=0, description="drift bound overriding the default")
 
     @model_validator(mode="after")
@@ -70,8 +97,12 @@ class ColumnRule(StrictModel):
 
 
 class RowCount(StrictModel):
-    min: int = Field(1, ge=0)
-    max: int | None = Field(None, ge=1)
+    """How many rows a batch may have (a row_count violation otherwise)."""
+
+    min: int = Field(1, ge=0, description="fewest rows a batch may have")
+    max: int | None = Field(
+        None, ge=1, description="most rows a batch may have; null: no upper bound"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> "RowCount":
@@ -81,26 +112,56 @@ class RowCount(StrictModel):
 
 
 class Freshness(StrictModel):
-    column: str
-    max_age_days: float = Field(gt=0)
+    """How recent the newest timestamp of a batch must be (a freshness violation otherwise)."""
+
+    column: str = Field(description="a declared datetime column; its newest value dates the batch")
+    max_age_days: float = Field(
+        gt=0,
+        description="how many days (fractions allowed) the newest value may be older than "
+        "the time of validation",
+    )
 
 
 class DriftRule(StrictModel):
-    max_psi: float = Field(0.25, gt=0)
+    """How far a batch may drift from the reference profile, checked when one is given."""
+
+    max_psi: float = Field(
+        0.25,
+        gt=0,
+        description="a column whose PSI against the reference profile is above this is a "
+        "drift violation; a column's own max_psi overrides it",
+    )
     columns: list[str] | None = Field(
         None, description="columns to check against the reference; default: all profiled"
     )
 
 
 class Contract(StrictModel):
-    name: str
-    version: int | str = 1
-    columns: dict[str, ColumnRule] = Field(min_length=1)
-    key: list[str] = Field(default_factory=list)
-    rows: RowCount = RowCount()
-    freshness: Freshness | None = None
-    drift: DriftRule = DriftRule()
-    allow_extra_columns: bool = True
+    name: str = Field(description="the contract's name, in the validation report and errors")
+    version: int | str = Field(1, description="the contract's version, reported beside its name")
+    columns: dict[str, ColumnRule] = Field(
+        min_length=1,
+        description="the declared columns and their rules; every column the pipeline config "
+        "names must be declared here",
+    )
+    key: list[str] = Field(
+        default_factory=list,
+        description="declared columns that together identify a row: a repeated combination is "
+        "a unique_key violation (checked when all of them are in the batch)",
+    )
+    rows: RowCount = Field(RowCount(), description="bounds on the batch's row count")
+    freshness: Freshness | None = Field(
+        None, description="how recent the newest timestamp must be; null: not checked"
+    )
+    drift: DriftRule = Field(
+        DriftRule(),
+        description="PSI bounds against a reference profile, checked only when validate_data "
+        "is given one",
+    )
+    allow_extra_columns: bool = Field(
+        True,
+        description="false: a column the contract does not declare is an extra_columns violation",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> "Contract":

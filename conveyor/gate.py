@@ -47,15 +47,48 @@ RANGES: dict[str, tuple[float, float]] = {
 
 
 class Rule(StrictModel):
-    metric: str = Field(pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
-    min: float | None = None
-    max: float | None = None
-    max_drop: float | None = Field(None, ge=0)
-    max_drop_pct: float | None = Field(None, ge=0, le=100)
-    max_increase: float | None = Field(None, ge=0)
-    max_increase_pct: float | None = Field(None, ge=0)
-    on_fail: Literal["reject", "hold"] = "reject"
-    description: str | None = None
+    """Bounds on one metric of the evaluation, absolute and/or against the champion's value."""
+
+    metric: str = Field(
+        pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$",
+        description="dotted path of a number in evaluation.json, e.g. metrics.roc_auc or "
+        "slices.high_value.metrics.recall; missing from the evidence: a hold",
+    )
+    min: float | None = Field(None, description="the candidate's value must be at least this")
+    max: float | None = Field(None, description="the candidate's value must be at most this")
+    max_drop: float | None = Field(
+        None,
+        ge=0,
+        description="higher-is-better metric: at most this much below the champion's value "
+        "(skipped without a champion)",
+    )
+    max_drop_pct: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="higher-is-better metric: at most this % below the champion's value "
+        "(skipped without a champion)",
+    )
+    max_increase: float | None = Field(
+        None,
+        ge=0,
+        description="lower-is-better metric (log_loss, latency): at most this much above the "
+        "champion's value (skipped without a champion)",
+    )
+    max_increase_pct: float | None = Field(
+        None,
+        ge=0,
+        description="lower-is-better metric: at most this % above the champion's value "
+        "(skipped without a champion)",
+    )
+    on_fail: Literal["reject", "hold"] = Field(
+        "reject",
+        description="verdict when a bound fails: reject (not registered) or hold (registered "
+        "as held, not deployable, for a person to decide)",
+    )
+    description: str | None = Field(
+        None, description="a note for people reading the policy; the gate does not read it"
+    )
 
     @model_validator(mode="after")
     def _has_bound(self) -> "Rule":
@@ -86,8 +119,14 @@ class Rule(StrictModel):
 
 
 class Policy(StrictModel):
-    name: str = "gate"
-    rules: list[Rule] = Field(default_factory=list)
+    name: str = Field(
+        "gate", description="the policy's name, recorded in gate.json and the run tag gate.policy"
+    )
+    rules: list[Rule] = Field(
+        default_factory=list,
+        description="rules checked on every candidate; none: every candidate is held (the "
+        "gate fails closed)",
+    )
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:

@@ -84,8 +84,17 @@ class NotificationSpec(StrictModel):
         60, ge=1, le=10_080, description="how long such an alert fires before Alertmanager "
         "resolves it (the pager's incident stays until a person closes it)",
     )  # fmt: skip
-    timeout_s: float = Field(5.0, gt=0)
-    on: list[Action] = Field(default_factory=lambda: list(DEFAULT_ON))
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="seconds each POST to a webhook, Slack or Alertmanager may take; a network "
+        "error or 5xx is retried once",
+    )
+    on: list[Action] = Field(
+        default_factory=lambda: list(DEFAULT_ON),
+        description="the decisions that are sent, others skipped: hold, rollback, promote, "
+        "step (traffic stepped up); start is accepted, but the analysis never sends it",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -34,12 +34,22 @@ class CheckSpec(StrictModel):
     ``threshold`` % below the champion's (needs a feedback source, not a query).
     """
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    query: str = ""
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="the check's name, in decisions, notifications and alerts",
+    )
+    query: str = Field(
+        "",
+        description="PromQL template of the value (placeholders above); required by every op "
+        "but psi_above and auc_drop_pct_above",
+    )
     op: Literal[
         "above", "below", "ratio_above", "drop_pct_above", "psi_above", "auc_drop_pct_above"
-    ]
-    threshold: float
+    ] = Field(description="how the value is judged against threshold (see above)")
+    threshold: float = Field(
+        description="the bound op compares with, >= 0: a value, a candidate/champion ratio, a "
+        "% or a PSI, as op says"
+    )
     window_intervals: int | None = Field(
         None,
         ge=1,
@@ -47,7 +57,11 @@ class CheckSpec(StrictModel):
         description="window in analysis intervals (at most a week of one-minute ones); unset: "
         "1 for a query, 4 for psi_above and auc_drop_pct_above (their histograms need rows)",
     )
-    on_fail: Literal["rollback", "hold"] = "rollback"
+    on_fail: Literal["rollback", "hold"] = Field(
+        "rollback",
+        description="what failure_threshold failed intervals in a row do: rollback (traffic "
+        "back on the champion) or hold (traffic stays, a person decides); a rollback wins",
+    )
     on_no_data: Literal["inconclusive", "skip"] = Field(
         "inconclusive",
         description="no data (no samples, too few labelled rows): inconclusive, which holds the "
@@ -125,7 +139,12 @@ class AnalysisSpec(StrictModel):
     """How the canary is judged between steps. Windows count analysis intervals, so the same
     plan runs with one-minute intervals on a cluster and seconds in local scenarios."""
 
-    interval_seconds: float = Field(60.0, gt=0)
+    interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between analysis intervals, each of which queries Prometheus and "
+        "decides (kubectl conveyor analyze --interval overrides it)",
+    )
     checks_per_step: int = Field(1, ge=1, description="healthy intervals before a step up")
     failure_threshold: int = Field(
         2, ge=1, description="consecutive failed intervals of a check before its action"
@@ -149,7 +168,11 @@ class AnalysisSpec(StrictModel):
     shadow_checks: int = Field(
         5, ge=1, description="healthy intervals of a shadow before it has passed"
     )
-    checks: list[CheckSpec] = Field(default_factory=default_checks)
+    checks: list[CheckSpec] = Field(
+        default_factory=default_checks,
+        description="the checks judged every interval; unset: error rate, p99 against the "
+        "champion, score PSI and online AUC",
+    )
 
     @field_validator("checks")
     @classmethod
@@ -167,9 +190,21 @@ class RolloutPlan(StrictModel):
     keeps the old revision for an instant rollback; ``shadow`` mirrors ``shadow_percent`` % of
     requests to a second InferenceService whose answers nobody sees."""
 
-    strategy: Literal["canary", "bluegreen", "shadow"] = "canary"
-    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
-    shadow_percent: float = Field(10.0, gt=0, le=100)
+    strategy: Literal["canary", "bluegreen", "shadow"] = Field(
+        "canary", description="how the version reaches traffic (see above)"
+    )
+    steps: list[int] = Field(
+        default_factory=lambda: [5, 25, 50, 100],
+        min_length=1,
+        description="canary traffic percents after the smoke test passed at 0 %, increasing "
+        "and ending at 100; bluegreen always uses [100]",
+    )
+    shadow_percent: float = Field(
+        10.0,
+        gt=0,
+        le=100,
+        description="shadow: the % of the champion's requests mirrored to <name>-shadow",
+    )
     after_shadow: Literal["canary", "hold"] = Field(
         "canary",
         description="when an analysed shadow passes: step up to a canary at steps[0] (the "
@@ -178,7 +213,11 @@ class RolloutPlan(StrictModel):
     require_approval: bool = Field(
         False, description="refuse versions without a person's recorded approval"
     )
-    smoke: SmokePolicy = SmokePolicy()
+    smoke: SmokePolicy = Field(
+        SmokePolicy(),
+        description="bounds of the smoke test a new revision passes at 0 % before any step; "
+        "conveyor run holds its local smoke test to them too",
+    )
     runtime: str = Field(
         RUNTIME,
         pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
@@ -187,11 +226,30 @@ class RolloutPlan(StrictModel):
         "kserve-sklearnserver or a cluster's own; deploy refuses a version whose scikit-learn "
         "differs from the runtime's conveyor.io/sklearn-version annotation",
     )
-    resources: Resources = Resources()
-    service_account: str = "conveyor-model"
-    tag_routing: bool = True
-    analysis: AnalysisSpec = AnalysisSpec()
-    notifications: NotificationSpec | None = None
+    resources: Resources = Field(
+        Resources(),
+        description="the model container's resources, applied when the rollout creates the "
+        "InferenceService (a first release); a canary keeps the champion's, a shadow gets the "
+        "defaults",
+    )
+    service_account: str = Field(
+        "conveyor-model",
+        description="service account of the model's pods; the rollout stages do not read it "
+        "and always use conveyor-model",
+    )
+    tag_routing: bool = Field(
+        True,
+        description="KServe tag routing, which gives a new revision the latest- URL the smoke "
+        "test reaches it on at 0 %; the rollout stages do not read it: the InferenceService "
+        "they create always has it on",
+    )
+    analysis: AnalysisSpec = Field(
+        AnalysisSpec(),
+        description="how each step is judged; runs only when the rollout has a prometheus_url",
+    )
+    notifications: NotificationSpec | None = Field(
+        None, description="where the analysis sends its decisions; null: nothing is sent"
+    )
     score_log_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s?#]+$",

@@ -125,12 +125,20 @@ class ServedModel:
 class Resources(StrictModel):
     """Requests and limits of the model container (limits always set: no unbounded pods)."""
 
-    cpu_request: str = "500m"
-    memory_request: str = "1Gi"
-    cpu_limit: str = "1"
-    memory_limit: str = "2Gi"
-    min_replicas: int = Field(1, ge=0, le=100)
-    max_replicas: int = Field(3, ge=1, le=1000)
+    cpu_request: str = Field("500m", description="CPU the model container requests, e.g. 500m")
+    memory_request: str = Field("1Gi", description="memory the model container requests")
+    cpu_limit: str = Field(
+        "1",
+        description="CPU limit of the model container; its whole cores (at least 1) also set "
+        "OMP_NUM_THREADS",
+    )
+    memory_limit: str = Field("2Gi", description="memory limit of the model container")
+    min_replicas: int = Field(
+        1, ge=0, le=100, description="fewest predictor pods KServe keeps (0: scale to zero)"
+    )
+    max_replicas: int = Field(
+        3, ge=1, le=1000, description="most predictor pods KServe's autoscaler may run"
+    )
 
 
 @dataclass

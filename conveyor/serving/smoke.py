@@ -24,10 +24,14 @@ class SmokePolicy(StrictModel):
     """Bounds for the smoke test (the ``smoke`` block of a rollout plan)."""
 
     latency_requests: int = Field(100, ge=1, le=100_000, description="timed single-row calls")
-    warmup: int = Field(10, ge=0, le=10_000)
+    warmup: int = Field(
+        10, ge=0, le=10_000, description="untimed single-row calls before the timed ones"
+    )
     max_p99_ms: float = Field(250.0, gt=0, description="single-row V1 p99 bound")
     max_batch_rows: int = Field(1000, ge=1, le=1_000_000, description="largest batch sent")
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(
+        10.0, gt=0, description="seconds each HTTP request to the model server may take"
+    )
 
 
 def _check(name: str, passed: bool, detail: str, **values: Any) -> dict[str, Any]:
