@@ -287,6 +287,6 @@ def test_sigterm_during_serving_leaves_no_server_and_the_rerun_trains_again(work
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "skipped" not in rerun.stdout
+    assert "skipped: unchanged inputs" not in rerun.stdout and "[3/5]" in rerun.stdout
     assert "v1 had these inputs but was stopped before its smoke test" in rerun.stderr
     assert "smoke test passed" in rerun.stdout and "promoted v2 to champion" in rerun.stdout
