@@ -67,6 +67,7 @@ lock: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/skip.py
 
 # A real canary on this machine (servers, nginx, Prometheus): SCENARIO=healthy|errors|...
 SCENARIO ?= errors

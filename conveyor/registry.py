@@ -7,12 +7,16 @@ sqlite file store for the embedded default, an ``http://`` tracking server on a 
 
 import os
 import time
+from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from conveyor.config import redact_url
 from conveyor.context import actor, tracking_uri
 from conveyor.errors import BadInputError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 __all__ = [
     "CANDIDATE",
@@ -346,16 +350,110 @@ def _actor() -> str:
     return actor("unknown")
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` store when it exists (None for any other store)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri[len("sqlite:///") :])
+    return path.resolve() if str(path) not in ("", ":memory:") and path.is_file() else None
+
+
+# MLflow's model-registry tables (schema of MLflow 3, checked against a store it made): its
+# search excludes versions in this internal stage (deleted) and models tagged as prompts.
+_DELETED_STAGE = "Deleted_Internal"
+_PROMPT_TAG = "mlflow.prompt.is_prompt"
+_WORKSPACE = "default"
+_TAGGED_VERSIONS = """
+SELECT v.version, v.run_id, v.creation_time
+FROM model_versions v
+JOIN model_version_tags t
+  ON t.workspace = v.workspace AND t.name = v.name AND t.version = v.version
+WHERE v.workspace = :workspace AND v.name = :name AND t.key = :key AND t.value = :value
+  AND (v.current_stage IS NULL OR v.current_stage != :deleted)
+  AND NOT EXISTS (
+    SELECT 1 FROM model_version_tags p
+    WHERE p.workspace = v.workspace AND p.name = v.name AND p.key = :prompt AND p.value = 'true'
+  )
+ORDER BY v.version DESC
+"""
+
+
+def _tagged_rows(db: Any, name: str, key: str, value: str) -> list[dict[str, Any]]:
+    """``versions_tagged`` on an open sqlite connection (raises sqlite3.Error on a schema it
+    does not know)."""
+    found = db.execute(
+        _TAGGED_VERSIONS,
+        {"workspace": _WORKSPACE, "name": name, "key": key, "value": value,
+         "deleted": _DELETED_STAGE, "prompt": _PROMPT_TAG},
+    ).fetchall()  # fmt: skip
+    if not found:
+        return []
+    marks = ",".join("?" * len(found))
+    tags: dict[int, dict[str, str]] = {int(v): {} for v, _, _ in found}
+    for version, tag, text in db.execute(
+        "SELECT version, key, value FROM model_version_tags "
+        f"WHERE workspace = ? AND name = ? AND version IN ({marks})",  # only ? marks added
+        [_WORKSPACE, name, *(v for v, _, _ in found)],
+    ):
+        tags[int(version)][tag] = text
+    aliases: dict[int, list[str]] = {}
+    for alias, version in db.execute(
+        "SELECT alias, version FROM registered_model_aliases WHERE workspace = ? AND name = ?",
+        [_WORKSPACE, name],
+    ):
+        aliases.setdefault(int(version), []).append(alias)
+    return [
+        {
+            "name": name,
+            "version": str(version),
+            "run_id": run_id,
+            "aliases": sorted(aliases.get(int(version), [])),
+            "tags": tags[int(version)],
+            "status": tags[int(version)].get(STATUS, ""),
+            "created": created,
+        }
+        for version, run_id, created in found
+    ]
+
+
 class ModelRegistry:
     """Registered models, versions and aliases in MLflow (aliases, not deprecated stages)."""
 
     def __init__(self, uri: str) -> None:
+        self.uri = _connect(uri)
+
+    @cached_property
+    def client(self) -> "MlflowClient":
+        """The MLflow client, made on first use: importing mlflow and opening its store costs
+        seconds, and a question ``versions_tagged`` answers from a sqlite file needs neither."""
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri = _connect(uri)
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     # ---- reads
+
+    def versions_tagged(self, name: str, key: str, value: str) -> list[dict[str, Any]] | None:
+        """The versions of ``name`` whose tag ``key`` is ``value``, as ``versions`` rows (newest
+        first), read straight from a sqlite store's file (read-only, no MLflow import); None
+        when this store cannot be read that way (not sqlite, no file, another schema): ask
+        ``versions``. The same rows MLflow's own search returns: no deleted versions, no
+        prompts, the default workspace (the one a plain sqlite store serves)."""
+        path = _sqlite_file(self.uri)
+        workspaces = os.environ.get("MLFLOW_ENABLE_WORKSPACES", "").lower() in ("1", "true")
+        if path is None or workspaces:  # a workspace-aware store serves another workspace
+            return None
+        import sqlite3
+
+        try:
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return None
+        try:
+            return _tagged_rows(db, name, key, value)
+        except sqlite3.Error:
+            return None  # another schema (an older or newer MLflow): MLflow's own search
+        finally:
+            db.close()
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Every version of ``name`` (newest first) with its aliases and tags."""

@@ -1,17 +1,22 @@
 """Deterministic card-transaction fraud data: the sample problem every stage is shown on.
 
 ``generate`` is a pure function of (rows, seed, as_of, mode): the same arguments give the same
-table, byte for byte once written. ``mode="drift"`` shifts several distributions the way a new
+table, byte for byte once written (``recipe`` names everything its output depends on, so a
+written copy can be reused). ``mode="drift"`` shifts several distributions the way a new
 market or a fraud campaign would; ``mode="corrupt"`` injects the faults a contract must catch.
+numpy and pandas are imported when a table is made, not with the module.
 """
 
+import hashlib
 from datetime import UTC, datetime
-from typing import Literal
-
-import numpy as np
-import pandas as pd
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import BadInputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 __all__ = [
     "CATEGORICAL_FEATURES",
@@ -20,6 +25,7 @@ __all__ = [
     "Mode",
     "default_as_of",
     "generate",
+    "recipe",
 ]
 
 
@@ -50,13 +56,17 @@ NULLABLE_FEATURES = [
 TARGET_POSITIVE_RATE = 0.04
 
 
-def _zipf_probs(n: int, s: float) -> np.ndarray:
+def _zipf_probs(n: int, s: float) -> "np.ndarray":
+    import numpy as np
+
     weights = 1.0 / np.arange(1, n + 1) ** s
     return weights / weights.sum()
 
 
-def _calibrated_intercept(score: np.ndarray, rate: float) -> float:
+def _calibrated_intercept(score: "np.ndarray", rate: float) -> float:
     """Intercept that makes mean(sigmoid(score + b)) == rate (bisection: deterministic)."""
+    import numpy as np
+
     lo, hi = -30.0, 30.0
     for _ in range(60):
         mid = (lo + hi) / 2
@@ -73,7 +83,7 @@ def generate(
     as_of: datetime | None = None,
     mode: Mode = "clean",
     start_id: int = 1,
-) -> pd.DataFrame:
+) -> "pd.DataFrame":
     """Build the fraud table.
 
     Args:
@@ -83,6 +93,9 @@ def generate(
         mode: ``clean``, ``drift`` (shifted distributions) or ``corrupt`` (contract faults).
         start_id: first transaction id, so batches can be given disjoint keys.
     """
+    import numpy as np
+    import pandas as pd
+
     if rows < 1:
         raise BadInputError(f"rows: {rows} is below the minimum 1 (rows must be >= 1)")
     rng = np.random.default_rng(seed)
@@ -169,8 +182,11 @@ def generate(
     return df
 
 
-def _corrupt(df: pd.DataFrame, rng: np.random.Generator, as_of: datetime) -> pd.DataFrame:
+def _corrupt(df: "pd.DataFrame", rng: "np.random.Generator", as_of: datetime) -> "pd.DataFrame":
     """Inject one fault of each kind a contract must catch (all of them in one batch)."""
+    import numpy as np
+    import pandas as pd
+
     n = len(df)
     df = df.copy()
     take = max(1, n // 200)
@@ -193,3 +209,24 @@ def default_as_of() -> datetime:
     """Midnight UTC today (naive): the default anchor for event times."""
     now = datetime.now(UTC)
     return datetime(now.year, now.month, now.day)
+
+
+def recipe(
+    rows: int, seed: int, as_of: datetime, mode: Mode = "clean", start_id: int = 1
+) -> dict[str, Any]:
+    """Everything ``generate(rows, seed, as_of, mode, start_id)``'s table depends on, as JSON:
+    the arguments, this module's source (the generator's code) and the numpy and pandas it
+    runs on (numpy's Generator streams may change between releases). Equal recipes, equal
+    tables; imports neither library."""
+    from importlib.metadata import version
+
+    return {
+        "rows": rows,
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "mode": mode,
+        "start_id": start_id,
+        "generator_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "numpy": version("numpy"),
+        "pandas": version("pandas"),
+    }

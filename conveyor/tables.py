@@ -1,15 +1,19 @@
-"""Reading and writing tables (CSV or Parquet, by extension) with errors that say what to do."""
+"""Reading and writing tables (CSV or Parquet, by extension) with errors that say what to do.
+
+pandas is imported by the functions that read or write a table, not with the module: finding,
+hashing and naming files (``resolve_table``, ``sha256_file``) stay cheap."""
 
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import BadInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "probe_table",
@@ -70,8 +74,10 @@ def _refuse_duplicate_header(p: Path) -> None:
         )
 
 
-def _load(path: str | os.PathLike[str], probe: bool) -> tuple[Path, pd.DataFrame | None]:
+def _load(path: str | os.PathLike[str], probe: bool) -> "tuple[Path, pd.DataFrame | None]":
     """Read a table (or with ``probe``, only enough of it to know it is readable)."""
+    import pandas as pd
+
     p = resolve_table(path)
     suffix = _suffix(p)
     if not p.is_file():
@@ -95,7 +101,7 @@ def _load(path: str | os.PathLike[str], probe: bool) -> tuple[Path, pd.DataFrame
         raise BadInputError(f"{p}: unreadable {kind} file: {first}") from exc
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str]) -> "pd.DataFrame":
     """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError."""
     df = _load(path, probe=False)[1]
     assert df is not None
@@ -107,7 +113,9 @@ def probe_table(path: str | os.PathLike[str]) -> Path:
     return _load(path, probe=True)[0]
 
 
-def _write(df: pd.DataFrame, path: str, suffix: str) -> None:
+def _write(df: "pd.DataFrame", path: str, suffix: str) -> None:
+    import pandas as pd
+
     if suffix == ".csv":
         df.to_csv(path, index=False)
         return
@@ -142,7 +150,7 @@ def writable_parent(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_table(df: "pd.DataFrame", path: str | os.PathLike[str]) -> Path:
     """Write atomically (temp file + rename) so a crash never leaves half a table behind."""
     p = writable_parent(path)
     suffix = _suffix(p)

@@ -107,8 +107,12 @@ def find_unchanged(registry: Any, model_name: str, key: str) -> dict[str, Any] |
     the same inputs train again rather than skip onto a model nothing has checked."""
     if not key:
         return None
+    # The versions with this key, read straight from a sqlite store's file when it is one
+    # (milliseconds, no MLflow import: the answer of every unchanged re-run); else all of them.
+    tagged = getattr(registry, "versions_tagged", None)
+    rows = tagged(model_name, TRAINING_KEY_TAG, key) if tagged is not None else None
     unverified: set[str] = set()
-    for v in registry.versions(model_name):
+    for v in registry.versions(model_name) if rows is None else rows:
         if v["tags"].get(TRAINING_KEY_TAG) == key and v["tags"].get(UNVERIFIED_TAG) == "true":
             unverified.add(v["run_id"])
             progress.note(

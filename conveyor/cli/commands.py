@@ -229,25 +229,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from conveyor.config import load_pipeline_config
-    from conveyor.contracts import load_contract, load_profile
     from conveyor.local import run as local_run
-    from conveyor.pipelines.local import PipelineFailedError, find_output, run_training
-    from conveyor.tables import probe_table
 
     config = load_pipeline_config(args.config)
     if args.smoke:
         config = config.smoke_profile()
-    load_contract(config.resolve(config.contract) or "")  # an invalid contract stops here (exit 2)
-    _preflight(args.config, config)
+
+    def check() -> None:
+        from conveyor.contracts import load_contract
+
+        load_contract(config.resolve(config.contract) or "")  # an invalid contract: exit 2
+        _preflight(args.config, config)
+
     work = Path(config.workdir).resolve()
+    # The preflight runs once for these files and this code (remembered under work/cache).
+    inputs = local_run.checked_inputs(config, work / "cache", check)
     total, started = 5, time.monotonic()
     data_uri = local_run.batch(config, args.data, work / "data", _progress, total, args.smoke)
-    # Skip-if-unchanged first: an unchanged re-run costs a hash and one registry query.
+    # Skip-if-unchanged first: an unchanged re-run costs a hash (or its sidecar) and one
+    # registry query (a read-only sqlite query on the embedded store): no pandas, no MLflow,
+    # no kfp, which are imported below, only when there is something to train.
     store = context.own_store(config.tracking.uri)
-    key, skipped = local_run.unchanged(config, data_uri, store, force=args.force)
+    key, skipped = local_run.unchanged(config, data_uri, store, force=args.force, inputs=inputs)
     if skipped:
         print(skipped)
         return 0
+    from conveyor.contracts import load_profile
+    from conveyor.pipelines.local import PipelineFailedError, find_output, run_training
+    from conveyor.tables import probe_table
+
     reference, said = local_run.reference_profile(
         config, bool(args.data), args.reference, work / "data"
     )
