@@ -7,14 +7,23 @@ A refused or failed action changes nothing: traffic stays where it was. Every de
 resolves its version with ``resolve_version``, which refuses, before any write, a version that
 is not approved, whose bytes differ from the registry's sha256, or that the serving runtime's
 scikit-learn may not unpickle (``check_runtime``).
+
+A rollback changes two systems, traffic first and MLflow second, which no single write can
+cover. So it records its intent on the InferenceService (``conveyor.io/rollback-intent``) in
+the same write as the traffic change (a shadow: just before removing it) and clears it only
+once MLflow has the rejection. Every action on that InferenceService starts with
+``finish_rollbacks``: an intent left by a call that crashed or met an unreachable MLflow is
+finished first (its traffic change, then its idempotent registry write), and ``status`` shows
+what is still pending.
 """
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from conveyor.errors import BadInputError, IncompatibleRuntimeError
-from conveyor.registry import SKLEARN_VERSION_TAG
+from conveyor.errors import BadInputError, ClusterError, IncompatibleRuntimeError
+from conveyor.registry import CANDIDATE, CHAMPION, SKLEARN_VERSION_TAG
 from conveyor.rollout.cluster import (
     CLUSTER_SERVING_RUNTIME,
     ISVC,
@@ -30,11 +39,14 @@ from conveyor.serving.isvc import Change, Resources, ServedModel
 
 __all__ = [
     "ISVC",
+    "ROLLBACK_INTENT",
     "RolledBack",
     "ServedModel",
     "check_runtime",
     "deploy",
     "deploy_shadow",
+    "finish_rollbacks",
+    "pending_rollbacks",
     "promote",
     "promote_release",
     "resolve_version",
@@ -45,6 +57,14 @@ __all__ = [
     "status",
     "wait_ready",
 ]
+
+
+# Annotation on an InferenceService: the rollbacks whose traffic change is made (a shadow's:
+# about to be) and whose MLflow write is not done yet. A JSON list of {version, model_name,
+# kind (canary | shadow), reason, actor, at} (a shadow's also names the uid of the shadow
+# InferenceService it removes), one entry per version.
+ROLLBACK_INTENT = inf.ANN + "rollback-intent"
+INTENT_REASON_CHARS = 500  # annotations share 256 KiB per object; a reason is kept in Events
 
 
 def _record(cluster: Cluster, obj: dict[str, Any], reason: str, change: Change, msg: str) -> None:
@@ -67,6 +87,7 @@ def deploy(
     champion to protect), else start a canary at ``percent`` %, or move the running canary of
     the same version to ``percent`` %. Refuses a canary of another version while one runs."""
     inf.check_percent(percent)
+    finish_rollbacks(cluster, name)
     if cluster.find(ISVC, name) is None:
         obj = inf.inference_service(
             name, cluster.namespace, model, change, resources=resources,
@@ -119,6 +140,7 @@ def deploy(
 def set_traffic(cluster: Cluster, name: str, percent: int, change: Change) -> dict[str, Any]:
     """Move the running canary of ``name`` to ``percent`` %."""
     inf.check_percent(percent)
+    finish_rollbacks(cluster, name)
 
     def step(cur: dict[str, Any]) -> dict[str, Any]:
         if inf.champion_of(cur) is None:
@@ -133,7 +155,11 @@ def set_traffic(cluster: Cluster, name: str, percent: int, change: Change) -> di
 
 def promote(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
     """The canary takes 100 % (``canaryTrafficPercent`` removed); it is the new champion."""
+    finish_rollbacks(cluster, name)
+    return _promote(cluster, name, change)
 
+
+def _promote(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
     def step(cur: dict[str, Any]) -> dict[str, Any]:
         if inf.champion_of(cur) is None:
             raise BadInputError(
@@ -162,7 +188,11 @@ def promote_release(
     change then fails, the aliases are put back, so the two never disagree.
 
     ``first_release_ok``: a service with no canary (a first release at 100 %) only moves the
-    alias; otherwise that is refused as "no canary in progress"."""
+    alias; otherwise that is refused as "no canary in progress".
+
+    A rollback left pending on ``name`` is finished first (with ``registry``): a version it
+    rejected is then refused here as not approved."""
+    finish_rollbacks(cluster, name, registry)
     isvc = get(cluster, ISVC, name)
     version = inf.current_model(isvc)["version"]
     canary = inf.champion_of(isvc) is not None
@@ -175,7 +205,7 @@ def promote_release(
     if not canary:
         return isvc
     try:
-        return promote(cluster, name, change)
+        return _promote(cluster, name, change)
     except BaseException as exc:
         if registry is not None and snapshot is not None:
             registry.restore_aliases(
@@ -186,11 +216,25 @@ def promote_release(
 
 def rollback(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
     """All traffic back on the champion's revision and its spec restored, in one write."""
+    finish_rollbacks(cluster, name)
+    return _rollback(cluster, name, change)[0]
+
+
+def _rollback(
+    cluster: Cluster, name: str, change: Change, model_name: str = ""
+) -> tuple[dict[str, Any], str]:
+    """``rollback``'s one write, returning the object and the version taken off. With a
+    ``model_name`` the same write records the rollback intent for that version (so the API
+    server stores traffic change and intent together, or neither)."""
     failed: dict[str, str] = {}
 
     def step(cur: dict[str, Any]) -> dict[str, Any]:
-        failed["version"] = inf.current_model(cur)["version"]
-        return inf.rollback_patch(cur, change)
+        failed["version"] = str(inf.current_model(cur)["version"])
+        patch = inf.rollback_patch(cur, change)
+        if model_name:
+            intent = _intent("canary", failed["version"], model_name, change)
+            patch["metadata"]["annotations"][ROLLBACK_INTENT] = _intents_value(cur, add=[intent])
+        return patch
 
     out = update(cluster, ISVC, name, step)
     champion = inf.current_model(out)["version"]
@@ -200,7 +244,7 @@ def rollback(cluster: Cluster, name: str, change: Change) -> dict[str, Any]:
         f"(by {change.actor}: {change.reason})",
         warning=True,
     )  # fmt: skip
-    return out
+    return out, failed["version"]
 
 
 @dataclasses.dataclass
@@ -212,6 +256,191 @@ class RolledBack:
     undone: str
     registry_error: str = ""
     error: Exception | None = dataclasses.field(default=None, repr=False)
+
+
+# ---------------------------------------------------------------- rollback intents
+
+
+def _intent(
+    kind: str, version: str, model_name: str, change: Change, uid: str = ""
+) -> dict[str, str]:
+    doc = {
+        "version": str(version),
+        "model_name": model_name,
+        "kind": kind,
+        "reason": change.reason[:INTENT_REASON_CHARS],
+        "actor": change.actor,
+        "at": change.at,
+    }
+    return {**doc, "uid": uid} if uid else doc
+
+
+def _read_intents(isvc: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The intents ``isvc`` carries ([] none); None when the annotation cannot be read."""
+    raw = ((isvc or {}).get("metadata", {}).get("annotations") or {}).get(ROLLBACK_INTENT)
+    if not raw:
+        return []
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    items = doc if isinstance(doc, list) else [doc]  # one object, as a person may write it
+    if not all(isinstance(i, dict) and i.get("version") and i.get("model_name") for i in items):
+        return None
+    return items
+
+
+def pending_rollbacks(isvc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rollbacks recorded on ``isvc`` whose MLflow write is not done yet (a shadow's
+    removal may not be done either); [] when none, or when the annotation is unreadable."""
+    return _read_intents(isvc) or []
+
+
+def _ident(intent: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (
+        str(intent.get("model_name")), str(intent.get("version")),
+        str(intent.get("kind")), str(intent.get("at")),
+    )  # fmt: skip
+
+
+def _intents_value(
+    cur: dict[str, Any],
+    *,
+    add: Sequence[dict[str, Any]] = (),
+    remove: Sequence[dict[str, Any]] = (),
+) -> str | None:
+    """The annotation's next value (None: remove it): ``cur``'s intents without ``remove``,
+    and ``add`` replacing any earlier intent for the same version. An unreadable value is
+    replaced by what is added, else left as it is (a person has to look at it)."""
+    found = _read_intents(cur)
+    if found is None:
+        if not add:
+            return str(cur["metadata"]["annotations"][ROLLBACK_INTENT])
+        found = []
+    gone = {_ident(i) for i in remove}
+    versions = {(str(i["model_name"]), str(i["version"])) for i in add}
+    keep = [
+        i for i in found
+        if _ident(i) not in gone and (str(i["model_name"]), str(i["version"])) not in versions
+    ]  # fmt: skip
+    out = keep + list(add)
+    return json.dumps(out, sort_keys=True, separators=(",", ":")) if out else None
+
+
+def _record_intent(cluster: Cluster, name: str, intent: dict[str, Any]) -> None:
+    update(
+        cluster, ISVC, name,
+        lambda cur: {"metadata": {"annotations": {
+            ROLLBACK_INTENT: _intents_value(cur, add=[intent])}}},
+    )  # fmt: skip
+
+
+def _shadow_running(cluster: Cluster, name: str, intent: dict[str, Any]) -> bool:
+    """Whether the shadow a shadow ``intent`` removes still exists (the very object: a shadow
+    deployed again since has another uid and is left alone)."""
+    if intent.get("kind") != "shadow" or not intent.get("uid"):
+        return False
+    shadow = cluster.find(ISVC, inf.shadow_name(name))
+    return shadow is not None and (shadow["metadata"].get("uid") == intent["uid"])
+
+
+def _finish_traffic(cluster: Cluster, name: str) -> tuple[list[dict[str, Any]], bool]:
+    """The traffic part of ``name``'s pending intents: a shadow rollback interrupted before
+    the shadow was gone removes it now. (A canary's intent is written in the traffic change
+    itself, so its traffic part is always done.) Returns the intents and whether a shadow was
+    removed."""
+    intents = _read_intents(cluster.find(ISVC, name)) or []
+    removed = False
+    for intent in intents:
+        if _shadow_running(cluster, name, intent):
+            why = f"finishing the rollback begun at {intent['at']}: {intent['reason']}"
+            details = {"version": intent["version"]}
+            _shadow_off(
+                cluster, name, Change("rollback", why, str(intent["actor"]), details=details)
+            )
+            removed = True
+    return intents, removed
+
+
+def _registry_error(name: str, intent: dict[str, Any], exc: BaseException) -> str:
+    model, version = intent["model_name"], intent["version"]
+    return (
+        f"MLflow not updated ({str(exc)[:300]}): run `conveyor models reject {model} "
+        f"{version} --reason ...` once it is reachable (or let the next rollback or promote of "
+        f"{name} do it: its {ROLLBACK_INTENT} annotation keeps the rejection pending)"
+    )
+
+
+def _reject(registry: Any, intent: dict[str, Any]) -> None:
+    """Reject the intent's version in the registry, once: a version already rolled back and
+    without ``candidate`` is left as it is (no second event), and the champion, whose alias
+    never moved, is never rejected."""
+    model, version = str(intent["model_name"]), str(intent["version"])
+    v = registry.get(model, version)
+    if CHAMPION in v["aliases"]:
+        return
+    if v["status"] == "rolled_back" and CANDIDATE not in v["aliases"]:
+        return
+    registry.reject_candidate(model, version, str(intent["reason"]))
+
+
+def _finish_registry(
+    cluster: Cluster, name: str, registry: Any, fresh: dict[str, Any] | None = None
+) -> list[tuple[dict[str, Any], RolledBack]]:
+    """The registry part of ``name``'s pending intents, each with its outcome; the ones done
+    are cleared in one write. ``registry`` may be a zero-argument function that opens it
+    (called only when an intent is pending). ``fresh``: the intent this very call wrote (the
+    others get a RollbackFinished Event once done)."""
+    isvc = cluster.find(ISVC, name)
+    intents = _read_intents(isvc) or []
+    if isvc is None or not intents:
+        return []
+    out = [(i, RolledBack(str(i["version"]), str(i["kind"]))) for i in intents]
+    try:
+        opened = registry() if callable(registry) else registry
+    except Exception as exc:  # MLflow unreachable: every intent stays pending
+        for intent, result in out:
+            result.error, result.registry_error = exc, _registry_error(name, intent, exc)
+        return out
+    done: list[dict[str, Any]] = []
+    for intent, result in out:
+        if _shadow_running(cluster, name, intent):  # its traffic part first, always
+            result.registry_error = f"{inf.shadow_name(name)} is still there: not rejected yet"
+            result.error = ClusterError(result.registry_error)
+            continue
+        try:
+            _reject(opened, intent)
+        except Exception as exc:  # MLflow down, or a refusal: stays pending, say what to run
+            result.error, result.registry_error = exc, _registry_error(name, intent, exc)
+        else:
+            done.append(intent)
+    if done:
+        update(
+            cluster, ISVC, name,
+            lambda cur: {"metadata": {"annotations": {
+                ROLLBACK_INTENT: _intents_value(cur, remove=done)}}},
+        )  # fmt: skip
+    for i in done:
+        if fresh is None or _ident(i) != _ident(fresh):
+            cluster.event(
+                isvc, "RollbackFinished",
+                f"{i['kind']} v{i['version']} rejected in MLflow, finishing the rollback "
+                f"{i['actor']} began at {i['at']}: {i['reason']}",
+            )  # fmt: skip
+    return out
+
+
+def finish_rollbacks(cluster: Cluster, name: str, registry: Any = None) -> list[RolledBack]:
+    """Finish what rollbacks of ``name`` left pending (a crash, or an unreachable MLflow,
+    between their traffic change and their registry write): the traffic part (a shadow not
+    yet removed), then, with a ``registry``, the rejection in MLflow (idempotent), then the
+    intent is cleared. Every action on ``name`` calls it first. Returns one result per
+    pending intent, ``registry_error`` set on those still pending ([] when none was); never
+    raises for the registry: what stays pending stays on the InferenceService."""
+    intents, _ = _finish_traffic(cluster, name)
+    if registry is None or not intents:
+        return [RolledBack(str(i["version"]), str(i["kind"])) for i in intents]
+    return [result for _, result in _finish_registry(cluster, name, registry)]
 
 
 def rollback_release(
@@ -229,39 +458,60 @@ def rollback_release(
     in ``registry_error`` with the command to run once MLflow is reachable. ``registry`` may
     be a zero-argument function that opens it, called after the traffic change.
 
+    With a ``registry`` and ``model_name``, the rejection is first recorded as an intent on
+    the InferenceService (``ROLLBACK_INTENT``, in the canary's traffic write itself) and
+    cleared once MLflow has it, so a call that dies in between is finished by the next one
+    (``finish_rollbacks``). A second rollback with nothing left to take off finishes the
+    pending one and returns it.
+
     The one composition of "move traffic back, then reject in the registry", used by the
     kubectl plugin, the rollout pipeline's stages and the analysis alike."""
+    _finish_traffic(cluster, name)  # traffic first: a shadow a crash left behind goes now
     isvc = get(cluster, ISVC, name)
     shadow = cluster.find(ISVC, inf.shadow_name(name))
+    record = model_name if registry is not None else ""
+    fresh: dict[str, Any] | None = None
+    done: RolledBack | None = None
     if inf.champion_of(isvc) is not None:
-        version = str(inf.current_model(isvc)["version"])
-        change.details.setdefault("version", version)
-        rollback(cluster, name, change)
+        change.details.setdefault("version", str(inf.current_model(isvc)["version"]))
+        out, version = _rollback(cluster, name, change, record)
+        fresh = next((i for i in pending_rollbacks(out) if i["version"] == version), None)
         done = RolledBack(version, "canary")
     elif shadow is not None:
         version = str(inf.current_model(shadow)["version"])
         change.details.setdefault("version", version)
-        shadow_off(cluster, name, change)
+        if record:
+            uid = str(shadow["metadata"].get("uid", ""))
+            fresh = _intent("shadow", version, record, change, uid=uid)
+            _record_intent(cluster, name, fresh)
+        _shadow_off(cluster, name, change)
         done = RolledBack(version, "shadow")
-    else:
+    pending = pending_rollbacks(isvc)  # left by earlier calls
+    if done is None and (registry is None or not pending):
+        waiting = ", ".join(f"v{i['version']}" for i in pending)
         raise BadInputError(
             f"{name}: no canary to roll back and no shadow in progress (a first release has no "
             "champion to return to: deploy a fixed version or delete the InferenceService); "
             "traffic is unchanged"
+            + (f"; MLflow has yet to reject {waiting}: run it again with MLflow" if waiting else "")
         )
-    if registry is None or not model_name:
+    if registry is None and done is not None:
         return done
-    try:
-        if callable(registry):  # opened only now: an unreachable MLflow never blocks traffic
-            registry = registry()
-        champion = registry.by_alias(model_name, "champion")
-        if champion is None or str(champion["version"]) != version:
-            registry.reject_candidate(model_name, version, change.reason)
-    except Exception as exc:  # MLflow down, or a refusal: traffic stays safe, say what to run
-        done.error = exc
-        done.registry_error = (
-            f"MLflow not updated ({str(exc)[:300]}): run `conveyor models reject {model_name} "
-            f"{version} --reason ...` once it is reachable"
+    finished = _finish_registry(cluster, name, registry, fresh)
+    mine = [r for i, r in finished if fresh is not None and _ident(i) == _ident(fresh)]
+    others = [r for i, r in finished if fresh is None or _ident(i) != _ident(fresh)]
+    if done is None:  # nothing left to take off: this call finished the pending rollbacks
+        last = pending[-1]
+        done = others.pop() if others else RolledBack(str(last["version"]), str(last["kind"]))
+    elif mine and mine[0].registry_error:
+        done.error, done.registry_error = mine[0].error, mine[0].registry_error
+        cluster.event(isvc, "RollbackPending", done.registry_error, warning=True)
+    failed = [r for r in others if r.registry_error]
+    if failed:  # earlier rollbacks MLflow still lacks: the caller has to know
+        done.error = done.error or failed[0].error
+        said = [done.registry_error] if done.registry_error else []
+        done.registry_error = "; ".join(
+            said + [f"v{r.version}: {r.registry_error}" for r in failed]
         )
     return done
 
@@ -279,6 +529,7 @@ def deploy_shadow(
 ) -> dict[str, Any]:
     """``<name>-shadow`` serves ``model``; a VirtualService mirrors ``percent`` % of ``name``'s
     requests to it. The champion and its traffic are untouched."""
+    finish_rollbacks(cluster, name)
     champion = get(cluster, ISVC, name)  # a shadow needs a champion to mirror
     vs = inf.virtual_service(name, cluster.namespace, percent, change)
     shadow = inf.shadow_name(name)
@@ -308,7 +559,14 @@ def deploy_shadow(
 
 
 def shadow_off(cluster: Cluster, name: str, change: Change) -> None:
-    """Stop mirroring first (the VirtualService), then remove the shadow InferenceService."""
+    """Stop mirroring first (the VirtualService), then remove the shadow InferenceService.
+    (A rollback of the shadow that was interrupted is finished instead, when that removed it.)"""
+    if _finish_traffic(cluster, name)[1] and cluster.find(ISVC, inf.shadow_name(name)) is None:
+        return
+    _shadow_off(cluster, name, change)
+
+
+def _shadow_off(cluster: Cluster, name: str, change: Change) -> None:
     champion = get(cluster, ISVC, name)
     removed = []
     for kind, obj in ((VSVC, inf.mirror_name(name)), (ISVC, inf.shadow_name(name))):
@@ -321,7 +579,9 @@ def shadow_off(cluster: Cluster, name: str, change: Change) -> None:
 
 
 def status(cluster: Cluster, name: str, events: int = 5) -> dict[str, Any]:
-    """What an on-call engineer needs: revisions, traffic, versions, readiness, last events."""
+    """What an on-call engineer needs: revisions, traffic, versions, readiness, last events,
+    and the rollbacks still pending (``pendingRollbacks``). Reads only: a pending rollback is
+    finished by the next action that changes the rollout."""
     isvc = get(cluster, ISVC, name)
     ann = isvc["metadata"].get("annotations") or {}
     pred = (isvc.get("status") or {}).get("components", {}).get("predictor", {})
@@ -377,6 +637,7 @@ def status(cluster: Cluster, name: str, events: int = 5) -> dict[str, Any]:
             "analysis": _last_analysis(shadow),
         },
         "lastChange": json.loads(ann[inf.LAST_CHANGE]) if ann.get(inf.LAST_CHANGE) else None,
+        "pendingRollbacks": _pending_for_status(cluster, name, isvc, shadow),
         "events": [
             {
                 "type": e.get("type"),
@@ -387,6 +648,31 @@ def status(cluster: Cluster, name: str, events: int = 5) -> dict[str, Any]:
             for e in recent
         ],
     }
+
+
+def _pending_for_status(
+    cluster: Cluster, name: str, isvc: dict[str, Any], shadow: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """``status``'s view of the rollback intents: each with what it still waits for and how
+    to finish it."""
+    found = _read_intents(isvc)
+    if found is None:
+        raw = str(isvc["metadata"]["annotations"][ROLLBACK_INTENT])
+        drop = f"kubectl annotate inferenceservice {name} -n {cluster.namespace} {ROLLBACK_INTENT}-"
+        return [{"unreadable": raw[:300], "finish": f"read it, reject by hand, then `{drop}`"}]
+    out: list[dict[str, Any]] = []
+    fields = ("version", "model_name", "kind", "reason", "actor", "at")
+    for i in found:
+        running = shadow is not None and bool(i.get("uid")) and i.get("kind") == "shadow"
+        running = running and (shadow or {}).get("metadata", {}).get("uid") == i["uid"]
+        finish = (
+            f"the next `kubectl conveyor rollback {name}` or promote with MLflow reachable "
+            f"finishes it; or `conveyor models reject {i['model_name']} {i['version']} "
+            "--reason ...`"
+        )
+        waiting = "the shadow's removal, then MLflow" if running else "MLflow"
+        out.append({**{k: i[k] for k in fields if k in i}, "waitingFor": waiting, "finish": finish})
+    return out
 
 
 def _last_analysis(obj: dict[str, Any]) -> dict[str, Any] | None:
