@@ -141,6 +141,10 @@ def render_status(s: dict[str, Any]) -> str:
         lines.append(f"Last change:     {c['action']} by {c['by']} at {c['at']}: {c['why']}")
     if s.get("analysis"):
         lines.append(f"Analysis:        {_analysis_line(s['analysis'])}")
+    for p in s.get("pendingRollbacks") or []:
+        what = f"v{p['version']} ({p['kind']})" if "version" in p else "unreadable intent"
+        lines.append(f"Pending rollback: {what} waiting for {p.get('waitingFor', 'a person')}: "
+                     f"{p['finish']}")  # fmt: skip
     lines += ["", f"{'REVISION':<34} {'MODEL':<8} {'TRAFFIC':>7}  {'TAG':<7} ROLE"]
     rev = s["revisions"]
     for t in s["traffic"]:

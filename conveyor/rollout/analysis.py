@@ -381,6 +381,8 @@ class Analysis:
     def step(self) -> Decision:
         """Measure one interval, decide, act, record. Returns the decision."""
         self._evidence = {}
+        # a rollback that a crash (or an unreachable MLflow) left half-done is finished first
+        actions.finish_rollbacks(self.cluster, self.name, self.registry)
         sides = rollout_sides(self.cluster, self.name)
         ann = sides.subject["metadata"].get("annotations") or {}
         record = json.loads(ann.get(ANALYSIS, "{}"))

@@ -217,8 +217,10 @@ def test_a_failed_registry_write_keeps_the_intent_status_shows_it_promote_finish
     [pending] = json.loads(capsys.readouterr().out)["pendingRollbacks"]
     assert (pending["version"], pending["kind"], pending["waitingFor"]) == ("2", "canary", "MLflow")
     assert "conveyor models reject fraud 2" in pending["finish"]
-    assert kubectl(["status", "fraud"]) == 0  # the text view: in its Events
-    assert "RollbackPending" in capsys.readouterr().out
+    assert kubectl(["status", "fraud"]) == 0  # the text view: a line of its own, and Events
+    text = capsys.readouterr().out
+    assert "Pending rollback: v2 (canary) waiting for MLflow: " in text
+    assert "RollbackPending" in text
     after = len([m for m, _ in fake_kube.requests if m in ("PATCH", "POST", "PUT", "DELETE")])
     assert after == writes and intents(fake_kube)
 
@@ -338,3 +340,27 @@ def test_a_shadow_deployed_again_is_not_removed_by_an_old_intent(
     assert fake_kube.get(API, "inferenceservices", "models", "fraud-shadow") == again
     [pending] = actions.status(shadowing, "fraud")["pendingRollbacks"]
     assert pending["waitingFor"] == "MLflow"
+
+
+def test_the_analysis_finishes_a_pending_rollback_before_it_reads_the_rollout(
+    fake_kube, canary, registry
+) -> None:
+    """Its loop is often the next caller after a crash: with traffic back on the champion
+    there is no rollout left to judge, but the registry write is finished first."""
+    from conveyor.errors import BadInputError
+    from conveyor.rollout.analysis import Analysis
+    from conveyor.rollout.plan import RolloutPlan
+
+    with pytest.raises(Crash):
+        actions.rollback_release(canary, "fraud", why("rollback"), crash, "fraud")
+    assert intents(fake_kube) and split(fake_kube) == {OLD: 100}
+
+    class NoMetrics:
+        def query(self, promql: str) -> float | None:
+            raise AssertionError("nothing to measure: the rollout is over")
+
+    analysis = Analysis(KubeCluster(), "fraud", RolloutPlan(), NoMetrics(), registry=registry)
+    with pytest.raises(BadInputError):  # no canary and no shadow left to analyse
+        analysis.step()
+    assert_rejected_once(registry)
+    assert INTENT not in isvc(fake_kube)["metadata"]["annotations"]
