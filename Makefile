@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/skip.py
+	$(BIN)/python bench/drift_process.py
 
 # A real canary on this machine (servers, nginx, Prometheus): SCENARIO=healthy|errors|...
 SCENARIO ?= errors

@@ -1,8 +1,9 @@
 """check_drift: is a recent batch still the population the champion was trained on?
 
 Per feature: PSI in the reference's bins (numeric and categorical) and, for numeric features,
-the KS statistic on the reference's ECDF grid; plus the PSI of the model's scores when a model
-is given. The decision (``drift`` or ``stable``) is what a retrain trigger reads. Each column is
+the KS statistic on the reference's ECDF grid with its p-value (``distributions.ks_pvalue``:
+asymptotic, no scipy on large samples); plus the PSI of the model's scores when a model is
+given. The decision (``drift`` or ``stable``) is what a retrain trigger reads. Each column is
 sorted once; bins, ECDF and KS all read the sorted array (see ``bench/drift.py``).
 """
 
@@ -56,14 +57,6 @@ def load_reference(path: str | os.PathLike[str], features: list[str] | None = No
     return profile
 
 
-def _ks_pvalue(d: float, n: int, m: int) -> float:
-    """Two-sample KS p-value, asymptotic in the effective size n*m/(n+m) (as scipy's asymp)."""
-    from scipy.stats import kstwo
-
-    en = round(n * m / (n + m)) if n and m else 0
-    return float(kstwo.sf(d, en)) if en else 1.0
-
-
 def _feature(name: str, spec: dict[str, Any], series: pd.Series, policy: DriftPolicy) -> dict:
     total = len(series)
     expected = np.append(np.asarray(spec["bins"]["fractions"]), spec["bins"]["missing"])
@@ -80,7 +73,7 @@ def _feature(name: str, spec: dict[str, Any], series: pd.Series, policy: DriftPo
         if ks is not None:
             n_ref = int(spec["count"]) - int(spec["nulls"])
             row["ks"] = round(ks, 6)
-            row["ks_pvalue"] = _ks_pvalue(ks, n_ref, len(values))
+            row["ks_pvalue"] = distributions.ks_pvalue(ks, n_ref, len(values))
     else:
         actual = distributions.current_fractions(spec, series)
     value = distributions.psi(expected, actual)

@@ -160,6 +160,41 @@ def test_min_drifted_features_raises_the_bar(profile, frames):
     assert report["decision"] == "stable"
 
 
+def _scipy_ks_pvalue(d: float, n: int, m: int) -> float:
+    """The KS p-value check_drift used before: scipy's exact kstwo.sf in round(n*m/(n+m))."""
+    from scipy.stats import kstwo
+
+    en = round(n * m / (n + m)) if n and m else 0
+    return float(kstwo.sf(d, en)) if en else 1.0
+
+
+@pytest.mark.parametrize("batch", ["clean", "drift", "drift-100-rows"])
+@pytest.mark.parametrize("ks_threshold", [0.1, 0.01])
+def test_asymptotic_ks_pvalue_leaves_the_verdicts_unchanged(
+    profile, frames, monkeypatch, batch, ks_threshold
+):
+    """The fixture's reports with the asymptotic p-value and with scipy's exact one (as before)
+    agree on the decision and on every feature's verdict; p-values within the tolerance of
+    tests/test_distributions.py (5%). At ks_threshold 0.01 the p-value decides every numeric
+    feature here (p from 0.009 to 1); 100 rows (ne 98 < 100) take scipy's path: identical."""
+    current = frames["drift"].head(100) if batch == "drift-100-rows" else frames[batch]
+    policy = DriftPolicy(ks_threshold=ks_threshold)
+    new = drift.check_drift(profile, current, policy)
+    monkeypatch.setattr(distributions, "ks_pvalue", _scipy_ks_pvalue)
+    old = drift.check_drift(profile, current, policy)
+    assert (new["decision"], new["drifted"]) == (old["decision"], old["drifted"])
+    before = _by_feature(old)
+    for name, row in _by_feature(new).items():
+        assert row["drifted"] == before[name]["drifted"], name
+        if row["ks_pvalue"] is None:
+            continue
+        p, exact = row["ks_pvalue"], before[name]["ks_pvalue"]
+        if batch == "drift-100-rows":
+            assert p == exact, name
+        else:
+            assert p == pytest.approx(exact, rel=0.05, abs=1e-6), name
+
+
 def test_policy_features_limit_the_check(profile, frames):
     policy = DriftPolicy(features=["customer_age", "card_type"])
     report = drift.check_drift(profile, frames["drift"], policy)
@@ -372,6 +407,25 @@ def test_cli_report_dir_writes_three_files(batches, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["drift.html", "drift.json", "drift.md"]
     assert json.loads((out / "drift.json").read_text())["decision"] == "drift"
     assert "DRIFT" in capsys.readouterr().out
+
+
+def test_cli_drift_imports_no_scipy(batches):
+    """`conveyor drift` on 4,000 vs 4,000 rows (ne 2,000: the asymptotic KS p-value) imports
+    no scipy (~1 s here) and nothing else heavy; a fresh process, as a user runs it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from conveyor.cli import main; "
+        f"code = main(['drift', '--reference', {batches['reference']!r}, '--current', "
+        f"{batches['drift']!r}]); "
+        "print(sorted(m for m in ('scipy', 'sklearn', 'mlflow', 'kfp') if m in sys.modules)); "
+        "sys.exit(code)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 5, proc.stderr[-2000:]
+    assert proc.stdout.startswith("drift: ")
+    assert proc.stdout.splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize(
