@@ -30,7 +30,10 @@ def run_rollout(tmp_path, registry_uri, endpoint: str, **arguments):
         pipeline_root=str(tmp_path / "root"),
         raise_on_error=True,
     )
-    plan = RolloutPlan(steps=[50, 100], smoke={"latency_requests": 20, "max_batch_rows": 100})
+    # A generous latency bound: these tests are about the pipeline's branches (a wrong version
+    # fails the smoke test below), and the slowest of 20 calls on a loaded runner is no signal.
+    smoke = {"latency_requests": 20, "max_batch_rows": 100, "max_p99_ms": 10_000}
+    plan = RolloutPlan(steps=[50, 100], smoke=smoke)
     pipeline = build_pipeline(plan, "fraud", "fraud", SMOKE_ROWS, tracking_uri=registry_uri)
     return pipeline(version="2", smoke_endpoint=endpoint, reason="pipeline test", **arguments)
 
@@ -93,9 +96,13 @@ def test_shadow_rollout_is_analysed_and_holds_without_evidence(
 
     from conveyor.local.prometheus import PrometheusServer
 
+    # The smoke test's latency bound is not what this test is about: on a loaded runner the
+    # slowest of its 20 timed calls passed 250 ms and the shadow was (rightly) removed before
+    # any analysis; the bound itself is tested in tests/serving.
     plan = RolloutPlan.model_validate(
-        {"strategy": "shadow", "analysis": {"interval_seconds": 0.2, "max_inconclusive": 2}}
-    )
+        {"strategy": "shadow", "analysis": {"interval_seconds": 0.2, "max_inconclusive": 2},
+         "smoke": {"max_p99_ms": 10_000}}
+    )  # fmt: skip
     with (
         PrometheusServer({}) as prom,
         # KServe names a runtime's model after its InferenceService: fraud-shadow
