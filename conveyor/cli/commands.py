@@ -470,7 +470,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_scorelog(args: argparse.Namespace) -> int:
     from conveyor.rollout.scorelog import run
 
-    return run(args.host, args.port, args.max_pending, args.max_series)
+    return run(args.host, args.port, args.max_pending, args.max_series, args.state_dir)
 
 
 def cmd_rollout_sim(args: argparse.Namespace) -> int:
@@ -717,8 +717,11 @@ COMMANDS: list[Command] = [
             arg("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)"),
             arg("--port", type=int, default=8080, help="port to bind (default 8080)"),
             arg("--max-pending", type=int, default=100_000, metavar="N",
-                help="logged response ids kept in memory for POST /feedback; the least recent "
-                "is evicted beyond N (default 100000)"),
+                help="logged response ids kept for POST /feedback; the least recent is evicted "
+                "beyond N (default 100000)"),
+            arg("--state-dir", default=None, metavar="DIR",
+                help="keep the pending responses in DIR/pending.sqlite3, so a restart loses "
+                "none (default $CONVEYOR_SCORELOG_STATE_DIR, else memory only)"),
             arg("--max-series", type=int, default=64, metavar="N",
                 help="(model, version) pairs exported at once; the least recently logged is "
                 "removed beyond N, so whoever posts cannot grow Prometheus's series without "

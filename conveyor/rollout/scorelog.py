@@ -67,20 +67,44 @@ item. Both label series of a version exist (at 0) from its first logged response
 for the same model and version (a client's retry) keeps the last one; the same id under
 another version (an Istio mirror to a shadow copies the request's headers) is a second entry,
 and the feedback labels both. ``PrometheusFeedback`` reads the two label histograms back.
+
+Durable pending state (``state_dir``; ``$CONVEYOR_SCORELOG_STATE_DIR`` for ``conveyor
+scorelog``, a PersistentVolumeClaim in ``manifests/components/scorelog``). Labels often come
+hours after the prediction, longer than a pod lives, so with a state directory the pending
+responses live in ``pending.sqlite3`` there (sqlite in WAL mode, ``synchronous=FULL``), one
+row per (id, model, version) with its scores and the id's arrival order. Every change (a
+logged response, an eviction, a matched feedback, a removed series) is committed before the
+answer goes out, so a 200 means the change survives a SIGKILL or a node crash; a write that
+fails is answered 503 ``unstored`` and changes nothing (the memory is reloaded from the file).
+One writer thread commits whatever has queued up in one transaction (group commit: one fsync
+per batch, not per event). On start the file is loaded back, least recent first, so eviction
+order and ``conveyor_feedback_pending`` carry on where they were; the file is held with an
+exclusive lock, so a second receiver on the same directory refuses to start. Counters and
+histograms are not persisted: they restart at 0, which Prometheus reads as a counter reset
+(``increase()`` and ``rate()`` absorb it), and the series of the restored versions exist at 0
+from the start, so the first feedback after a restart is counted. Without a state directory
+the pending map is in memory only, as before (tests, local simulations). KServe's agent does
+not retry a failed delivery: events sent while no receiver is up are lost either way.
 """
 
 import contextlib
 import json
 import logging
 import math
+import os
+import queue
 import re
 import signal
+import sqlite3
+import sys
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -100,6 +124,9 @@ from conveyor.rollout.metrics import FEEDBACK_SCORE_METRIC, SCORE_BUCKETS, SCORE
 __all__ = [
     "CE_REQUEST",
     "CE_RESPONSE",
+    "STATE_DIR_ENV",
+    "STATE_FILE",
+    "PendingStore",
     "ScoreLogServer",
     "UnparseableEvent",
     "positive_scores",
@@ -111,10 +138,12 @@ log = logging.getLogger(__name__)
 
 CE_REQUEST = "org.kubeflow.serving.inference.request"
 CE_RESPONSE = "org.kubeflow.serving.inference.response"
-OUTCOMES = ("observed", "ignored", "no_version", "bad_label", "unparseable", "too_large")
+OUTCOMES = (
+    "observed", "ignored", "no_version", "bad_label", "unparseable", "too_large", "unstored",
+)  # fmt: skip
 EVENTS_METRIC = "conveyor_scorelog_events"
 FEEDBACK_METRIC = "conveyor_feedback"
-FEEDBACK_OUTCOMES = ("matched", "unknown_id", "bad")
+FEEDBACK_OUTCOMES = ("matched", "unknown_id", "bad", "unstored")
 
 DEFAULT_HOST = "0.0.0.0"  # in a pod; tests and a workstation pass 127.0.0.1
 DEFAULT_PORT = 8080
@@ -125,6 +154,11 @@ DEFAULT_MAX_SERIES = 64  # (model, version) pairs exported at once; least recent
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # model names and versions
 MAX_BODY_BYTES = 10 * 1024 * 1024
 READ_TIMEOUT = 30.0  # seconds a connection may sit idle or dribble a body
+STATE_DIR_ENV = "CONVEYOR_SCORELOG_STATE_DIR"  # `conveyor scorelog`'s state dir (the pod's PVC)
+STATE_FILE = "pending.sqlite3"
+STATE_SCHEMA = 1  # PRAGMA user_version of the file; another value is refused, not guessed at
+LOCK_WAIT = 2.0  # seconds to wait for the state file's lock before saying who may hold it
+COMMIT_WAIT = 30.0  # seconds a request waits for its commit before it is answered 503
 
 
 class UnparseableEvent(ValueError):
@@ -260,9 +294,255 @@ def _labels_of(item: Mapping[str, Any]) -> list[int]:
     return [int(v) for v in values]
 
 
+# ------------------------------------------------------------------------------- state
+
+_SCHEMA = """
+CREATE TABLE pending (
+    id TEXT NOT NULL,       -- the response's Ce-Id
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    seq INTEGER NOT NULL,   -- the id's arrival order (all its rows): the smallest is evicted first
+    scores BLOB NOT NULL,   -- the rows' positive-class scores, little-endian doubles
+    PRIMARY KEY (id, model, version)
+)
+"""
+# A retry of the same response keeps its row (and so its place among the id's entries).
+_UPSERT = (
+    "INSERT INTO pending (id, model, version, seq, scores) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (id, model, version) DO UPDATE SET seq = excluded.seq, scores = excluded.scores"
+)
+_MAX_BATCH = 512  # changes committed in one transaction at most
+
+_Ops = list[tuple[str, tuple[Any, ...]]]
+_Item = tuple[_Ops, "Future[None]"]
+
+
+def _blob(scores: "array[float]") -> bytes:
+    """Little-endian doubles, so the file reads back the same on a node of any byte order."""
+    if sys.byteorder == "little":
+        return scores.tobytes()
+    swapped = array("d", scores)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+def _scores(blob: bytes) -> "array[float]":
+    scores = array("d")
+    scores.frombytes(blob)
+    if sys.byteorder != "little":
+        scores.byteswap()
+    return scores
+
+
+class PendingStore:
+    """The pending responses in ``<state_dir>/pending.sqlite3``, so that a restart loses none.
+
+    sqlite (standard library, one file, crash-safe) in WAL mode with ``synchronous=FULL``: a
+    committed change survives a killed process and a crashed node. One writer thread commits
+    whatever was submitted meanwhile in one transaction, so under load one fsync serves many
+    events. ``put``/``delete``/``drop_series`` must be called under the owner's ``lock``, in
+    the order the owner changes its memory, so the file goes through the same states. When a
+    commit fails, it is rolled back, every change not yet committed fails with it, and
+    ``reload`` gets the file's state under ``lock``: memory and file agree again.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        lock: threading.Lock,
+        reload: Callable[[OrderedDict[str, Pending]], None],
+    ) -> None:
+        self.path = state_dir / STATE_FILE
+        self._lock, self._reload = lock, reload
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._seq = 0  # the last arrival number given out
+        self._closed = False
+        if state_dir.exists() and not state_dir.is_dir():
+            raise ScoreLogError(f"score-log state dir {state_dir} is not a directory")
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ScoreLogError(
+                f"score-log state dir {state_dir}: cannot create it ({exc.strerror or exc})"
+            ) from exc
+        self._db = self._open()
+        self._thread = threading.Thread(target=self._write, name="scorelog-state", daemon=True)
+        self._thread.start()
+
+    def _error(self, exc: sqlite3.Error) -> ScoreLogError:
+        """What went wrong with the file, and what to do about it."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            why = (
+                "locked by another process: one receiver per state dir (is another "
+                "`conveyor scorelog` still running on it?)"
+            )
+        elif name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            why = f"{exc}: not a readable state file; move it away to start without its responses"
+        elif name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_IOERR")):
+            why = (
+                f"{exc} ({name}): the directory and the file must be writable by uid "
+                f"{os.getuid()}, on a volume that is mounted and not full"
+            )
+        else:
+            why = str(exc)
+        return ScoreLogError(f"score-log state {self.path}: {why}")
+
+    def _open(self) -> sqlite3.Connection:
+        """Open, lock, check and (the first time) create the file; a ScoreLogError names it."""
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=LOCK_WAIT, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            # Held until close: a second receiver on the same directory (a surge pod, a copy
+            # started by hand) cannot interleave changes of its own memory with ours.
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise ScoreLogError(
+                    f"score-log state {self.path}: sqlite's WAL mode is not available there "
+                    f"(journal_mode {mode!r})"
+                )
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("BEGIN IMMEDIATE")  # takes the write lock: a read-only file fails here
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                db.execute(_SCHEMA)
+                db.execute(f"PRAGMA user_version={STATE_SCHEMA}")
+            elif version != STATE_SCHEMA:
+                raise ScoreLogError(
+                    f"score-log state {self.path}: schema {version}, this receiver reads "
+                    f"{STATE_SCHEMA} (written by another Conveyor release?)"
+                )
+            db.execute("COMMIT")
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise ScoreLogError(
+                    f"score-log state {self.path} is corrupt ({'; '.join(problems[:3])}); move "
+                    "it away to start without its responses"
+                )
+        except BaseException as exc:
+            db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            raise
+        return db
+
+    def load(self) -> OrderedDict[str, Pending]:
+        """The file's pending responses, least recently logged first."""
+        pending: OrderedDict[str, Pending] = OrderedDict()
+        rows = self._db.execute(
+            "SELECT id, model, version, seq, scores FROM pending ORDER BY seq, rowid"
+        )
+        for ce_id, model, version, seq, blob in rows:
+            pending.setdefault(ce_id, {})[(model, version)] = _scores(blob)
+            self._seq = max(self._seq, seq)
+        return pending
+
+    def put(
+        self, ce_id: str, model: str, version: str, scores: "array[float]", evicted: list[str]
+    ) -> "Future[None]":
+        """One logged response, its id now the most recent; the ids evicted to make room."""
+        self._seq += 1
+        ops: _Ops = [("DELETE FROM pending WHERE id = ?", (old,)) for old in evicted]
+        ops.append(("UPDATE pending SET seq = ? WHERE id = ?", (self._seq, ce_id)))
+        ops.append((_UPSERT, (ce_id, model, version, self._seq, _blob(scores))))
+        return self._submit(ops)
+
+    def delete(self, ce_ids: Iterable[str]) -> "Future[None]":
+        """Ids labelled or evicted."""
+        return self._submit([("DELETE FROM pending WHERE id = ?", (i,)) for i in ce_ids])
+
+    def drop_series(self, pairs: Iterable[tuple[str, str]]) -> "Future[None]":
+        """Every response of (model, version) pairs no longer exported."""
+        sql = "DELETE FROM pending WHERE model = ? AND version = ?"
+        return self._submit([(sql, pair) for pair in pairs])
+
+    def _submit(self, ops: _Ops) -> "Future[None]":
+        done: Future[None] = Future()
+        if self._closed:
+            done.set_exception(ScoreLogError(f"score-log state {self.path} is closed"))
+        else:
+            self._queue.put((ops, done))
+        return done
+
+    def _write(self) -> None:
+        """The writer thread: each round commits everything queued, then answers it."""
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < _MAX_BATCH:
+                    batch.append(self._queue.get_nowait())
+            items = [item for item in batch if item is not None]
+            if items:
+                self._commit(items)
+            if len(items) < len(batch):  # close() asked to stop
+                return
+
+    def _commit(self, items: list[_Item]) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for ops, _ in items:
+                for sql, params in ops:
+                    self._db.execute(sql, params)
+            self._db.execute("COMMIT")
+        except Exception as exc:  # sqlite3.Error mostly (disk full, I/O error): fail, not die
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self._fail(items, exc)
+            return
+        for _, done in items:
+            done.set_result(None)
+
+    def _fail(self, items: list[_Item], exc: Exception) -> None:
+        """Roll memory back to the file: fail this batch and all still queued, reload."""
+        stop = False
+        with self._lock:  # no put() between the drain and the reload
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        stop = True
+                    else:
+                        items.append(item)
+            try:
+                self._reload(self.load())
+            except sqlite3.Error as again:
+                log.error("score-log state %s cannot be read back (%s)", self.path, again)
+        if stop:
+            self._queue.put(None)
+        log.error("score-log state %s: %d change(s) not stored: %s", self.path, len(items), exc)
+        error = ScoreLogError(f"score-log state {self.path}: {exc}")
+        for _, done in items:
+            done.set_exception(error)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer, release the file; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=COMMIT_WAIT)
+        self._db.close()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A feedback item whose response left the pending map; ``done`` is its commit."""
+
+    ce_id: str
+    entry: Pending
+    labels: list[int]
+    done: "Future[None] | None"
+
+
 class ScoreLog:
     """The receiver without HTTP: its own registry, the histograms, the counters, and the
-    recent responses waiting for feedback (``max_pending`` ids, least recent evicted)."""
+    recent responses waiting for feedback (``max_pending`` ids, least recent evicted), kept
+    in ``state_dir`` too when one is given (``PendingStore``) and restored from it."""
 
     def __init__(
         self,
@@ -270,6 +550,7 @@ class ScoreLog:
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_series: int = DEFAULT_MAX_SERIES,
+        state_dir: Path | None = None,
     ) -> None:
         if max_pending < 1:
             raise ScoreLogError(f"max_pending is {max_pending}; it must be at least 1")
@@ -326,6 +607,69 @@ class ScoreLog:
             registry=self.registry,
         )  # fmt: skip
         series.set_function(lambda: len(self._series))
+        # Counters and histograms live in memory only: after a restart they start at 0, which
+        # Prometheus reads as a counter reset (increase() and rate() absorb it). What must not
+        # be lost is what Prometheus cannot rebuild: the responses still waiting for labels.
+        self._store: PendingStore | None = None
+        if state_dir is not None:
+            self._store = PendingStore(state_dir, self._lock, self._replace_pending)
+            try:
+                self._restore()
+            except BaseException:
+                self._store.close()
+                raise
+
+    def _replace_pending(self, pending: OrderedDict[str, Pending]) -> None:
+        self._pending = pending
+
+    def _restore(self) -> None:
+        """Take the stored responses back, least recent first, and export their versions."""
+        assert self._store is not None
+        pending = self._store.load()
+        evicted: list[str] = []
+        while len(pending) > self.max_pending:  # started with a smaller --max-pending
+            evicted.append(pending.popitem(last=False)[0])
+        with self._lock:
+            self._pending = pending
+            done = self._store.delete(evicted) if evicted else None
+        self._settle(done, evicted=len(evicted))
+        pairs: OrderedDict[tuple[str, str], None] = OrderedDict()
+        for entry in pending.values():
+            for pair in entry:
+                pairs[pair] = None
+                pairs.move_to_end(pair)
+        for model, version in pairs:  # least recently logged first, as admit() expects
+            self.admit(model, version)
+            # at 0 from the start on, so increase() counts the first observation after a
+            # restart (a new pod's series start afresh in Prometheus)
+            self.scores.labels(model=model, version=version)
+            for label in ("0", "1"):
+                self.feedback_scores.labels(model=model, version=version, label=label)
+        log.info(
+            "score-log state %s: %d pending response id(s) restored, %d evicted "
+            "(max_pending %d)", self._store.path, len(self._pending), len(evicted),
+            self.max_pending,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Commit what is queued and release the state file (no-op without one)."""
+        if self._store is not None:
+            self._store.close()
+
+    def _settle(self, done: "Future[None] | None", *, evicted: int = 0) -> str | None:
+        """Wait until a change is committed: None once it is, else why it is not. The
+        eviction counter moves only for committed evictions (a failed commit restores them)."""
+        if done is not None:
+            try:
+                done.result(timeout=COMMIT_WAIT)
+            except TimeoutError:
+                assert self._store is not None
+                return f"score-log state {self._store.path}: no commit within {COMMIT_WAIT:g} s"
+            except ScoreLogError as exc:
+                return str(exc)
+        if evicted:
+            self.evicted.inc(evicted)
+        return None
 
     def count(self, outcome: Outcome) -> Outcome:
         self.events.labels(outcome=outcome.outcome).inc()
@@ -356,6 +700,9 @@ class ScoreLog:
                     entry.pop(old, None)
                 for ce_id in [k for k, entry in self._pending.items() if not entry]:
                     del self._pending[ce_id]
+            if evicted and self._store is not None:
+                # not waited for: the event that caused it waits for its own, later commit
+                self._store.drop_series(evicted)
         for old in evicted:
             with contextlib.suppress(KeyError):
                 self.scores.remove(*old)
@@ -365,67 +712,81 @@ class ScoreLog:
             self.series_evicted.inc()
             log.warning("score series %s v%s evicted (max_series %d)", *old, self.max_series)
 
-    def remember(self, ce_id: str, model: str, version: str, scores: list[float]) -> None:
-        """Keep one observed response for its feedback (the most recent ``max_pending`` ids)."""
+    def remember(self, ce_id: str, model: str, version: str, scores: list[float]) -> str | None:
+        """Keep one observed response for its feedback (the most recent ``max_pending`` ids);
+        None once kept (committed, with a state dir), else why it is not."""
         # Both label series exist from the first response on: increase() then counts the
         # first feedback too, instead of taking a series' first sample as its baseline.
         for label in ("0", "1"):
             self.feedback_scores.labels(model=model, version=version, label=label)
-        evicted = 0
+        evicted: list[str] = []
+        done = None
         with self._lock:
             entry = self._pending.pop(ce_id, None) or {}
             entry[(model, version)] = array("d", scores)
             self._pending[ce_id] = entry
             while len(self._pending) > self.max_pending:
-                self._pending.popitem(last=False)
-                evicted += 1
-        if evicted:
-            self.evicted.inc(evicted)
+                evicted.append(self._pending.popitem(last=False)[0])
+            if self._store is not None:
+                done = self._store.put(ce_id, model, version, entry[(model, version)], evicted)
+        return self._settle(done, evicted=len(evicted))
 
     def feedback_item(self, item: object) -> Outcome:
         """One feedback object: ``{"id": ..., "labels": [...]}`` or ``{"id": ..., "label": 0}``."""
+        return self._label(self._claim(item))
+
+    def _claim(self, item: object) -> "Outcome | _Claim":
+        """Check one feedback item and take its response out of the pending map (its delete
+        from the state file queued, not yet waited for); an Outcome when it ends here."""
         if not isinstance(item, dict):
             kind = type(item).__name__
-            return self.count_feedback(
-                Outcome(400, "bad", f'a JSON {kind}, not an object {{"id": ..., "labels": ...}}')
-            )
+            return Outcome(400, "bad", f'a JSON {kind}, not an object {{"id": ..., "labels": ...}}')
         ce_id = item.get("id")
         if not isinstance(ce_id, str) or not ce_id:
-            return self.count_feedback(
-                Outcome(400, "bad", f"`id` is {ce_id!r}, not the non-empty Ce-Id of a response")
-            )
+            return Outcome(400, "bad", f"`id` is {ce_id!r}, not the non-empty Ce-Id of a response")
         try:
             labels = _labels_of(item)
         except ValueError as exc:
-            return self.count_feedback(Outcome(400, "bad", f"id {ce_id!r}: {exc}", id=ce_id))
+            return Outcome(400, "bad", f"id {ce_id!r}: {exc}", id=ce_id)
         sizes: set[int] = set()
+        done = None
         with self._lock:
             entry = self._pending.get(ce_id)
             if entry is not None:
                 sizes = {len(scores) for scores in entry.values()}
                 if sizes == {len(labels)}:
                     del self._pending[ce_id]
+                    if self._store is not None:
+                        done = self._store.delete([ce_id])
         if entry is None:
-            return self.count_feedback(
-                Outcome(
-                    404,
-                    "unknown_id",
-                    f"id {ce_id!r}: no logged response waits for feedback under this id "
-                    f"(never logged, already labelled, or evicted beyond the "
-                    f"{self.max_pending} most recent)",
-                    id=ce_id,
-                )
+            return Outcome(
+                404,
+                "unknown_id",
+                f"id {ce_id!r}: no logged response waits for feedback under this id "
+                f"(never logged, already labelled, or evicted beyond the "
+                f"{self.max_pending} most recent)",
+                id=ce_id,
             )
         if sizes != {len(labels)}:
             rows = " / ".join(str(n) for n in sorted(sizes))
+            return Outcome(
+                400,
+                "bad",
+                f"id {ce_id!r}: {len(labels)} label(s) for a response of {rows} row(s); "
+                "give one label per row, in row order",
+                id=ce_id,
+            )
+        return _Claim(ce_id, entry, labels, done)
+
+    def _label(self, claim: "Outcome | _Claim") -> Outcome:
+        """Observe a claimed response's scores by label once its removal is committed."""
+        if isinstance(claim, Outcome):
+            return self.count_feedback(claim)
+        ce_id, entry, labels = claim.ce_id, claim.entry, claim.labels
+        problem = self._settle(claim.done)
+        if problem is not None:
             return self.count_feedback(
-                Outcome(
-                    400,
-                    "bad",
-                    f"id {ce_id!r}: {len(labels)} label(s) for a response of {rows} row(s); "
-                    "give one label per row, in row order",
-                    id=ce_id,
-                )
+                Outcome(503, "unstored", f"id {ce_id!r} not labelled: {problem}", id=ce_id)
             )
         for (model, version), scores in entry.items():
             by_label = {
@@ -452,7 +813,10 @@ class ScoreLog:
         if not payload:
             outcome = self.count_feedback(Outcome(400, "bad", "an empty list: no feedback"))
             return outcome.status, outcome.body()
-        results = [self.feedback_item(item).fields() for item in payload]
+        # every item's removal queued first, then waited for: a batch costs one or two
+        # commits, not one each
+        claims = [self._claim(item) for item in payload]
+        results = [self._label(claim).fields() for claim in claims]
         return 200, json.dumps({"results": results}).encode()
 
     def handle(self, query: str, headers: Mapping[str, str], body: bytes) -> Outcome:
@@ -502,12 +866,17 @@ class ScoreLog:
         except UnparseableEvent as exc:
             return self.count(Outcome(400, "unparseable", f"unparseable response: {exc}"))
         self.admit(model, version)
+        ce_id = headers.get("ce-id", "")
+        # kept (and, with a state dir, committed) before it is observed and answered 200: a
+        # failed write is answered 503 and leaves no trace in the histogram
+        problem = self.remember(ce_id, model, version, scores) if ce_id and scores else None
+        if problem is not None:
+            return self.count(
+                Outcome(503, "unstored", f"{model} v{version}: not kept for feedback: {problem}")
+            )
         series = self.scores.labels(model=model, version=version)
         for score in scores:
             series.observe(score)
-        ce_id = headers.get("ce-id", "")
-        if ce_id and scores:
-            self.remember(ce_id, model, version, scores)
         return self.count(
             Outcome(200, "observed", f"{model} v{version}: {len(scores)} rows", len(scores))
         )
@@ -603,7 +972,9 @@ class ScoreLogServer(BackgroundHTTPServer):
     """``with ScoreLogServer("127.0.0.1", 0) as receiver: receiver.url ...``
 
     Serves on a background thread; ``port=0`` picks a free port (``port`` holds it once
-    started). IPv4 only. ``stop()`` is idempotent.
+    started). IPv4 only. ``stop()`` is idempotent. With ``state_dir`` the pending responses
+    are kept there and restored from it (``PendingStore``; the file is opened and locked
+    here, and released by ``stop()``, after which this receiver cannot start again).
     """
 
     def __init__(
@@ -615,9 +986,14 @@ class ScoreLogServer(BackgroundHTTPServer):
         max_pending: int = DEFAULT_MAX_PENDING,
         max_series: int = DEFAULT_MAX_SERIES,
         registry: CollectorRegistry | None = None,
+        state_dir: str | Path | None = None,
     ) -> None:
         self.max_body = max_body
-        self.scorelog = ScoreLog(registry, max_pending=max_pending, max_series=max_series)
+        self.state_dir = None if state_dir is None else Path(state_dir)
+        self.scorelog = ScoreLog(
+            registry, max_pending=max_pending, max_series=max_series, state_dir=self.state_dir
+        )
+        self._released = False
         super().__init__(
             _Handler, host, port, server_class=_Server, poll_interval=0.2, name="scorelog"
         )
@@ -633,14 +1009,27 @@ class ScoreLogServer(BackgroundHTTPServer):
         """Serve; a bind error is a ScoreLogError naming the address, for the CLI to print."""
         if self.running:
             return self
+        if self._released:
+            raise ScoreLogError(
+                f"this receiver released its state dir {self.state_dir} when it stopped; "
+                "make a new ScoreLogServer to serve it again"
+            )
         # read at each start, so a max_body set after construction still applies
         self.attrs = {"scorelog": self.scorelog, "max_body": self.max_body}
         try:
             return super().start()
         except OSError as exc:
+            self.stop()  # releases the state file: nothing holds it for a receiver not serving
             raise ScoreLogError(
                 f"score-log receiver cannot listen on {self.host}:{self.port}: {exc}"
             ) from exc
+
+    def stop(self) -> None:
+        """Stop serving, then commit what is queued and release the state file."""
+        super().stop()
+        if self.state_dir is not None:
+            self.scorelog.close()
+            self._released = True
 
 
 def run(
@@ -648,19 +1037,29 @@ def run(
     port: int = DEFAULT_PORT,
     max_pending: int = DEFAULT_MAX_PENDING,
     max_series: int = DEFAULT_MAX_SERIES,
+    state_dir: str | Path | None = None,
 ) -> int:
-    """Serve until SIGTERM or Ctrl-C (``conveyor scorelog``); 0 on a clean stop."""
+    """Serve until SIGTERM or Ctrl-C (``conveyor scorelog``); 0 on a clean stop.
+
+    ``state_dir`` (else ``$CONVEYOR_SCORELOG_STATE_DIR``, else none: memory only) keeps the
+    pending responses across restarts; a directory that cannot be used is a ScoreLogError
+    naming it, before anything listens.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    state_dir = state_dir or os.environ.get(STATE_DIR_ENV) or None
+    kept = f"kept in {state_dir}" if state_dir else "in memory only"
     stop = {signal.SIGINT, signal.SIGTERM}
     # Blocked before the server's threads exist, so they inherit the mask and every stop
     # signal waits for sigwait here instead of landing on a worker thread.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     try:
-        with ScoreLogServer(host, port, max_pending=max_pending, max_series=max_series) as receiver:
+        with ScoreLogServer(
+            host, port, max_pending=max_pending, max_series=max_series, state_dir=state_dir
+        ) as receiver:
             print(
                 f"conveyor scorelog on {host}:{receiver.port}: POST {LOG_PATH}?model=M&version=V "
                 f"(KServe inference-logger CloudEvents), POST {FEEDBACK_PATH} (labels for the "
-                f"{max_pending} most recent response ids), GET /metrics, GET /healthz. "
+                f"{max_pending} most recent response ids, {kept}), GET /metrics, GET /healthz. "
                 "Ctrl-C stops it.",
                 flush=True,
             )

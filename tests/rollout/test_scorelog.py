@@ -223,6 +223,7 @@ def test_response_events_are_observed_per_version(
         "bad_label": 0,
         "unparseable": 0,
         "too_large": 0,
+        "unstored": 0,
     }
 
 
@@ -271,6 +272,7 @@ def test_rejected_events_are_counted_and_not_observed(
         "bad_label": 0,
         "unparseable": 3,
         "too_large": 1,
+        "unstored": 0,
     }
 
 
@@ -488,7 +490,7 @@ def test_feedback_labels_logged_responses_once(
         ("fraud", "2", "0"): cumulative([0.6]),
         ("fraud", "2", "1"): cumulative([0.2]),
     }
-    assert metrics["items"] == {"matched": 3, "unknown_id": 2, "bad": 9}
+    assert metrics["items"] == {"matched": 3, "unknown_id": 2, "bad": 9, "unstored": 0}
     assert metrics["conveyor_feedback_pending"] == 0
 
 
@@ -514,7 +516,9 @@ def test_feedback_batches_answer_per_item(receiver: ScoreLogServer, client: http
         ("b", "matched", 1),
     ]
     assert "a JSON str, not an object" in results[3]["message"]
-    assert scrape_feedback(client, url)["items"] == {"matched": 2, "unknown_id": 1, "bad": 2}
+    assert scrape_feedback(client, url)["items"] == {
+        "matched": 2, "unknown_id": 1, "bad": 2, "unstored": 0
+    }  # fmt: skip
 
 
 def test_pending_responses_are_evicted_least_recent_first(client: httpx.Client) -> None:
