@@ -173,35 +173,6 @@ def run_once(argv: list[str], env: dict, expect: tuple[int, ...]) -> dict:
     }
 
 
-def _load() -> str:
-    from pathlib import Path
-
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def machine() -> str:
-    import os
-    import platform
-    from pathlib import Path
-
-    cpu = platform.processor() or platform.machine()
-    mem = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    nproc = len(os.sched_getaffinity(0))
-    return f"{os.cpu_count()} CPUs (nproc {nproc}), {cpu}{mem}; Linux {platform.release()}"
-
-
 def versions() -> str:
     import platform
     from importlib import metadata
@@ -247,6 +218,9 @@ def main() -> int:
     from pathlib import Path
 
     root, data = _paths()
+    sys.path.insert(0, str(root / "bench"))
+    from results import load_average, machine, write_section
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in each table")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per peer (median)")
@@ -280,7 +254,7 @@ def main() -> int:
                   str(cur)]  # fmt: skip
     peers[numpy_name] = (numpy_argv, env, (0,))
 
-    loads = [_load()]
+    loads = [load_average()]
     for argv, penv, expect in peers.values():  # warm-up: page cache, bytecode
         run_once(argv, penv, expect)
     runs: dict[str, list[dict]] = {name: [] for name in peers}
@@ -290,7 +264,7 @@ def main() -> int:
             argv, penv, expect = peers[name]
             runs[name].append(run_once(argv, penv, expect))
             print(f"  {name}: {runs[name][-1]['s']:.2f}s", flush=True)
-        loads.append(_load())
+        loads.append(load_average())
 
     # Untimed: what each computes (PSI, verdicts, KS p-values) and what each imports.
     reports = {
@@ -300,7 +274,7 @@ def main() -> int:
     }
     numpy_psi = json.loads(runs[numpy_name][-1]["stdout"])
     imports = {name: imports_of(argv, penv) for name, (argv, penv, _) in peers.items()}
-    loads.append(_load())
+    loads.append(load_average())
     wall_min = (time.perf_counter() - began) / 60
 
     med = {n: statistics.median(r["s"] for r in rs) for n, rs in runs.items()}
@@ -396,9 +370,6 @@ def main() -> int:
     text = "\n".join(lines)
     print("\n" + text)
     if not args.no_record:
-        sys.path.insert(0, str(root / "bench"))
-        from results import write_section
-
         write_section(HEADING, lines)
         print("\nwritten to bench/RESULTS.md")
     return 0

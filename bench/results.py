@@ -1,5 +1,7 @@
 """Write one benchmark's own section of bench/RESULTS.md, keeping every other section."""
 
+import os
+import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -22,3 +24,30 @@ def write_section(heading: str, lines: list[str], path: Path = RESULTS) -> None:
             body.pop()
         body = [*body, "", *section] if body else section
     path.write_text("\n".join(body) + "\n")
+
+
+def machine() -> str:
+    """CPUs (and the ones this process may use), CPU model and RAM, for a results header."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}{mem}"
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load average: a shared machine's figures are read beside it."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"

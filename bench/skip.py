@@ -37,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section
+from results import load_average, machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
@@ -54,31 +54,6 @@ def _run(args: list[str], cwd: Path) -> tuple[float, str]:
     if proc.returncode != 0:
         sys.exit(f"conveyor {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return seconds, proc.stdout
-
-
-def _load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}{mem}"
 
 
 def versions() -> str:
@@ -108,7 +83,7 @@ def main() -> int:
     parser.add_argument("--no-record", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
     began = time.perf_counter()
-    loads = [_load()]
+    loads = [load_average()]
     with tempfile.TemporaryDirectory(prefix="conveyor-skip-bench-") as tmp:
         folder = Path(tmp)
         shutil.copytree(ROOT / "examples" / "fraud", folder / "fraud")
@@ -126,7 +101,7 @@ def main() -> int:
             skips.append(seconds)
         message = next(line for line in out.splitlines() if line.startswith(SKIPPED[:8]))
         print(f"unchanged re-runs: {_seconds(skips)}", flush=True)
-        loads.append(_load())
+        loads.append(load_average())
 
         colds: list[float] = []
         for _ in range(args.cold):
@@ -137,7 +112,7 @@ def main() -> int:
             assert SKIPPED in out and "generating" in out, out[-2000:]
             colds.append(seconds)
         print(f"re-runs without the caches: {_seconds(colds)}", flush=True)
-        loads.append(_load())
+        loads.append(load_average())
 
         forced: list[float] = []
         for _ in range(args.forced):
@@ -145,7 +120,7 @@ def main() -> int:
             assert "[5/5] done" in out, out[-2000:]
             forced.append(seconds)
         print(f"forced runs: {_seconds(forced)}", flush=True)
-        loads.append(_load())
+        loads.append(load_average())
 
     skip, cold, force = _median(skips), _median(colds), _median(forced)
     ratio = skip / force
