@@ -196,7 +196,7 @@ class LoadGenerator:
     """
 
     def __init__(
-        self, url: str, name: str, rows: pd.DataFrame, rps: float, limit: int, workers: int = 4
+        self, url: str, name: str, rows: pd.DataFrame, rps: float, limit: int, workers: int = 16
     ) -> None:
         self.url, self.name, self.rows, self.rps, self.limit = url, name, rows, rps, limit
         self.codes: dict[int, int] = {}

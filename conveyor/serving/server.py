@@ -12,9 +12,9 @@ process for ``conveyor run``, the tests and the benchmark.
 """
 
 import argparse
+import asyncio
 import os
 import sys
-import time
 from typing import Any
 
 from conveyor.lifecycle import HOST
@@ -48,9 +48,12 @@ class Faults:
             float(env.get("CONVEYOR_FAULT_SCORE_SHIFT", 0) or 0),
         )
 
-    def apply_before(self) -> None:
+    async def apply_before(self) -> None:
+        """A slow dependency, not a stalled server: the delay yields the event loop, so the
+        server still answers /metrics and its other requests while one waits (a blocking
+        sleep starved Prometheus' scrapes under concurrent load and hid the fault)."""
         if self.latency_ms:
-            time.sleep(self.latency_ms / 1000.0)
+            await asyncio.sleep(self.latency_ms / 1000.0)
         if self.error_rate and self.random.random() < self.error_rate:
             from kserve.errors import InferenceError
 
@@ -156,7 +159,7 @@ def _model_class() -> type:
             try:
                 rows = self._rows(payload)
                 frame = rows.frame
-                faults.apply_before()
+                await faults.apply_before()
                 if len(frame) == 0:
                     result = np.empty((0, 2))
                 else:
