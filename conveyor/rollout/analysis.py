@@ -250,8 +250,8 @@ def _compare(check: CheckSpec, value: float, baseline: float | None) -> bool | N
         return value >= check.threshold
     if baseline is None or baseline <= 0:
         return None  # nothing to compare against
-    if check.op == "ratio_above":
-        return value / baseline <= check.threshold
+    if check.op == "ratio_above":  # both the ratio and the difference must be exceeded
+        return value / baseline <= check.threshold or value - baseline <= check.min_delta
     return (baseline - value) / baseline * 100.0 <= check.threshold  # drop_pct_above, auc
 
 

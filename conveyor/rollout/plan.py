@@ -77,6 +77,14 @@ class CheckSpec(StrictModel):
         "analysis.min_requests, or 1/(1-q) for a histogram_quantile(q, ...) query (100 for a "
         "p99: with fewer, the percentile is the slowest request)",
     )
+    min_delta: float = Field(
+        0.0,
+        ge=0,
+        description="ratio_above only: the candidate also has to exceed the champion by more "
+        "than this, in the query's unit (e.g. 0.05 s), to fail; a 2x ratio of two "
+        "millisecond-scale latencies is scheduler noise on a shared node, not a regression; "
+        "0: the ratio alone decides",
+    )
     exclude_warmup: bool = Field(
         False,
         description="not judged while the window still holds the candidate's first "
@@ -102,6 +110,10 @@ class CheckSpec(StrictModel):
                 f"check {self.name!r}: threshold {self.threshold:g} must be a finite number >= 0 "
                 f"(op {self.op} compares a value that is never negative)"
             )
+        if self.min_delta and self.op != "ratio_above":
+            raise ValueError(
+                f"check {self.name!r}: min_delta applies to ratio_above only, not {self.op}"
+            )
         if self.op in ("ratio_above", "psi_above") and self.threshold == 0:
             raise ValueError(
                 f"check {self.name!r}: threshold 0 for {self.op} fails on any difference at all; "
@@ -122,7 +134,7 @@ def default_checks() -> list[CheckSpec]:
             name="latency_p99",
             query=f"conveyor:revision_latency_seconds:p99_1m{{{REVISION}}}",
             op="ratio_above", threshold=2.0, window_intervals=10, on_fail="rollback", alert=True,
-            min_samples=100, exclude_warmup=True,
+            min_samples=100, exclude_warmup=True, min_delta=0.05,
         ),
         CheckSpec(
             name="score_psi", op="psi_above", threshold=0.2, window_intervals=4,

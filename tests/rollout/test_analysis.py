@@ -504,3 +504,21 @@ def test_min_samples_follow_the_quantile() -> None:
     assert min_samples(check(q.format(0.5)), 10) == 10  # never below the plan's min_requests
     assert min_samples(check("rate(x[1m])"), 7) == 7
     assert min_samples(check(q.format(0.99), min_samples=30), 20) == 30
+
+
+def test_a_latency_ratio_fails_only_with_a_real_difference_too() -> None:
+    """bench/verdicts.py, idle machine: a healthy candidate's p95 of 49 ms was 2.04x a 24 ms
+    champion and rolled back. With min_delta the ratio and the difference must both be
+    exceeded; a fault that adds tens of ms still fails."""
+    from pydantic import ValidationError
+
+    from conveyor.rollout.analysis import _compare
+
+    lat = CheckSpec(name="lat", op="ratio_above", threshold=2.0, query="q", min_delta=0.03)
+    assert _compare(lat, 0.0494, 0.0243) is True  # 2.04x, but 25 ms: noise
+    assert _compare(lat, 0.1396, 0.0229) is False  # 6.1x and 117 ms: the injected fault
+    assert _compare(lat, 0.0400, 0.0300) is True  # 1.33x: fine either way
+    plain = lat.model_copy(update={"min_delta": 0.0})
+    assert _compare(plain, 0.0494, 0.0243) is False  # without it, the ratio alone decides
+    with pytest.raises(ValidationError, match="min_delta applies to ratio_above only"):
+        CheckSpec(name="e", op="above", threshold=0.01, query="q", min_delta=0.1)
