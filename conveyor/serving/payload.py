@@ -26,7 +26,7 @@ such row reached training. A column without ``allowed`` is open: new values are 
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -100,13 +100,16 @@ class Features:
     def _allowed(self) -> dict[str, frozenset[str]]:
         return {col: frozenset(values) for col, values in self.allowed.items()}
 
-    def refuse(self, column: str, values: Sequence[Any]) -> None:
+    def refuse(self, column: str, values: Iterable[Any]) -> None:
         """A 400 for the first value (as typed: NaN is null) the data contract forbids: a
         null where it allows none, a category outside its ``allowed`` list."""
         allowed = self._allowed.get(column)
+        never_null = column in self.not_null
+        if allowed is None and not never_null:  # an open column: nothing to look at
+            return
         for i, v in enumerate(values):
             if isinstance(v, float) and math.isnan(v):
-                if column in self.not_null:
+                if never_null:
                     raise BadInputError(
                         f"feature {column!r} (row {i}): null, but the data contract says "
                         f"{column!r} is never null; send a value"
@@ -220,7 +223,7 @@ def _frame(features: Features, columns: Mapping[str, Sequence[Any]], rows: int) 
         out[col] = np.array(
             [_number(col, v, f" (row {i})") for i, v in enumerate(columns[col])], dtype=np.float64
         )
-        features.refuse(col, out[col].tolist())
+        features.refuse(col, out[col].to_numpy())  # np.float64 is a float
     unseen: dict[str, int] = {}
     for col in features.categorical:
         values = [_category(features, col, v, f" (row {i})") for i, v in enumerate(columns[col])]
