@@ -8,7 +8,9 @@ checking the same rules).
 """
 
 import os
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,9 +21,9 @@ from conveyor import distributions
 from conveyor.config import StrictModel, load_model, model_from_yaml
 from conveyor.errors import BadInputError, ContractViolationError
 from conveyor.tables import (
+    iter_frames,
+    probe_table,
     read_json_object,
-    read_table,
-    resolve_table,
     sha256_file,
 )
 
@@ -196,18 +198,28 @@ def load_profile(path: str | os.PathLike[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------- checking
 
 
-def _examples(values: Any, mask: np.ndarray) -> list[Any]:
-    """Up to EXAMPLES distinct offending values, JSON-friendly, in row order."""
-    idx = np.flatnonzero(mask)[: EXAMPLES * 20]
-    arr = values.iloc[idx] if isinstance(values, pd.Series) else values[idx]
-    out: list[Any] = []
-    for v in list(arr):
-        item = _jsonable(v)
-        if item not in out:
-            out.append(item)
-        if len(out) == EXAMPLES:
-            break
-    return out
+class _Examples:
+    """Up to EXAMPLES distinct offending values, JSON-friendly, in row order, from the first
+    ``EXAMPLES * 20`` offending rows: the same ones whether the table comes whole or in batches."""
+
+    LOOK = EXAMPLES * 20
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self.seen = 0
+
+    def add(self, values: Any, mask: np.ndarray) -> None:
+        if len(self.values) == EXAMPLES or self.seen >= self.LOOK:
+            return
+        idx = np.flatnonzero(mask)[: self.LOOK - self.seen]
+        self.seen += len(idx)
+        arr = values.iloc[idx] if isinstance(values, pd.Series) else values[idx]
+        for v in list(arr):
+            item = _jsonable(v)
+            if item not in self.values:
+                self.values.append(item)
+            if len(self.values) == EXAMPLES:
+                break
 
 
 def _jsonable(v: Any) -> Any:
@@ -310,59 +322,140 @@ def _coerce(series: pd.Series, dtype: DType, nulls: np.ndarray) -> tuple[Any, np
     return series, ~nulls & ~lowered.isin(["true", "false", "0", "1"]).to_numpy()
 
 
-def _check_column(
-    out: _Collector, name: str, series: pd.Series, rule: ColumnRule
-) -> pd.Series | None:
-    nulls = series.isna().to_numpy()  # computed once: the most expensive step on text columns
-    values, bad_type = _coerce(series, rule.dtype, nulls)
-    n_bad = int(bad_type.sum())
-    if n_bad:
-        out.add(
-            name,
-            "dtype",
-            n_bad,
-            rule.dtype,
-            str(series.dtype),
-            _examples(series, bad_type),
-        )
-    if not rule.nullable:
-        n_null = int(nulls.sum())
-        if n_null:
-            out.add(name, "not_null", n_null, "no nulls", f"{n_null} null(s)")
-    if rule.min is not None or rule.max is not None:
-        arr = np.asarray(values, dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            low = arr < rule.min if rule.min is not None else np.zeros(len(arr), dtype=bool)
-            high = arr > rule.max if rule.max is not None else np.zeros(len(arr), dtype=bool)
-        out_of_range = low | high
-        bad = int(out_of_range.sum())
-        if bad:
+class _Count:
+    """Offending rows of one check, summed over batches, with their examples."""
+
+    def __init__(self) -> None:
+        self.bad = 0
+        self.examples = _Examples()
+
+    def add(self, values: Any, mask: np.ndarray) -> None:
+        n = int(mask.sum())
+        if n:
+            self.bad += n
+            self.examples.add(values, mask)
+
+
+def _key_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """64-bit hashes of each row of ``frame``; numbers hashed as float64, so a key read as
+    int in one batch and as float (a CSV batch with a gap) in another still collides."""
+    cols = {
+        c: frame[c].astype(np.float64) if frame[c].dtype.kind in "iuf" else frame[c]
+        for c in frame.columns
+    }
+    return pd.util.hash_pandas_object(pd.DataFrame(cols), index=False).to_numpy()
+
+
+def _repeated(hashes: list[np.ndarray]) -> np.ndarray:
+    """The hash values that occur more than once (sorted)."""
+    if not hashes:
+        return np.array([], dtype=np.uint64)
+    h = np.concatenate(hashes)
+    hashes.clear()
+    h.sort()
+    return np.unique(h[1:][h[1:] == h[:-1]])
+
+
+def _common_dtype(dtypes: list[Any]) -> str:
+    """The dtype pandas gives a column whose batches were read with ``dtypes`` (a CSV batch
+    may read as int where another has a gap and reads as float)."""
+    if len(dtypes) == 1:
+        return str(dtypes[0])
+    if all(isinstance(d, np.dtype) and d.kind in "iuf" for d in dtypes):
+        return str(np.result_type(*dtypes))
+    return "object"
+
+
+class _ColumnState:
+    """Everything the contract asks of one column, accumulated batch by batch."""
+
+    def __init__(self, name: str, rule: ColumnRule) -> None:
+        self.name, self.rule = name, rule
+        self.dtypes: list[Any] = []
+        self.bad_type, self.out_of_range, self.unknown = _Count(), _Count(), _Count()
+        self.nulls = 0
+        self.low, self.high = np.inf, -np.inf
+        self.hashes: list[np.ndarray] = []
+        self.repeated = np.array([], dtype=np.uint64)
+        self.duplicates = _Count()
+        self.newest: Any = None
+        self.allowed = pd.Index(rule.allowed) if rule.allowed is not None else None
+
+    def add(self, series: pd.Series) -> None:
+        rule = self.rule
+        if series.dtype not in self.dtypes:
+            self.dtypes.append(series.dtype)
+        nulls = series.isna().to_numpy()  # computed once: the most expensive step on text
+        values, bad_type = _coerce(series, rule.dtype, nulls)
+        self.bad_type.add(series, bad_type)
+        self.nulls += int(nulls.sum())
+        if rule.min is not None or rule.max is not None:
+            arr = np.asarray(values, dtype=np.float64)
+            n = len(arr)
+            with np.errstate(invalid="ignore"):
+                low = arr < rule.min if rule.min is not None else np.zeros(n, dtype=bool)
+                high = arr > rule.max if rule.max is not None else np.zeros(n, dtype=bool)
+            self.out_of_range.add(series, low | high)
+            if n and not np.isnan(arr).all():
+                self.low = min(self.low, float(np.nanmin(arr)))
+                self.high = max(self.high, float(np.nanmax(arr)))
+        if self.allowed is not None:
+            ok = series.isin(self.allowed).to_numpy()
+            self.unknown.add(series, ~ok & ~nulls & ~bad_type)
+        if rule.unique:
+            self.hashes.append(_key_hashes(series[~nulls].to_frame()))
+        if rule.dtype == "datetime" and isinstance(values, pd.Series):
+            newest = values.max()
+            if not pd.isna(newest) and (self.newest is None or newest > self.newest):
+                self.newest = newest
+
+    def candidates(self, series: pd.Series) -> pd.Series:
+        """The batch's non-null values whose hash repeats somewhere in the table."""
+        present = series[series.notna().to_numpy()]
+        return present[np.isin(_key_hashes(present.to_frame()), self.repeated)]
+
+    def report(self, out: _Collector) -> None:
+        rule, name = self.rule, self.name
+        if self.bad_type.bad:
+            found = _common_dtype(self.dtypes)
+            out.add(
+                name, "dtype", self.bad_type.bad, rule.dtype, found, self.bad_type.examples.values
+            )
+        if not rule.nullable and self.nulls:
+            out.add(name, "not_null", self.nulls, "no nulls", f"{self.nulls} null(s)")
+        if self.out_of_range.bad:
             lo = "-inf" if rule.min is None else f"{rule.min:g}"
             hi = "inf" if rule.max is None else f"{rule.max:g}"
-            found = f"min {np.nanmin(arr):g}, max {np.nanmax(arr):g}"
-            out.add(name, "range", bad, f"[{lo}, {hi}]", found, _examples(series, out_of_range))
-    if rule.allowed is not None:
-        allowed = pd.Index(rule.allowed)
-        ok = series.isin(allowed).to_numpy()
-        unknown = ~ok & ~nulls & ~bad_type
-        bad = int(unknown.sum())
-        if bad:
+            found = f"min {self.low:g}, max {self.high:g}"
             out.add(
-                name,
-                "allowed_values",
-                bad,
-                f"one of {len(allowed)} allowed value(s)",
-                "unknown value(s)",
-                _examples(series, unknown),
-            )
-    if rule.unique:
-        dup = series.duplicated(keep=False).to_numpy() & ~nulls
-        bad = int(dup.sum())
-        if bad:
-            out.add(name, "unique", bad, "unique values", "duplicates", _examples(series, dup))
-    if rule.dtype == "datetime":
-        return values if isinstance(values, pd.Series) else None
-    return None
+                name, "range", self.out_of_range.bad, f"[{lo}, {hi}]", found,
+                self.out_of_range.examples.values,
+            )  # fmt: skip
+        if self.unknown.bad:
+            assert self.allowed is not None
+            out.add(
+                name, "allowed_values", self.unknown.bad,
+                f"one of {len(self.allowed)} allowed value(s)", "unknown value(s)",
+                self.unknown.examples.values,
+            )  # fmt: skip
+        if self.duplicates.bad:
+            out.add(
+                name, "unique", self.duplicates.bad, "unique values", "duplicates",
+                self.duplicates.examples.values,
+            )  # fmt: skip
+
+
+def _exact_duplicates(found: _Count, parts: list[Any], label: Any) -> None:
+    """Among the rows whose hash repeats (``parts``, in row order), the ones whose value truly
+    repeats: a hash collision never becomes a violation."""
+    if not parts:
+        return
+    rows = pd.concat(parts, ignore_index=True)
+    dup = rows.duplicated(keep=False).to_numpy()
+    found.add(label(rows), dup)
+
+
+Frames = Callable[[], Iterable[pd.DataFrame]]
 
 
 def validate(
@@ -377,94 +470,127 @@ def validate(
     Returns the report: ``{"passed": bool, "violations": [...], "drift": {...}, ...}``.
     Never raises on bad data; see :func:`enforce` for the failing form.
     """
+    return validate_frames(lambda: iter([df]), contract, reference, as_of, source)
+
+
+def validate_frames(
+    frames: Frames,
+    contract: Contract,
+    reference: dict[str, Any] | None = None,
+    as_of: datetime | None = None,
+    source: str = "",
+) -> dict[str, Any]:
+    """:func:`validate` of a table read in batches: ``frames()`` yields them in row order
+    (at least one, maybe empty), and is called a second time only when a unique column or the
+    key has a repeated hash, to find which values truly repeat. Memory is one batch plus 8
+    bytes per row for each unique column and the key; the report is the one :func:`validate`
+    gives for the whole table."""
     out = _Collector()
-    rows = len(df)
     now = as_of or datetime.now()
+    rows = 0
+    present: list[str] = []
+    states: dict[str, _ColumnState] = {}
+    key = list(contract.key)
+    key_hashes: list[np.ndarray] = []
+    profiled = reference.get("columns", {}) if reference is not None else {}
+    wanted = (contract.drift.columns or [c for c in profiled if c in contract.columns]) if (
+        reference is not None
+    ) else []  # fmt: skip
+    drift_counts: dict[str, np.ndarray] = {}
+    for i, df in enumerate(frames()):
+        if i == 0:
+            present = list(df.columns)
+            states = {n: _ColumnState(n, r) for n, r in contract.columns.items() if n in present}
+            if not all(k in present for k in key):
+                key = []
+        rows += len(df)
+        for name, state in states.items():
+            state.add(df[name])
+        if key and len(df):
+            key_hashes.append(_key_hashes(df[key]))
+        for col in wanted:
+            if col in profiled and col in present:
+                counts = distributions.current_counts(profiled[col], df[col])
+                drift_counts[col] = drift_counts.get(col, 0) + counts
+
+    # Second pass, only when some hash repeats: which rows truly repeat, in row order.
+    for state in states.values():
+        state.repeated = _repeated(state.hashes)
+    unique = [s for s in states.values() if len(s.repeated)]
+    repeated_keys = _repeated(key_hashes) if key else np.array([], dtype=np.uint64)
+    key_label = (lambda r: r[key[0]]) if len(key) == 1 else (
+        lambda r: r[key].astype(str).agg("|".join, axis=1)
+    )  # fmt: skip
+    key_rows = _Count()
+    if unique or len(repeated_keys):
+        parts: dict[str, list[Any]] = {s.name: [] for s in unique}
+        key_parts: list[pd.DataFrame] = []
+        for df in frames():
+            for state in unique:
+                parts[state.name].append(state.candidates(df[state.name]))
+            if len(repeated_keys) and len(df):
+                key_parts.append(df.loc[np.isin(_key_hashes(df[key]), repeated_keys), key])
+        for state in unique:
+            _exact_duplicates(state.duplicates, parts.pop(state.name), lambda r: r)
+        _exact_duplicates(key_rows, key_parts, key_label)
+
     if rows < contract.rows.min or (contract.rows.max is not None and rows > contract.rows.max):
         hi = contract.rows.max if contract.rows.max is not None else "inf"
         out.add(None, "row_count", rows, f"between {contract.rows.min} and {hi} rows", rows)
-
-    present = set(df.columns)
-    datetimes: dict[str, pd.Series] = {}
     for name, rule in contract.columns.items():
-        if name not in present:
-            if rule.required:
-                out.add(name, "required", rows, "column present", "missing column")
-            continue
-        parsed = _check_column(out, name, df[name], rule)
-        if parsed is not None:
-            datetimes[name] = parsed
+        if name in states:
+            states[name].report(out)
+        elif rule.required:
+            out.add(name, "required", rows, "column present", "missing column")
     if not contract.allow_extra_columns:
-        extra = [c for c in df.columns if c not in contract.columns]
+        extra = [c for c in present if c not in contract.columns]
         if extra:
             out.add(None, "extra_columns", len(extra), "only declared columns", extra)
+    if key_rows.bad:
+        out.add(
+            ",".join(key), "unique_key", key_rows.bad, "unique key", "duplicate keys",
+            key_rows.examples.values,
+        )  # fmt: skip
 
-    key = [k for k in contract.key if k in present]
-    if key and len(key) == len(contract.key) and rows:
-        dup = df.duplicated(subset=key, keep=False).to_numpy()
-        bad = int(dup.sum())
-        if bad:
-            keys = df[key[0]] if len(key) == 1 else df[key].astype(str).agg("|".join, axis=1)
+    fresh = contract.freshness
+    if fresh is not None and fresh.column in states:
+        newest = states[fresh.column].newest
+        limit = pd.Timestamp(now) - pd.Timedelta(days=fresh.max_age_days)
+        if newest is None or newest < limit:
+            age = "no timestamps" if newest is None else f"newest {newest.isoformat()}"
             out.add(
-                ",".join(key),
-                "unique_key",
-                bad,
-                "unique key",
-                "duplicate keys",
-                _examples(keys, dup),
-            )
-
-    if contract.freshness is not None and contract.freshness.column in datetimes:
-        column = contract.freshness.column
-        newest = datetimes[column].max()
-        limit = pd.Timestamp(now) - pd.Timedelta(days=contract.freshness.max_age_days)
-        if pd.isna(newest) or newest < limit:
-            age = "no timestamps" if pd.isna(newest) else f"newest {newest.isoformat()}"
-            out.add(
-                column,
-                "freshness",
-                rows,
-                f"newest within {contract.freshness.max_age_days:g} days (>= {limit.isoformat()})",
-                age,
-            )
+                fresh.column, "freshness", rows,
+                f"newest within {fresh.max_age_days:g} days (>= {limit.isoformat()})", age,
+            )  # fmt: skip
 
     drift_report: dict[str, Any] = {}
-    if reference is not None:
-        drift_report = _check_drift(out, df, contract, reference)
+    for col in wanted:
+        if col not in profiled:
+            out.add(col, "drift", 0, "a reference profile for the column", "not in reference")
+            continue
+        if col not in present:
+            continue  # already reported as a missing column
+        own = contract.columns.get(col)
+        bound = (own.max_psi if own and own.max_psi else None) or contract.drift.max_psi
+        value = distributions.psi_of_counts(profiled[col], drift_counts[col], rows)
+        drift_report[col] = {
+            "psi": round(value, 6), "max_psi": bound, "band": distributions.band(value)
+        }  # fmt: skip
+        if value > bound:
+            out.add(col, "drift", rows, f"PSI <= {bound:g}", f"PSI {value:.3f}")
 
     return {
         "contract": contract.name,
         "contract_version": contract.version,
         "source": source,
         "rows": rows,
-        "columns": len(df.columns),
+        "columns": len(present),
         "as_of": now.isoformat(timespec="seconds"),
         "passed": not out.violations,
         "violation_count": len(out.violations),
         "violations": out.violations,
         "drift": drift_report,
     }
-
-
-def _check_drift(
-    out: _Collector, df: pd.DataFrame, contract: Contract, reference: dict[str, Any]
-) -> dict[str, Any]:
-    profiled = reference.get("columns", {})
-    wanted = contract.drift.columns or [c for c in profiled if c in contract.columns]
-    result: dict[str, Any] = {}
-    for col in wanted:
-        if col not in profiled:
-            out.add(col, "drift", 0, "a reference profile for the column", "not in reference")
-            continue
-        if col not in df.columns:
-            continue  # already reported as a missing column
-        rule = contract.columns.get(col)
-        bound = (rule.max_psi if rule and rule.max_psi else None) or contract.drift.max_psi
-        value = distributions.column_psi(profiled[col], df[col])
-        result[col] = {"psi": round(value, 6), "max_psi": bound, "band": distributions.band(value)}
-        if value > bound:
-            out.add(col, "drift", len(df), f"PSI <= {bound:g}", f"PSI {value:.3f}")
-    return result
 
 
 def enforce(report: dict[str, Any]) -> None:
@@ -525,14 +651,15 @@ def check_batch(
     contract: Contract,
     reference_path: str | os.PathLike[str] | None = None,
     as_of: datetime | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read a batch (file or Dataset folder) and validate it; the report carries its sha256."""
+) -> tuple[Path, dict[str, Any]]:
+    """Validate a batch (file or Dataset folder) read in batches of rows, so memory stays flat
+    for a Parquet table of any size; returns the table's path and the report (with its
+    sha256)."""
     reference = load_profile(reference_path) if reference_path else None
-    table = resolve_table(data_path)
-    df = read_table(table)
-    report = validate(df, contract, reference, as_of, source=str(table))
+    table = probe_table(data_path)
+    report = validate_frames(lambda: iter_frames(table), contract, reference, as_of, str(table))
     report["data_sha256"] = sha256_file(table)
-    return df, report
+    return table, report
 
 
 def write_profile(

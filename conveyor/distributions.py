@@ -14,15 +14,18 @@ import pandas as pd
 __all__ = [
     "band",
     "column_psi",
+    "current_counts",
     "current_fractions",
     "is_numeric",
     "kolmogorov_sf",
     "ks_pvalue",
     "ks_statistic",
+    "numeric_counts",
     "numeric_fractions",
     "profile_column",
     "profile_frame",
     "psi",
+    "psi_of_counts",
     "sorted_present",
 ]
 
@@ -150,8 +153,17 @@ def current_fractions(spec: dict[str, Any], series: pd.Series) -> np.ndarray:
     total = len(series)
     if total == 0:
         return np.zeros(len(spec["bins"]["fractions"]) + 1)
+    return current_counts(spec, series) / total
+
+
+def current_counts(spec: dict[str, Any], series: pd.Series) -> np.ndarray:
+    """Row counts of ``series`` in the reference bins of ``spec`` (missing bin last).
+
+    Counts, not fractions, so a table read in batches adds its batches' counts and gets the
+    same PSI as the whole table in memory."""
     if spec["kind"] == "numeric":
-        return numeric_fractions(spec, sorted_present(series), total)
+        values = sorted_present(series)
+        return np.append(numeric_counts(spec, values), len(series) - len(values))
     missing = series.isna()
     n_missing = int(missing.sum())
     present = series[~missing] if n_missing else series
@@ -159,14 +171,19 @@ def current_fractions(spec: dict[str, Any], series: pd.Series) -> np.ndarray:
     codes = pd.Categorical(present.astype(str), categories=cats).codes  # -1 = not a top cat
     counts = np.bincount(codes + 1, minlength=len(cats) + 1)
     counts = np.concatenate([counts[1:], counts[:1]])  # "other" goes last, as in the spec
-    return np.append(counts, n_missing) / total
+    return np.append(counts, n_missing)
+
+
+def numeric_counts(spec: dict[str, Any], sorted_values: np.ndarray) -> np.ndarray:
+    """How many of the sorted, non-missing values fall in each reference bin."""
+    edges = np.asarray(spec["bins"]["edges"], dtype=np.float64)
+    below = _counts_below(sorted_values, edges)
+    return np.diff(np.concatenate([[0], below, [len(sorted_values)]]))
 
 
 def numeric_fractions(spec: dict[str, Any], sorted_values: np.ndarray, total: int) -> np.ndarray:
     """Bin fractions of already sorted, non-missing values (``total`` counts the missing)."""
-    edges = np.asarray(spec["bins"]["edges"], dtype=np.float64)
-    below = _counts_below(sorted_values, edges)
-    counts = np.diff(np.concatenate([[0], below, [len(sorted_values)]]))
+    counts = numeric_counts(spec, sorted_values)
     return np.append(counts, total - len(sorted_values)) / total
 
 
@@ -235,8 +252,14 @@ def psi(expected: np.ndarray, actual: np.ndarray, floor: float = PSI_FLOOR) -> f
 
 def column_psi(spec: dict[str, Any], series: pd.Series) -> float:
     """PSI of ``series`` against the reference column profile ``spec``."""
+    return psi_of_counts(spec, current_counts(spec, series), len(series))
+
+
+def psi_of_counts(spec: dict[str, Any], counts: np.ndarray, total: int) -> float:
+    """PSI of a column whose rows fell ``counts`` times in the bins of ``spec``."""
     expected = np.append(np.asarray(spec["bins"]["fractions"]), spec["bins"]["missing"])
-    value = psi(expected, current_fractions(spec, series))
+    actual = counts / total if total else np.zeros(len(expected))
+    value = psi(expected, actual)
     return 0.0 if math.isclose(value, 0.0, abs_tol=1e-12) else value
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from conveyor.contracts import Contract, check_batch, render_markdown
 from conveyor.contracts import enforce as refuse_violations
 from conveyor.stages._parts import spec
-from conveyor.tables import write_json, write_table, write_text
+from conveyor.tables import copy_as_parquet, write_json, write_text
 
 __all__ = ["Result", "run"]
 
@@ -38,7 +38,7 @@ def run(
     batch passes. With ``enforce`` a violation raises ``ContractViolationError`` after the
     reports exist; without it (``conveyor validate``) the result says ``passed``."""
     checked = spec(Contract, contract, "contract")
-    df, report = check_batch(str(batch), checked, str(reference_profile or "") or None)
+    table, report = check_batch(str(batch), checked, str(reference_profile or "") or None)
     if report_json is not None:
         write_json(report, report_json)
     if report_md is not None:
@@ -46,7 +46,7 @@ def run(
     if enforce:
         refuse_violations(report)
     if dataset_dir is not None and report["passed"]:
-        write_table(df, Path(dataset_dir) / "data.parquet")
+        copy_as_parquet(table, Path(dataset_dir) / "data.parquet")
     return Result(
         bool(report["passed"]), int(report["rows"]), str(report["data_sha256"]),
         str(report["contract"]), report,
