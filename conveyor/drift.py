@@ -8,8 +8,8 @@ sorted once; bins, ECDF and KS all read the sorted array (see ``bench/drift.py``
 """
 
 import html
-import math
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "SCORE",
     "against_champion",
     "check_drift",
+    "check_drift_frames",
     "compare",
     "load_reference",
     "metric_values",
@@ -57,44 +58,79 @@ def load_reference(path: str | os.PathLike[str], features: list[str] | None = No
     return profile
 
 
-def _feature(name: str, spec: dict[str, Any], series: pd.Series, policy: DriftPolicy) -> dict:
-    total = len(series)
-    expected = np.append(np.asarray(spec["bins"]["fractions"]), spec["bins"]["missing"])
-    row: dict[str, Any] = {"feature": name, "kind": spec["kind"], "ks": None, "ks_pvalue": None}
-    if spec["kind"] == "numeric":
+class _FeatureCounts:
+    """One feature of the batch in the reference's bins and ECDF grid, batch by batch: counts
+    add, so the table in batches gives the PSI and KS of the table whole."""
+
+    def __init__(self, name: str, spec: dict[str, Any]) -> None:
+        self.name, self.spec = name, spec
+        self.total = 0
+        self.present = 0
+        self.bins: np.ndarray | int = 0
+        self.below: np.ndarray | int = 0
+        ecdf = spec.get("ecdf") if spec["kind"] == "numeric" else None
+        self.grid = np.asarray(ecdf["x"], dtype=np.float64) if ecdf else None
+
+    def add(self, series: pd.Series) -> None:
+        self.total += len(series)
+        if self.spec["kind"] != "numeric":
+            self.bins = self.bins + distributions.current_counts(self.spec, series)
+            return
         if not distributions.is_numeric(series):
             raise BadInputError(
-                f"column {name!r}: the reference profile says numeric, the batch has "
+                f"column {self.name!r}: the reference profile says numeric, the batch has "
                 f"{series.dtype} values"
             )
         values = distributions.sorted_present(series)
-        actual = distributions.numeric_fractions(spec, values, total)
-        ks = distributions.ks_statistic(spec, values)
-        if ks is not None:
-            n_ref = int(spec["count"]) - int(spec["nulls"])
-            row["ks"] = round(ks, 6)
-            row["ks_pvalue"] = distributions.ks_pvalue(ks, n_ref, len(values))
-    else:
-        actual = distributions.current_fractions(spec, series)
-    value = distributions.psi(expected, actual)
-    value = 0.0 if math.isclose(value, 0.0, abs_tol=1e-12) else value
-    reasons = []
-    if value > policy.psi_threshold:
-        reasons.append(f"PSI {value:.4f} > {policy.psi_threshold:g}")
-    if (
-        policy.ks_threshold is not None
-        and row["ks"] is not None
-        and row["ks"] > policy.ks_threshold
-        and row["ks_pvalue"] < policy.ks_alpha
-    ):
-        reasons.append(
-            f"KS {row['ks']:.4f} > {policy.ks_threshold:g} (p {row['ks_pvalue']:.2g} "
-            f"< {policy.ks_alpha:g})"
-        )
-    row.update(
-        psi=round(value, 6), band=distributions.band(value), drifted=bool(reasons), reasons=reasons
-    )
-    return row
+        self.present += len(values)
+        self.bins = self.bins + distributions.numeric_counts(self.spec, values)
+        if self.grid is not None:
+            self.below = self.below + np.searchsorted(values, self.grid, side="left")
+
+    def row(self, policy: DriftPolicy) -> dict[str, Any]:
+        spec = self.spec
+        row: dict[str, Any] = {
+            "feature": self.name, "kind": spec["kind"], "ks": None, "ks_pvalue": None
+        }  # fmt: skip
+        if spec["kind"] == "numeric":
+            counts = np.append(self.bins, self.total - self.present)
+            if self.grid is not None and self.present:
+                ref = np.asarray(spec["ecdf"]["below"], dtype=np.float64)
+                cur = np.asarray(self.below) / self.present
+                ks = float(np.max(np.abs(ref - cur))) if len(self.grid) else 0.0
+                n_ref = int(spec["count"]) - int(spec["nulls"])
+                row["ks"] = round(ks, 6)
+                row["ks_pvalue"] = distributions.ks_pvalue(ks, n_ref, self.present)
+        else:
+            counts = np.asarray(self.bins)
+        value = distributions.psi_of_counts(spec, counts, self.total)
+        reasons = []
+        if value > policy.psi_threshold:
+            reasons.append(f"PSI {value:.4f} > {policy.psi_threshold:g}")
+        if (
+            policy.ks_threshold is not None
+            and row["ks"] is not None
+            and row["ks"] > policy.ks_threshold
+            and row["ks_pvalue"] < policy.ks_alpha
+        ):
+            reasons.append(
+                f"KS {row['ks']:.4f} > {policy.ks_threshold:g} (p {row['ks_pvalue']:.2g} "
+                f"< {policy.ks_alpha:g})"
+            )
+        row.update(
+            psi=round(value, 6), band=distributions.band(value), drifted=bool(reasons),
+            reasons=reasons,
+        )  # fmt: skip
+        return row
+
+
+def _feature(name: str, spec: dict[str, Any], series: pd.Series, policy: DriftPolicy) -> dict:
+    counts = _FeatureCounts(name, spec)
+    counts.add(series)
+    return counts.row(policy)
+
+
+Scorer = Callable[[pd.DataFrame], np.ndarray]
 
 
 def check_drift(
@@ -109,6 +145,20 @@ def check_drift(
     Scores: the reference's own ``score`` profile is used unless ``reference_scores`` (the same
     model on the reference rows) are given; without ``current_scores`` score PSI is skipped.
     """
+    scorer = None if current_scores is None else (lambda _df: current_scores)
+    return check_drift_frames(reference, [current], policy, scorer, reference_scores)
+
+
+def check_drift_frames(
+    reference: dict[str, Any],
+    frames: Iterable[pd.DataFrame],
+    policy: DriftPolicy | None = None,
+    scorer: Scorer | None = None,
+    reference_scores: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """:func:`check_drift` of a batch read in row batches (``tables.iter_frames``): memory is
+    one row batch, plus 8 bytes a row for the model's scores when ``scorer`` is given; the
+    report is the one the whole batch in memory gives."""
     policy = policy or DriftPolicy()
     columns = reference.get("columns", {})
     wanted = policy.features or list(columns)
@@ -118,27 +168,38 @@ def check_drift(
             f"drift policy features {unknown} are not in the reference profile "
             f"(it has {sorted(columns)})"
         )
-    missing = [c for c in wanted if c not in current.columns]
-    if missing:
+    counts = {c: _FeatureCounts(c, columns[c]) for c in wanted}
+    scores: list[np.ndarray] = []
+    rows = 0
+    for i, frame in enumerate(frames):
+        if i == 0:
+            missing = [c for c in wanted if c not in frame.columns]
+            if missing:
+                raise BadInputError(
+                    f"current batch: column(s) {missing} of the reference profile are missing; "
+                    "the batch does not have the features the champion was trained on"
+                )
+        rows += len(frame)
+        for c in wanted:
+            counts[c].add(frame[c])
+        if scorer is not None:
+            scores.append(np.asarray(scorer(frame), dtype=np.float64))
+    if rows < policy.min_rows:
         raise BadInputError(
-            f"current batch: column(s) {missing} of the reference profile are missing; "
-            "the batch does not have the features the champion was trained on"
-        )
-    if len(current) < policy.min_rows:
-        raise BadInputError(
-            f"current batch: {len(current)} rows, below drift policy min_rows {policy.min_rows}; "
+            f"current batch: {rows} rows, below drift policy min_rows {policy.min_rows}; "
             "too few rows to judge drift"
         )
-    features = [_feature(c, columns[c], current[c], policy) for c in wanted]
+    features = [counts[c].row(policy) for c in wanted]
     score = None
-    if current_scores is not None:
+    if scorer is not None:
         ref_spec = (
             distributions.profile_column(pd.Series(reference_scores, name=SCORE))
             if reference_scores is not None
             else reference.get(SCORE)
         )
         if ref_spec is not None:
-            row = _feature(SCORE, ref_spec, pd.Series(current_scores, name=SCORE), policy)
+            current_scores = pd.Series(np.concatenate(scores), name=SCORE)
+            row = _feature(SCORE, ref_spec, current_scores, policy)
             over = row["psi"] > policy.score_psi_threshold
             row["drifted"] = over
             row["reasons"] = (
@@ -154,7 +215,7 @@ def check_drift(
         "moderate": moderate,
         "features": sorted(features, key=lambda f: -f["psi"]),
         "score": score,
-        "rows": {"reference": reference.get("rows"), "current": len(current)},
+        "rows": {"reference": reference.get("rows"), "current": rows},
         "reference_source": reference.get("source", ""),
         "policy": policy.model_dump(mode="json"),
         "summary": summary("drift" if is_drift else "stable", drifted, score, len(features)),
@@ -304,7 +365,7 @@ def against_champion(
     import tempfile
 
     from conveyor.model import load_model, predict_proba
-    from conveyor.tables import read_table
+    from conveyor.tables import iter_frames
 
     with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
         profile_path = registry.reference_profile(champion, tmp) if champion else None
@@ -313,9 +374,9 @@ def against_champion(
             return not_measured("no_reference", f"no_reference: {why}; drift not measured")
         profile = load_reference(profile_path)
         model, spec = load_model(registry.download(champion, Path(tmp) / "model"))
-        current = read_table(batch)
-        scores = predict_proba(model, current, spec)
-    report = check_drift(profile, current, policy, current_scores=scores)
+        report = check_drift_frames(
+            profile, iter_frames(batch), policy, lambda frame: predict_proba(model, frame, spec)
+        )
     report["reference_source"] = f"{model_name} v{champion['version']} (champion) training run"
     return report
 
@@ -368,9 +429,9 @@ def compare(
     ``scores`` is off); ``model`` (a folder or ``models:/``) scores it for score PSI."""
     import tempfile
 
-    from conveyor.tables import read_table
+    from conveyor.tables import iter_frames, probe_table
 
-    frame = read_table(current)
+    probe_table(current)
     with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as tmp:
         model_ref = models_uri(model) if model else None
         ref = models_uri(reference)
@@ -394,7 +455,7 @@ def compare(
                 model_ref = (ref[0], row["version"])
         else:
             profile = load_reference(reference, policy.features)
-        current_scores = None
+        scorer = None
         if model_ref or model:
             from conveyor.model import load_model, predict_proba
 
@@ -404,5 +465,5 @@ def compare(
             else:
                 folder = Path(str(model))
             fitted, spec = load_model(folder)  # sha256 checked
-            current_scores = predict_proba(fitted, frame, spec)
-        return check_drift(profile, frame, policy, current_scores=current_scores)
+            scorer = lambda frame: predict_proba(fitted, frame, spec)  # noqa: E731
+        return check_drift_frames(profile, iter_frames(current), policy, scorer)

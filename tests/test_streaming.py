@@ -111,3 +111,22 @@ def test_validate_data_copies_a_passing_parquet_batch_without_loading_it(tmp_pat
     )
     assert result.passed and result.rows == 1200
     assert (tmp_path / "out/data.parquet").read_bytes() == src.read_bytes()
+
+
+def test_streamed_drift_equals_the_whole_batch(tmp_path) -> None:
+    """PSI, KS and its p-value, score PSI: the same from 7 batches as from the whole table."""
+    from conveyor import drift
+    from conveyor.config import DriftPolicy
+
+    reference = distributions.profile_frame(sample.generate(4000, seed=3, as_of=AS_OF))
+    rng = np.random.default_rng(0)
+    reference[drift.SCORE] = distributions.profile_column(pd.Series(rng.random(4000)))
+    df = sample.generate(3000, seed=9, as_of=AS_OF, mode="drift")
+    path = write_table(df, tmp_path / "current.parquet")
+    policy = DriftPolicy(ks_threshold=0.05)
+    scorer = lambda frame: frame["amount"].to_numpy() / 1000.0  # noqa: E731
+    whole = drift.check_drift(reference, df, policy, current_scores=scorer(df))
+    streamed = drift.check_drift_frames(reference, iter_frames(path, rows=450), policy, scorer)
+    assert streamed == whole
+    assert whole["decision"] == "drift" and whole["score"] is not None
+    assert any(f["ks"] is not None for f in whole["features"])

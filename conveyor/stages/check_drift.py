@@ -7,7 +7,7 @@ from typing import Any
 from conveyor import context, drift
 from conveyor.config import DriftPolicy
 from conveyor.stages._parts import spec
-from conveyor.tables import read_table
+from conveyor.tables import iter_frames
 
 __all__ = ["Result", "run"]
 
@@ -48,7 +48,7 @@ def run(
     parsed = spec(DriftPolicy, policy, "policy")
     if reference_profile is not None:
         profile = drift.load_reference(reference_profile)
-        report = drift.check_drift(profile, read_table(batch), parsed)
+        report = drift.check_drift_frames(profile, iter_frames(batch), parsed)
     else:
         from conveyor.registry import ModelRegistry
 
