@@ -666,19 +666,19 @@ def write_profile(
     data: str | os.PathLike[str], out: str | os.PathLike[str], columns: str | None, bins: int
 ) -> dict[str, Any]:
     """``conveyor profile``: the reference profile of a table (statistics and bins per
-    column, ``columns`` comma-separated or all) written to ``out``."""
-    from conveyor import distributions
-    from conveyor.tables import read_table, write_json
+    column, ``columns`` comma-separated or all) written to ``out``; read in row batches and
+    numeric columns one at a time, so memory stays bounded for a Parquet table of any size."""
+    from conveyor.tables import column_names, write_json
 
-    df = read_table(data)
-    if df.empty:
-        raise BadInputError(f"{data}: no rows (a header only?); a reference profile needs rows")
+    have = column_names(data)
     chosen = columns.split(",") if columns else None
     if chosen:
-        missing = [c for c in chosen if c not in df.columns]
+        missing = [c for c in chosen if c not in have]
         if missing:
             raise BadInputError(f"--columns: {missing} not in {data}")
-    profile = distributions.profile_frame(df, chosen, bins=bins)
+    profile = distributions.profile_frames(lambda cols: iter_frames(data, cols), chosen, bins)
+    if not profile["rows"]:
+        raise BadInputError(f"{data}: no rows (a header only?); a reference profile needs rows")
     profile["source"] = str(data)
     write_json(profile, out)
     return profile

@@ -6,6 +6,7 @@ as drift. Equal-width bins over reference + current under-report drift on long-t
 """
 
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "numeric_fractions",
     "profile_column",
     "profile_frame",
+    "profile_frames",
     "psi",
     "psi_of_counts",
     "sorted_present",
@@ -81,7 +83,11 @@ def profile_column(
     total = len(series)
     if not is_numeric(series):
         return _profile_categorical(series, total, max_categories)
-    values = sorted_present(series)
+    return _profile_numeric(sorted_present(series), total, bins, ecdf_points)
+
+
+def _profile_numeric(values: np.ndarray, total: int, bins: int, ecdf_points: int) -> dict:
+    """The numeric profile of ``values`` (sorted, non-missing) out of ``total`` rows."""
     n_missing = total - len(values)
     base: dict[str, Any] = {"count": total, "nulls": n_missing, "kind": "numeric"}
     if len(values):
@@ -120,8 +126,18 @@ def profile_column(
 
 def _profile_categorical(series: pd.Series, total: int, max_categories: int) -> dict[str, Any]:
     n_missing = int(series.isna().sum())
-    present = series.dropna() if n_missing else series
-    freq = present.astype(str).value_counts(sort=False)
+    return _categorical_profile(_value_counts(series), n_missing, total, max_categories)
+
+
+def _value_counts(series: pd.Series) -> pd.Series:
+    """Counts of the non-missing values as text, in order of first appearance."""
+    present = series.dropna() if series.hasnans else series
+    return present.astype(str).value_counts(sort=False)
+
+
+def _categorical_profile(
+    freq: pd.Series, n_missing: int, total: int, max_categories: int
+) -> dict[str, Any]:
     freq = freq.sort_values(ascending=False, kind="stable")
     top = freq.iloc[:max_categories].sort_index()
     other = int(freq.iloc[max_categories:].sum())
@@ -146,6 +162,49 @@ def profile_frame(df: pd.DataFrame, columns: list[str] | None = None, bins: int 
         "rows": len(df),
         "columns": {c: profile_column(df[c], bins=bins) for c in cols},
     }
+
+
+def profile_frames(
+    read: Callable[[list[str] | None], Iterable[pd.DataFrame]],
+    columns: list[str] | None = None,
+    bins: int = 10,
+) -> dict:
+    """:func:`profile_frame` of a table read in row batches (``read(columns)`` yields them,
+    ``tables.iter_frames``): categories are counted batch by batch, and each numeric column is
+    then read alone, since exact quantiles need all its values (8 bytes a row, one column at a
+    time). The same profile as the whole table in memory."""
+    rows = 0
+    numeric: dict[str, bool] = {}
+    counts: dict[str, dict[str, int]] = {}
+    missing: dict[str, int] = {}
+    for frame in read(columns):
+        if columns is None:
+            columns = [str(c) for c in frame.columns]
+        rows += len(frame)
+        for c in columns:
+            series = frame[c]
+            numeric.setdefault(c, is_numeric(series))
+            if numeric[c]:
+                continue
+            missing[c] = missing.get(c, 0) + int(series.isna().sum())
+            seen = counts.setdefault(c, {})
+            for value, n in _value_counts(series).items():
+                seen[str(value)] = seen.get(str(value), 0) + int(n)
+    out: dict[str, Any] = {}
+    for c in (columns or []) if rows else []:  # no rows: nothing to profile (caller says so)
+        if not numeric[c]:
+            freq = pd.Series(counts[c], dtype=np.int64)
+            out[c] = _categorical_profile(freq, missing[c], rows, 50)
+            continue
+        parts = [
+            pd.to_numeric(f[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            for f in read([c])
+        ]
+        values = np.sort(np.concatenate(parts)) if parts else np.array([], dtype=np.float64)
+        parts.clear()
+        values = values[: len(values) - int(np.count_nonzero(np.isnan(values)))]
+        out[c] = _profile_numeric(values, rows, bins, ECDF_POINTS)
+    return {"version": PROFILE_VERSION, "rows": rows, "columns": out}
 
 
 def current_fractions(spec: dict[str, Any], series: pd.Series) -> np.ndarray:

@@ -45,15 +45,15 @@ BAR_WIDTH = 24
 def load_reference(path: str | os.PathLike[str], features: list[str] | None = None) -> dict:
     """A reference profile (.json), or data (.csv/.parquet) profiled on the fly."""
     from conveyor.contracts import load_profile
-    from conveyor.tables import read_table
+    from conveyor.tables import column_names, iter_frames
 
     if str(path).endswith(".json"):
         return load_profile(path)
-    df = read_table(path)
-    missing = [c for c in features or [] if c not in df.columns]
+    have = column_names(path)
+    missing = [c for c in features or [] if c not in have]
     if missing:
         raise BadInputError(f"{path}: reference data has no column(s) {missing}")
-    profile = distributions.profile_frame(df, features)
+    profile = distributions.profile_frames(lambda cols: iter_frames(path, cols), features)
     profile["source"] = str(path)
     return profile
 
@@ -466,4 +466,6 @@ def compare(
                 folder = Path(str(model))
             fitted, spec = load_model(folder)  # sha256 checked
             scorer = lambda frame: predict_proba(fitted, frame, spec)  # noqa: E731
-        return check_drift_frames(profile, iter_frames(current), policy, scorer)
+        # without a model to feed, only the features are read
+        wanted = None if scorer else (policy.features or list(profile.get("columns", {})))
+        return check_drift_frames(profile, iter_frames(current, wanted), policy, scorer)

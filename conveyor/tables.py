@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "column_names",
     "copy_as_parquet",
     "iter_frames",
     "probe_table",
@@ -122,17 +123,20 @@ def iter_frames(
 ) -> "Iterator[pd.DataFrame]":
     """The table in row order as pandas frames of at most ``rows`` rows (Parquet, read batch by
     batch: bounded memory), or as one frame (CSV, read whole); at least one, maybe empty.
-    ``columns``: only these (all by default)."""
+    ``columns``: only those of these the table has (all by default), so a stage reads no more
+    than it checks; the caller names the absent ones."""
     p = resolve_table(path)
     if _suffix(p) == ".csv":
         df = read_table(p)
-        yield df if columns is None else df[columns]
+        yield df if columns is None else df[[c for c in columns if c in df.columns]]
         return
     import pyarrow.parquet as pq
 
     probe_table(p)
     try:
         reader = pq.ParquetFile(p)
+        if columns is not None:
+            columns = [c for c in columns if c in reader.schema_arrow.names]
         empty = True
         for batch in reader.iter_batches(batch_size=rows, columns=columns):
             empty = False
@@ -142,6 +146,18 @@ def iter_frames(
     except (OSError, ValueError) as exc:  # ArrowIOError, ArrowInvalid: a damaged row group
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise BadInputError(f"{p}: unreadable Parquet file: {first}") from exc
+
+
+def column_names(path: str | os.PathLike[str]) -> list[str]:
+    """The table's column names, from the Parquet footer or the CSV header (no rows read)."""
+    p = probe_table(path)
+    if _suffix(p) == ".csv":
+        import pandas as pd
+
+        return [str(c) for c in pd.read_csv(p, nrows=0).columns]
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(p).names)
 
 
 def probe_table(path: str | os.PathLike[str]) -> Path:

@@ -48,7 +48,8 @@ def run(
     parsed = spec(DriftPolicy, policy, "policy")
     if reference_profile is not None:
         profile = drift.load_reference(reference_profile)
-        report = drift.check_drift_frames(profile, iter_frames(batch), parsed)
+        features = parsed.features or list(profile.get("columns", {}))
+        report = drift.check_drift_frames(profile, iter_frames(batch, features), parsed)
     else:
         from conveyor.registry import ModelRegistry
 
