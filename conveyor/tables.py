@@ -106,11 +106,23 @@ def _load(path: str | os.PathLike[str], probe: bool) -> "tuple[Path, pd.DataFram
         raise BadInputError(f"{p}: unreadable {kind} file: {first}") from exc
 
 
-def read_table(path: str | os.PathLike[str]) -> "pd.DataFrame":
-    """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError."""
+def read_table(path: str | os.PathLike[str], columns: list[str] | None = None) -> "pd.DataFrame":
+    """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError.
+    ``columns``: only those of these the table has (a Parquet file reads no other column);
+    the caller names the absent ones."""
+    if columns is not None and _suffix(resolve_table(path)) != ".csv":
+        import pandas as pd
+
+        have = set(column_names(path))
+        p = resolve_table(path)
+        try:
+            return pd.read_parquet(p, columns=[c for c in columns if c in have])
+        except Exception as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise BadInputError(f"{p}: unreadable Parquet file: {first}") from exc
     df = _load(path, probe=False)[1]
     assert df is not None
-    return df
+    return df if columns is None else df[[c for c in columns if c in df.columns]]
 
 
 # Rows per batch when a data stage streams a Parquet table: ~110 MiB of pandas frame for the
