@@ -35,6 +35,11 @@ class LocalServer(ProcessService):
         self.max_batch = max_batch
 
     def start(self, timeout: float = 60.0) -> "LocalServer":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "LocalServer":
+        """Spawn the process without waiting: servers launched together load their models at
+        the same time (``wait_ready`` each after), and a stop() still ends each one."""
         cmd = [
             sys.executable, "-m", "conveyor.serving.server", "--dir", str(self.model_dir),
             "--name", self.name, "--version", self.version, "--port", str(self.port),
@@ -47,7 +52,14 @@ class LocalServer(ProcessService):
             env.pop(f"CONVEYOR_FAULT_{key.upper()}", None)
             if self.faults.get(key):
                 env[f"CONVEYOR_FAULT_{key.upper()}"] = str(self.faults[key])
-        proc = self._spawn(cmd, log=self.log, env=env)
+        self._spawn(cmd, log=self.log, env=env)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> "LocalServer":
+        """Wait until the launched server answers ready; stopped and ServingError otherwise."""
+        proc = self.proc
+        if proc is None:
+            raise ServingError(f"model server for {self.name} v{self.version} was not launched")
         ready = f"{self.url}/v2/models/{self.name}/ready"
 
         def is_ready() -> bool:

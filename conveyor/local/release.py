@@ -1,6 +1,7 @@
 """The local end of ``conveyor run``: serve the new version, smoke test it, and replay the
 holdout against the champion, the way a cluster rollout would before any traffic moves."""
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,27 @@ def serve_and_check(
     spec = json.loads((candidate_dir / SPEC_FILE).read_text(encoding="utf-8"))
     lines: list[str] = []
     reports: dict[str, Any] = {}
-    progress.step(f"starting kserve.ModelServer for v{number}")
-    with LocalServer(candidate_dir, served_name, number, log=out / f"v{number}.log") as server:
+    champion = registry.by_alias(name, CHAMPION)
+    if champion is not None and champion["version"] == number:
+        champion = None
+    server = LocalServer(candidate_dir, served_name, number, log=out / f"v{number}.log")
+    servers = [server]
+    if champion is not None:
+        champion_dir = registry.download(champion, out / f"v{champion['version']}")
+        servers.append(LocalServer(
+            champion_dir, served_name, champion["version"],
+            log=out / f"v{champion['version']}.log",
+        ))  # fmt: skip
+    both = f" and champion v{champion['version']}" if champion else ""
+    progress.step(f"starting kserve.ModelServer for v{number}{both}")
+    with contextlib.ExitStack() as running:
+        # launched together: the champion's server loads while the candidate's does, instead
+        # of after the smoke test (one server start saved per run); every one is stopped
+        for s in servers:
+            running.callback(s.stop)
+            s.launch()
+        for s in servers:
+            s.wait_ready()
         progress.step(f"smoke test of v{number}")
         report = smoke.smoke_test(
             server.url, served_name, holdout, spec, expected_version=number, policy=policy
@@ -54,21 +74,14 @@ def serve_and_check(
             f"{verdict}; single-row V1 p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms"
         )
         lines.append(f"smoke report      : {md}")
-        champion = registry.by_alias(name, CHAMPION)
-        if champion is None or champion["version"] == number:
+        if champion is None:
             lines.append("shadow replay     : skipped (no other champion to compare with)")
             return lines, reports
-        champion_dir = registry.download(champion, out / f"v{champion['version']}")
-        progress.step(f"starting kserve.ModelServer for champion v{champion['version']}")
-        with LocalServer(
-            champion_dir, served_name, champion["version"],
-            log=out / f"v{champion['version']}.log",
-        ) as old:  # fmt: skip
-            rows = holdout.head(REPLAY_ROWS)
-            result = replay.shadow_replay(
-                (old.url, served_name), (server.url, served_name), rows, spec,
-                threshold=threshold,
-            )  # fmt: skip
+        rows = holdout.head(REPLAY_ROWS)
+        result = replay.shadow_replay(
+            (servers[1].url, served_name), (server.url, served_name), rows, spec,
+            threshold=threshold,
+        )  # fmt: skip
     reports["replay"] = result
     write_json(result, out / f"v{number}" / "replay.json")
     md = write_text(replay.render_markdown(result), out / f"v{number}" / "replay.md")

@@ -164,19 +164,27 @@ def smoke_test(
         body = v1_payload(single)
         for _ in range(policy.warmup):
             client.v1(body)
-        failures = 0
-        progress.step(f"smoke test: timing {policy.latency_requests} single-row calls")
-        for _ in range(policy.latency_requests):
-            reply: Reply = client.v1(body)
-            latencies.append(reply.ms)
-            failures += not reply.ok
-        p99 = percentile_ms(latencies, 99)
+        failures, first = 0, ""
+        # Two series at most: under ~100 calls a p99 is about the slowest call, and one
+        # scheduler stall on a busy runner failed a healthy model. Over the bound, a second
+        # series decides; a slow model is slow in both, and the report names the first.
+        for series in (1, 2):
+            latencies.clear()
+            progress.step(f"smoke test: timing {policy.latency_requests} single-row calls")
+            for _ in range(policy.latency_requests):
+                reply: Reply = client.v1(body)
+                latencies.append(reply.ms)
+                failures += not reply.ok
+            p99 = percentile_ms(latencies, 99)
+            if failures or p99 <= policy.max_p99_ms or series == 2:
+                break
+            first = f"; a first series measured p99 {p99:.1f} ms and was repeated"
         checks.append(
             _check(
                 "latency",
                 failures == 0 and p99 <= policy.max_p99_ms,
                 f"single-row V1 p99 {p99:.1f} ms (bound {policy.max_p99_ms:g} ms) over "
-                f"{len(latencies)} calls, {failures} failed",
+                f"{len(latencies)} calls, {failures} failed{first}",
                 p99_ms=p99,
             )
         )
