@@ -61,6 +61,14 @@ def numpy_validate(path: str) -> None:
 
 
 def table(rows: int) -> Path:
+    """The table of ``rows`` rows, made in a child process: a child's peak RSS counts the
+    memory of the parent it was forked from, so this process stays small to measure others."""
+    path = OUT / f"fraud_{rows}.parquet"
+    subprocess.run([sys.executable, __file__, "--make-table", str(rows)], check=True)
+    return path
+
+
+def make_table(rows: int) -> Path:
     """The sample table of ``rows`` rows as Parquet, made once in parts (bounded memory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -93,16 +101,17 @@ def table(rows: int) -> Path:
 
 
 def features_reference() -> Path:
-    """The 16 model features of the 50k table: drift's reference, for conveyor and its peer."""
-    import pandas as pd
-
-    from conveyor import sample
-
+    """The 16 model features of the 50k table: drift's reference, for conveyor and its peer
+    (made in a child process, as the tables are)."""
     path = OUT / "reference_features.parquet"
     source = table(50_000)
     if not path.is_file() or path.stat().st_mtime < source.stat().st_mtime:
-        features = [*sample.NUMERIC_FEATURES, *sample.CATEGORICAL_FEATURES]
-        pd.read_parquet(source, columns=features).to_parquet(path, index=False)
+        script = (
+            "import sys, pandas as pd; from conveyor import sample; "
+            "cols = [*sample.NUMERIC_FEATURES, *sample.CATEGORICAL_FEATURES]; "
+            "pd.read_parquet(sys.argv[1], columns=cols).to_parquet(sys.argv[2], index=False)"
+        )
+        subprocess.run([sys.executable, "-c", script, str(source), str(path)], check=True)
     return path
 
 
@@ -231,6 +240,7 @@ def report(results: list[dict], started: float) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--numpy-validate", metavar="TABLE")
+    parser.add_argument("--make-table", type=int, metavar="ROWS", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, nargs="+", default=[50_000, 500_000, 2_000_000,
                                                                20_000_000])  # fmt: skip
     parser.add_argument("--run-rows", type=int, nargs="*", default=[50_000, 500_000, 2_000_000])
@@ -239,6 +249,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.numpy_validate:
         numpy_validate(args.numpy_validate)
+        return 0
+    if args.make_table:
+        make_table(args.make_table)
         return 0
     started = time.perf_counter()
     results = measure(sorted(args.rows), args.run_rows, args.repeats)

@@ -125,9 +125,12 @@ def read_table(path: str | os.PathLike[str], columns: list[str] | None = None) -
     return df if columns is None else df[[c for c in columns if c in df.columns]]
 
 
-# Rows per batch when a data stage streams a Parquet table: ~110 MiB of pandas frame for the
-# 20-column sample table, so a stage's memory stays flat whatever the table's size.
-BATCH_ROWS = 500_000
+# Rows per batch when a data stage streams a Parquet table: ~45 MiB of pandas frame for the
+# 20-column sample table, so a stage's memory stays flat whatever the table's size. Measured
+# on 20M rows (bench/scale.py): reading alone peaked at 375 MiB with 200k-row batches and no
+# pre-buffering, 581 MiB with 500k, and 1,072 MiB with pyarrow's default pre-buffering, which
+# holds a whole row group's column chunks at once (and was slower).
+BATCH_ROWS = 250_000
 
 
 def iter_frames(
@@ -146,7 +149,7 @@ def iter_frames(
 
     probe_table(p)
     try:
-        reader = pq.ParquetFile(p)
+        reader = pq.ParquetFile(p, pre_buffer=False)
         if columns is not None:
             columns = [c for c in columns if c in reader.schema_arrow.names]
         empty = True
