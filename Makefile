@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (0: one process); wall-clock tests share one worker.
 PYTEST_WORKERS ?= 2
 
-.PHONY: tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui reference
+.PHONY: checkov tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui reference
 
 venv: $(STAMP)
 
@@ -27,6 +27,23 @@ $(STAMP): requirements-dev.lock pyproject.toml
 # Prometheus, Alertmanager and nginx from Debian's packages, unpacked into .tools/ (no root, no services).
 tools:
 	bash scripts/fetch-tools.sh
+
+# checkov (its own venv: its pinned dependencies would clash with ours) on the rendered dev
+# and prod overlays; any failed check fails. Skips are annotations on the objects, each with
+# its reason (tests/manifests/test_kustomize.py keeps the reviewed list).
+CHECKOV := .tools/checkov/bin/checkov
+$(CHECKOV): requirements-checkov.lock $(STAMP)
+	@test -x .tools/checkov/bin/python || $(PYTHON) -m venv .tools/checkov
+	$(BIN)/uv pip sync -q --python .tools/checkov/bin/python requirements-checkov.lock
+	@touch $(CHECKOV)
+
+checkov: $(CHECKOV)
+	@mkdir -p build/checkov
+	@for overlay in dev prod; do \
+		$(BIN)/kubectl kustomize manifests/overlays/$$overlay > build/checkov/$$overlay.yaml || exit 1; \
+	done
+	$(CHECKOV) --framework kubernetes --skip-download --compact --quiet \
+		-f build/checkov/dev.yaml -f build/checkov/prod.yaml
 
 # ARGS=--force trains even when nothing changed since the last run (skip-if-unchanged).
 ARGS ?=
