@@ -640,7 +640,12 @@ def test_mlflow_server_wiring(renders: dict[str, Render], name: str) -> None:
     [container] = pod["containers"]
     assert container["image"].startswith("ghcr.io/mlflow/mlflow:v3.17.2")
     assert "envFrom" not in container
-    assert _secret_env(container) == MLFLOW_SECRET_ENV
+    auth = {
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ("mlflow-auth", "admin-password", False),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": ("mlflow-auth", "flask-secret-key", False),
+    }  # basic auth: on in prod (components/mlflow-auth), not in dev
+    assert _secret_env(container) == {**MLFLOW_SECRET_ENV, **(auth if name == "prod" else {})}
+    assert ("--app-name" in container["args"]) == (name == "prod")
     assert container["command"] == ["mlflow"]
     args = container["args"]
     assert args[0] == "server"
@@ -803,12 +808,15 @@ def test_mlflow_runs_on_a_read_only_root(renders: dict[str, Render], name: str) 
     # What MLflow writes (mlflow/server): sqlite on /data, staged artifacts in /tmp, HOME.
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
-    assert set(mounts) == {"/data", "/tmp"}
+    # prod also mounts its basic-auth config, read-only (the auth users' db is on /data)
+    auth = {"/etc/mlflow-auth"} if name == "prod" else set()
+    assert set(mounts) == {"/data", "/tmp", *auth}
     assert mounts["/data"]["persistentVolumeClaim"]["claimName"] == "mlflow-data"
     assert mounts["/tmp"]["emptyDir"]["sizeLimit"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["HOME"] == "/tmp"
-    assert not any(m.get("readOnly") for m in container["volumeMounts"])
+    read_only = {m["mountPath"] for m in container["volumeMounts"] if m.get("readOnly")}
+    assert read_only == auth
 
 
 @pytest.mark.parametrize("name", RENDERS)
