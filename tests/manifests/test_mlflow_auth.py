@@ -140,7 +140,6 @@ def test_anonymous_calls_are_refused_and_the_probes_stay_open(server: str) -> No
 def test_a_pipeline_user_registers_through_conveyor(server: str, monkeypatch, tmp_path) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-
     from mlflow.server import get_app_client
 
     user = {"username": "fraud-pipelines", "password": "Pipel1nes-test-password!"}
