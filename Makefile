@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (0: one process); wall-clock tests share one worker.
 PYTEST_WORKERS ?= 2
 
-.PHONY: checkov tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui reference
+.PHONY: checkov bench-verdicts tools rollout-sim bench-rollback run test compile lint format typecheck images test-containers clean lock bench bench-serving bench-drift bench-ct venv ui reference
 
 venv: $(STAMP)
 
@@ -80,12 +80,19 @@ lock: $(STAMP)
 		-c requirements.lock -o requirements-dev.lock
 	$(BIN)/uv pip compile -q --python-version 3.11 --generate-hashes --extra bench pyproject.toml \
 		-c requirements.lock -o bench/requirements.lock
+	echo "checkov==3.3.30" | $(BIN)/uv pip compile -q --python-version 3.11 --generate-hashes - \
+		-o requirements-checkov.lock
 
 bench: $(STAMP)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/skip.py
 	$(BIN)/python bench/drift_process.py
+	$(BIN)/python bench/scale.py
+
+# Every rollout-sim scenario 10 times, idle and with both cores busy (~70 min).
+bench-verdicts: $(STAMP) tools
+	$(BIN)/python bench/verdicts.py --repeat 10
 
 # A real canary on this machine (servers, nginx, Prometheus): SCENARIO=healthy|errors|...
 SCENARIO ?= errors

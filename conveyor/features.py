@@ -30,6 +30,7 @@ __all__ = [
     "FeatureOutputs",
     "PreparedFeatures",
     "binary_label",
+    "check_columns",
     "feature_frame",
     "prepare",
     "served_rules",
