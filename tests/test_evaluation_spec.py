@@ -63,7 +63,7 @@ def test_defaults_assume_nothing():
             r"evaluation\.fairness: Value error, column\(s\) \['group'\] listed more than once",
         ),
         (
-            ("{single_calls: 200,", "{single_calls: 0,"),
+            ("{single_calls: 100,", "{single_calls: 0,"),
             r"evaluation\.latency\.single_calls: Input should be greater than or equal to 1",
         ),
         (
@@ -71,7 +71,7 @@ def test_defaults_assume_nothing():
             r"evaluation\.latency\.batch_rows: Input should be less than or equal to 1000000",
         ),
         (
-            ("warmup: 20}", "warmup: 20, repeats: 3}"),
+            ("warmup: 5}", "warmup: 5, repeats: 3}"),
             r"evaluation\.latency\.repeats: Extra inputs",
         ),
         (
