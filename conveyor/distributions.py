@@ -15,10 +15,13 @@ import pandas as pd
 __all__ = [
     "band",
     "column_psi",
+    "counts_below_grid",
     "current_counts",
     "current_fractions",
+    "ecdf_grid",
     "is_numeric",
     "kolmogorov_sf",
+    "ks_of_counts",
     "ks_pvalue",
     "ks_statistic",
     "numeric_counts",
@@ -253,13 +256,28 @@ def ks_statistic(spec: dict[str, Any], sorted_values: np.ndarray) -> float | Non
     statistic by at most the largest reference mass between two grid points (1/ECDF_POINTS
     for a continuous column). None for a profile without an ECDF or no values.
     """
-    ecdf = spec.get("ecdf")
-    if not ecdf or not len(sorted_values):
+    grid = ecdf_grid(spec)
+    if grid is None or not len(sorted_values):
         return None
-    grid = np.asarray(ecdf["x"], dtype=np.float64)
-    ref = np.asarray(ecdf["below"], dtype=np.float64)
-    cur = _counts_below(sorted_values, grid) / len(sorted_values)
-    return float(np.max(np.abs(ref - cur))) if len(grid) else 0.0
+    return ks_of_counts(spec, _counts_below(sorted_values, grid), len(sorted_values))
+
+
+def ecdf_grid(spec: dict[str, Any]) -> np.ndarray | None:
+    """The reference's ECDF grid points; None for a profile without an ECDF."""
+    ecdf = spec.get("ecdf")
+    return np.asarray(ecdf["x"], dtype=np.float64) if ecdf else None
+
+
+def counts_below_grid(grid: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """How many of the sorted values lie below each grid point: counts that add up over row
+    batches, for :func:`ks_of_counts`."""
+    return _counts_below(sorted_values, grid)
+
+
+def ks_of_counts(spec: dict[str, Any], below: np.ndarray, n: int) -> float:
+    """:func:`ks_statistic` from ``below`` (values under each grid point) out of ``n``."""
+    ref = np.asarray(spec["ecdf"]["below"], dtype=np.float64)
+    return float(np.max(np.abs(ref - np.asarray(below) / n))) if len(ref) else 0.0
 
 
 def kolmogorov_sf(z: float) -> float:

@@ -68,8 +68,7 @@ class _FeatureCounts:
         self.present = 0
         self.bins: np.ndarray | int = 0
         self.below: np.ndarray | int = 0
-        ecdf = spec.get("ecdf") if spec["kind"] == "numeric" else None
-        self.grid = np.asarray(ecdf["x"], dtype=np.float64) if ecdf else None
+        self.grid = distributions.ecdf_grid(spec) if spec["kind"] == "numeric" else None
 
     def add(self, series: pd.Series) -> None:
         self.total += len(series)
@@ -85,7 +84,7 @@ class _FeatureCounts:
         self.present += len(values)
         self.bins = self.bins + distributions.numeric_counts(self.spec, values)
         if self.grid is not None:
-            self.below = self.below + np.searchsorted(values, self.grid, side="left")
+            self.below = self.below + distributions.counts_below_grid(self.grid, values)
 
     def row(self, policy: DriftPolicy) -> dict[str, Any]:
         spec = self.spec
@@ -95,9 +94,7 @@ class _FeatureCounts:
         if spec["kind"] == "numeric":
             counts = np.append(self.bins, self.total - self.present)
             if self.grid is not None and self.present:
-                ref = np.asarray(spec["ecdf"]["below"], dtype=np.float64)
-                cur = np.asarray(self.below) / self.present
-                ks = float(np.max(np.abs(ref - cur))) if len(self.grid) else 0.0
+                ks = distributions.ks_of_counts(spec, np.asarray(self.below), self.present)
                 n_ref = int(spec["count"]) - int(spec["nulls"])
                 row["ks"] = round(ks, 6)
                 row["ks_pvalue"] = distributions.ks_pvalue(ks, n_ref, self.present)
