@@ -3,6 +3,7 @@
 pandas is imported by the functions that read or write a table, not with the module: finding,
 hashing and naming files (``resolve_table``, ``sha256_file``) stay cheap."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -79,8 +80,18 @@ def _refuse_duplicate_header(p: Path) -> None:
         )
 
 
-def _load(path: str | os.PathLike[str], probe: bool) -> "tuple[Path, pd.DataFrame | None]":
-    """Read a table (or with ``probe``, only enough of it to know it is readable)."""
+def _unreadable(p: Path, exc: BaseException) -> BadInputError:
+    """The error for a file pandas, csv or pyarrow could not read: its first line, named."""
+    kind = "CSV" if p.suffix.lower() == ".csv" else "Parquet"
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return BadInputError(f"{p}: unreadable {kind} file: {first}")
+
+
+def _load(
+    path: str | os.PathLike[str], probe: bool, columns: list[str] | None = None
+) -> "tuple[Path, pd.DataFrame | None]":
+    """Read a table (or with ``probe``, only enough of it to know it is readable); with
+    ``columns``, only those of them the table has (a Parquet file reads no other)."""
     import pandas as pd
 
     p = resolve_table(path)
@@ -97,30 +108,23 @@ def _load(path: str | os.PathLike[str], probe: bool) -> "tuple[Path, pd.DataFram
 
             pq.ParquetFile(p).metadata  # noqa: B018 - reading the footer is the check
             return p, None
+        if columns is not None:
+            import pyarrow.parquet as pq
+
+            have = set(pq.read_schema(p).names)
+            return p, pd.read_parquet(p, columns=[c for c in columns if c in have])
         return p, pd.read_parquet(p)
     except pd.errors.EmptyDataError as exc:
         raise BadInputError(f"{p}: the file is empty (no header, no rows)") from exc
     except Exception as exc:  # pandas, csv and pyarrow each raise their own types
-        kind = "CSV" if suffix == ".csv" else "Parquet"
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise BadInputError(f"{p}: unreadable {kind} file: {first}") from exc
+        raise _unreadable(p, exc) from exc
 
 
 def read_table(path: str | os.PathLike[str], columns: list[str] | None = None) -> "pd.DataFrame":
     """Read a CSV or Parquet file; a missing, empty or corrupt file raises BadInputError.
     ``columns``: only those of these the table has (a Parquet file reads no other column);
     the caller names the absent ones."""
-    if columns is not None and _suffix(resolve_table(path)) != ".csv":
-        import pandas as pd
-
-        have = set(column_names(path))
-        p = resolve_table(path)
-        try:
-            return pd.read_parquet(p, columns=[c for c in columns if c in have])
-        except Exception as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise BadInputError(f"{p}: unreadable Parquet file: {first}") from exc
-    df = _load(path, probe=False)[1]
+    df = _load(path, probe=False, columns=columns)[1]
     assert df is not None
     return df if columns is None else df[[c for c in columns if c in df.columns]]
 
@@ -142,8 +146,7 @@ def iter_frames(
     than it checks; the caller names the absent ones."""
     p = resolve_table(path)
     if _suffix(p) == ".csv":
-        df = read_table(p)
-        yield df if columns is None else df[[c for c in columns if c in df.columns]]
+        yield read_table(p, columns)
         return
     import pyarrow.parquet as pq
 
@@ -159,8 +162,7 @@ def iter_frames(
         if empty:
             yield reader.schema_arrow.empty_table().to_pandas()
     except (OSError, ValueError) as exc:  # ArrowIOError, ArrowInvalid: a damaged row group
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise BadInputError(f"{p}: unreadable Parquet file: {first}") from exc
+        raise _unreadable(p, exc) from exc
 
 
 def column_names(path: str | os.PathLike[str]) -> list[str]:
@@ -217,18 +219,25 @@ def writable_parent(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def write_table(df: "pd.DataFrame", path: str | os.PathLike[str]) -> Path:
-    """Write atomically (temp file + rename) so a crash never leaves half a table behind."""
+@contextlib.contextmanager
+def _atomic(path: str | os.PathLike[str]) -> Iterator[tuple[Path, str]]:
+    """A temp file beside ``path`` to write; renamed onto ``path`` when the block succeeds,
+    removed when it fails, so a crash never leaves half a file behind."""
     p = writable_parent(path)
-    suffix = _suffix(p)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        _write(df, tmp, suffix)
+        yield p, tmp
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_table(df: "pd.DataFrame", path: str | os.PathLike[str]) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves half a table behind."""
+    with _atomic(path) as (p, tmp):
+        _write(df, tmp, _suffix(p))
     return p
 
 
@@ -238,15 +247,8 @@ def copy_as_parquet(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     source = resolve_table(src)
     if _suffix(source) == ".csv":
         return write_table(read_table(source), dest)
-    p = writable_parent(dest)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with _atomic(dest) as (p, tmp):
         shutil.copyfile(source, tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return p
 
 
