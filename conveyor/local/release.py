@@ -42,14 +42,16 @@ def serve_and_check(
     champion = registry.by_alias(name, CHAMPION)
     if champion is not None and champion["version"] == number:
         champion = None
-    server = LocalServer(candidate_dir, served_name, number, log=out / f"v{number}.log")
+
+    def server_for(row: dict[str, Any], folder: Path) -> LocalServer:
+        return LocalServer(folder, served_name, row["version"], log=out / f"v{row['version']}.log")
+
+    server = server_for(version, candidate_dir)
     servers = [server]
     if champion is not None:
-        champion_dir = registry.download(champion, out / f"v{champion['version']}")
-        servers.append(LocalServer(
-            champion_dir, served_name, champion["version"],
-            log=out / f"v{champion['version']}.log",
-        ))  # fmt: skip
+        servers.append(
+            server_for(champion, registry.download(champion, out / f"v{champion['version']}"))
+        )
     both = f" and champion v{champion['version']}" if champion else ""
     progress.step(f"starting kserve.ModelServer for v{number}{both}")
     with contextlib.ExitStack() as running:
